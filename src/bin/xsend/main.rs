@@ -1,0 +1,551 @@
+//! `xsend`: send files over TCP/UDP (AF_XDP or kernel sockets), receive and verify them,
+//! and build veth labs to try it on.
+
+mod demo;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use xsend::lab::{Lab, LabConfig};
+use xsend::recv::{RecvConfig, RecvReport};
+use xsend::{
+    BackendChoice, BackendInfo, Connection, Error, Proto, SendPacketsElement, SendPacketsOptions,
+    SendStatus, TransmitFlags, SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
+};
+
+/// Exit code when an expectation of `xsend recv` fails.
+const EXIT_MISMATCH: u8 = 3;
+/// Exit code after Ctrl-C / SIGTERM.
+const EXIT_CANCELLED: u8 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "xsend",
+    version,
+    about = "Send files at line rate with AF_XDP or kernel sockets, and verify them on arrival"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Send a file to IP:PORT over TCP or UDP.
+    #[command(after_help = "Examples:
+  xsend send big.iso --to 198.18.0.2:5201
+  xsend send big.iso --to 198.18.0.2:5202 --proto udp --chunk auto --json
+  xsend send body.bin --to [2001:db8::2]:80 --pre header.txt --post trailer.txt
+  xsend send big.iso --to 198.18.0.2:5201 --netns mylaba --backend kernel")]
+    Send(SendArgs),
+    /// Receive and verify (bytes, sha256, loss/duplicates/reordering of chunked UDP).
+    #[command(after_help = "Examples:
+  xsend recv --listen 198.18.0.2:5201 --expect-sha256 <hex>
+  xsend recv --listen 0.0.0.0:5202 --proto udp --out copy.bin --json")]
+    Recv(RecvArgs),
+    /// Build, remove, use or demonstrate a veth lab (two namespaces joined by a veth pair).
+    #[command(subcommand)]
+    Lab(LabCmd),
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum ProtoArg {
+    Tcp,
+    Udp,
+}
+
+impl From<ProtoArg> for Proto {
+    fn from(p: ProtoArg) -> Self {
+        match p {
+            ProtoArg::Tcp => Proto::Tcp,
+            ProtoArg::Udp => Proto::Udp,
+        }
+    }
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+pub(crate) enum BackendArg {
+    Auto,
+    Kernel,
+    Xdp,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Kernel => BackendChoice::Kernel,
+            BackendArg::Xdp => BackendChoice::Xdp,
+        }
+    }
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// File to send.
+    file: PathBuf,
+    /// Destination IP:PORT (IPv6 as [addr]:port).
+    #[arg(long)]
+    to: SocketAddr,
+    #[arg(long, value_enum, default_value = "tcp")]
+    proto: ProtoArg,
+    /// Interface to send from.
+    #[arg(long)]
+    iface: Option<String>,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// UDP: `auto` = largest datagrams with an xsend header each, N = N payload bytes per
+    /// datagram, `none` = the whole file as one datagram (refused if it does not fit).
+    #[arg(long, default_value = "auto")]
+    chunk: String,
+    /// UDP chunks without the xsend header.
+    #[arg(long)]
+    raw: bool,
+    /// Flow id in the xsend header.
+    #[arg(long, default_value_t = 1)]
+    flow: u16,
+    /// Bytes to send before the file (same stream / datagram).
+    #[arg(long)]
+    pre: Option<PathBuf>,
+    /// Bytes to send after the file.
+    #[arg(long)]
+    post: Option<PathBuf>,
+    /// Return once queued instead of waiting for the peer's acknowledgement (TCP).
+    #[arg(long)]
+    write_behind: bool,
+    /// Seconds sent data may stay unacknowledged, and connect timeout.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Enter this network namespace (/run/netns/NAME) first.
+    #[arg(long)]
+    netns: Option<String>,
+    /// Print one JSON object instead of a human summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RecvArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    listen: SocketAddr,
+    #[arg(long, value_enum, default_value = "tcp")]
+    proto: ProtoArg,
+    /// Write what arrives here (chunked UDP: reassembled by offset).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit non-zero unless the stream's sha256 is this (hex).
+    #[arg(long)]
+    expect_sha256: Option<String>,
+    /// Exit non-zero unless this many payload bytes arrive.
+    #[arg(long)]
+    expect_bytes: Option<u64>,
+    /// Count only, do not hash.
+    #[arg(long)]
+    count_only: bool,
+    /// Treat UDP datagrams as raw payload even if they carry an xsend header.
+    #[arg(long)]
+    raw: bool,
+    /// UDP: seconds without a datagram that end the receive.
+    #[arg(long, default_value_t = 2.0)]
+    idle_timeout: f64,
+    /// Seconds to wait for the first byte / connection (default: forever).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Enter this network namespace first.
+    #[arg(long)]
+    netns: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Create a lab and leave it running; prints its names and addresses.
+    Up(LabArgs),
+    /// Remove a lab made by `lab up`.
+    Down {
+        /// Lab name.
+        name: String,
+    },
+    /// Run a command inside one side of a lab (`a` sends, `b` receives).
+    Exec {
+        /// Lab name.
+        name: String,
+        /// `a` or `b`.
+        side: String,
+        /// Command and arguments.
+        #[arg(trailing_var_arg = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Build a lab, send a generated file over TCP and chunked UDP to `xsend recv` in the peer
+    /// namespace, verify sha256, print a table, remove the lab.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct LabArgs {
+    #[arg(long, default_value_t = 1500)]
+    mtu: u32,
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
+    /// No IPv6 addresses (IPv6 disabled on the lab interfaces).
+    #[arg(long)]
+    no_ipv6: bool,
+    /// Lab name (default: generated, unique).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Send(a) => cmd_send(a),
+        Cmd::Recv(a) => cmd_recv(a),
+        Cmd::Lab(l) => cmd_lab(l),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(Error::Cancelled { sent }) = e.downcast_ref::<Error>() {
+                eprintln!("xsend: cancelled after {sent} bytes");
+                return ExitCode::from(EXIT_CANCELLED);
+            }
+            eprintln!("xsend: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn enter_netns(ns: &Option<String>) -> anyhow::Result<()> {
+    if let Some(ns) = ns {
+        xsend::sys::enter_netns(ns).with_context(|| format!("entering network namespace {ns}"))?;
+    }
+    Ok(())
+}
+
+/// What `xsend send` prints.
+#[derive(Serialize)]
+struct SendSummary {
+    #[serde(flatten)]
+    info: BackendInfo,
+    proto: Proto,
+    to: SocketAddr,
+    file: PathBuf,
+    chunk: String,
+    bytes: u64,
+    packets: u64,
+    seconds: f64,
+    gbps: f64,
+    pps: f64,
+}
+
+pub(crate) fn rate(bytes: u64, packets: u64, secs: f64) -> (f64, f64) {
+    if secs <= 0.0 {
+        return (0.0, 0.0);
+    }
+    (bytes as f64 * 8.0 / secs / 1e9, packets as f64 / secs)
+}
+
+/// A progress bar on a terminal, shown once a send has run for a second.
+fn progress_bar(enabled: bool) -> impl Fn(xsend::Progress) + Send + Sync + 'static {
+    let start = Instant::now();
+    let bar: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+    move |p: xsend::Progress| {
+        if !enabled || start.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let mut b = bar.lock().unwrap_or_else(|e| e.into_inner());
+        let b = b.get_or_insert_with(|| {
+            let pb = indicatif::ProgressBar::new(p.total);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb
+        });
+        b.set_position(p.bytes);
+        if p.bytes >= p.total {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
+    enter_netns(&a.netns)?;
+    let show_bar = !a.json && std::io::stderr().is_terminal();
+    let proto: Proto = a.proto.into();
+    let timeout = Duration::from_secs_f64(a.timeout.max(0.1));
+    let builder = match proto {
+        Proto::Tcp => Connection::tcp(a.to),
+        Proto::Udp => Connection::udp(a.to),
+    };
+    let mut builder = builder
+        .backend(a.backend.into())
+        .connect_timeout(timeout)
+        .user_timeout(timeout)
+        .on_progress(progress_bar(show_bar));
+    if let Some(i) = &a.iface {
+        builder = builder.iface(i.clone());
+    }
+    // Validate the file before connecting: a missing file is reported as such.
+    let mut elements = Vec::new();
+    if let Some(p) = &a.pre {
+        elements.push(SendPacketsElement::buffer(
+            std::fs::read(p).with_context(|| format!("reading --pre {}", p.display()))?,
+        ));
+    }
+    elements.push(SendPacketsElement::file(&a.file));
+    if let Some(p) = &a.post {
+        elements.push(SendPacketsElement::buffer(
+            std::fs::read(p).with_context(|| format!("reading --post {}", p.display()))?,
+        ));
+    }
+    xsend::payload::Payload::from_elements(&elements)?;
+    if let Some(last) = elements.last_mut() {
+        last.end_of_packet = true;
+    }
+
+    let conn = builder.connect()?;
+    let cancel = conn.cancel_handle();
+    ctrlc::set_handler(move || cancel.cancel()).context("installing the Ctrl-C handler")?;
+
+    let mut opts = SendPacketsOptions {
+        flags: TransmitFlags::DISCONNECT | TransmitFlags::CALLER_THREAD,
+        ..Default::default()
+    };
+    if a.write_behind {
+        opts.flags |= TransmitFlags::WRITE_BEHIND;
+    }
+    let chunk = match proto {
+        Proto::Tcp => "stream".to_string(),
+        Proto::Udp => {
+            match a.chunk.as_str() {
+                "none" => opts.send_size = SEND_SIZE_PACKETS,
+                "auto" => {
+                    opts.send_size = if a.raw {
+                        conn.info().max_datagram.unwrap_or(1472) as u32
+                    } else {
+                        SEND_SIZE_AUTO
+                    }
+                }
+                n => {
+                    opts.send_size = n
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&n| n > 0 && n != u32::MAX)
+                        .with_context(|| {
+                            format!("--chunk {n}: expected auto, none or a byte count")
+                        })?
+                }
+            }
+            if a.chunk != "none" && !a.raw {
+                opts.chunk_header = Some(a.flow);
+            }
+            a.chunk.clone()
+        }
+    };
+    let start = Instant::now();
+    let bytes = match conn.send_packets(&elements, opts)? {
+        SendStatus::Completed(b) => b,
+        SendStatus::Pending(op) => conn.end_send_packets(op)?,
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let packets = conn.last_stats().packets;
+    let (gbps, pps) = rate(bytes, packets, seconds);
+    let s = SendSummary {
+        info: conn.info(),
+        proto,
+        to: a.to,
+        file: a.file,
+        chunk,
+        bytes,
+        packets,
+        seconds,
+        gbps,
+        pps,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        let why = if s.info.fallback_reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", s.info.fallback_reasons.join("; "))
+        };
+        println!(
+            "sent {} bytes in {:.3} s: {:.2} Gbit/s, {:.0} packets/s to {} over {} ({} {}, iface {}){}",
+            s.bytes,
+            s.seconds,
+            s.gbps,
+            s.pps,
+            s.to,
+            match proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            },
+            s.info.backend,
+            s.info.mode,
+            s.info.iface.as_deref().unwrap_or("by route"),
+            why
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `xsend recv` prints.
+#[derive(Serialize)]
+struct RecvSummary {
+    #[serde(flatten)]
+    report: RecvReport,
+    proto: Proto,
+    listen: SocketAddr,
+    gbps: f64,
+    pps: f64,
+    verified: Option<bool>,
+}
+
+fn cmd_recv(a: RecvArgs) -> anyhow::Result<ExitCode> {
+    enter_netns(&a.netns)?;
+    let proto: Proto = a.proto.into();
+    let mut cfg = RecvConfig::new(a.listen, proto);
+    cfg.out = a.out.clone();
+    cfg.count_only = a.count_only;
+    cfg.raw = a.raw;
+    cfg.idle_timeout = Duration::from_secs_f64(a.idle_timeout.max(0.01));
+    cfg.first_timeout = a.timeout.map(Duration::from_secs_f64);
+    let report = xsend::recv::receive(&cfg, |addr| {
+        eprintln!(
+            "xsend recv: listening on {addr} ({})",
+            match proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            }
+        )
+    })?;
+    let mut failures = Vec::new();
+    if let Some(want) = &a.expect_sha256 {
+        match &report.sha256 {
+            Some(got) if got.eq_ignore_ascii_case(want.trim()) => {}
+            Some(got) => failures.push(format!("sha256 {got} != expected {want}")),
+            None => failures.push("no sha256 (incomplete stream or --count-only)".to_string()),
+        }
+    }
+    if let Some(want) = a.expect_bytes {
+        if report.bytes != want {
+            failures.push(format!("{} bytes != expected {want}", report.bytes));
+        }
+    }
+    let verified =
+        (a.expect_sha256.is_some() || a.expect_bytes.is_some()).then_some(failures.is_empty());
+    let units = if proto == Proto::Udp {
+        report.datagrams
+    } else {
+        0
+    };
+    let (gbps, pps) = rate(report.bytes, units, report.seconds);
+    let s = RecvSummary {
+        report,
+        proto,
+        listen: a.listen,
+        gbps,
+        pps,
+        verified,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        let r = &s.report;
+        print!(
+            "received {} bytes in {:.3} s ({:.2} Gbit/s)",
+            r.bytes, r.seconds, s.gbps
+        );
+        if proto == Proto::Udp {
+            print!(", {} datagrams", r.datagrams);
+        }
+        if r.chunked {
+            print!(
+                ", lost {}, duplicates {}, reordered {}, end marker {}",
+                r.lost,
+                r.duplicates,
+                r.reordered,
+                if r.end_marker { "yes" } else { "no" }
+            );
+        }
+        if let Some(h) = &r.sha256 {
+            print!(", sha256 {h}");
+        }
+        println!();
+    }
+    if !failures.is_empty() {
+        eprintln!("xsend recv: verification failed: {}", failures.join("; "));
+        return Ok(ExitCode::from(EXIT_MISMATCH));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_lab(l: LabCmd) -> anyhow::Result<ExitCode> {
+    match l {
+        LabCmd::Up(a) => {
+            let lab = Lab::up(&LabConfig {
+                mtu: a.mtu,
+                queues: a.queues,
+                ipv6: !a.no_ipv6,
+                name: a.name,
+            })?
+            .keep();
+            if a.json {
+                println!("{}", serde_json::to_string(&lab)?);
+            } else {
+                println!(
+                    "lab {}: {} ({} {} {}) <-> {} ({} {} {}), mtu {}, {} queue(s)\nremove with: xsend lab down {}",
+                    lab.name,
+                    lab.ns_a,
+                    lab.if_a,
+                    lab.ip4_a,
+                    lab.ip6_a.map(|a| a.to_string()).unwrap_or_default(),
+                    lab.ns_b,
+                    lab.if_b,
+                    lab.ip4_b,
+                    lab.ip6_b.map(|a| a.to_string()).unwrap_or_default(),
+                    lab.mtu,
+                    lab.queues,
+                    lab.name
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Down { name } => {
+            Lab::remove(&name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Exec { name, side, cmd } => {
+            let ns = match side.as_str() {
+                "a" | "A" => format!("{name}a"),
+                "b" | "B" => format!("{name}b"),
+                _ => bail!("side must be a or b, not {side:?}"),
+            };
+            let st = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns])
+                .args(&cmd)
+                .status()
+                .context("running ip netns exec")?;
+            Ok(ExitCode::from(st.code().unwrap_or(1).clamp(0, 255) as u8))
+        }
+        LabCmd::Demo(a) => demo::run(a),
+    }
+}
+
+/// Shared between the CLI's Ctrl-C handler and long-running commands.
+pub(crate) type CancelSlot = Arc<Mutex<Option<xsend::CancelHandle>>>;

@@ -1,0 +1,360 @@
+//! A veth lab: two network namespaces ("a" sends, "b" receives) joined by a veth pair, with
+//! addresses from the benchmark ranges 198.18.0.0/15 and 2001:db8::/32, permanent neighbour
+//! entries both ways (AF_XDP frames bypass ARP), configurable MTU and queue count.
+//!
+//! Names are unique per process and lab (`xs<pid>n<counter>`), and everything is removed when
+//! the [`Lab`] is dropped, including on panic. The lab drives iproute2 (`ip`), which every
+//! Debian machine has, rather than a netlink crate: it needs namespaces, veth and neighbour
+//! entries once per lab, nothing on a hot path.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Which end of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The sending namespace.
+    A,
+    /// The receiving (peer) namespace.
+    B,
+}
+
+/// Lab settings.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// Interface MTU (default 1500).
+    pub mtu: u32,
+    /// TX/RX queues of each veth end (default 1).
+    pub queues: u32,
+    /// Give the interfaces IPv6 addresses (default true). Off: IPv6 is disabled on them,
+    /// so nothing but the test's own traffic moves the interface counters.
+    pub ipv6: bool,
+    /// Name to use instead of a generated unique one.
+    pub name: Option<String>,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            mtu: 1500,
+            queues: 1,
+            ipv6: true,
+            name: None,
+        }
+    }
+}
+
+/// Interface counters of one lab end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LinkStats {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets dropped on receive.
+    pub rx_dropped: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Packets dropped on send.
+    pub tx_dropped: u64,
+}
+
+/// A running lab. Dropping it removes both namespaces (and with them the veth pair).
+#[derive(Debug, Serialize)]
+pub struct Lab {
+    /// Lab name (namespaces are `<name>a`, `<name>b`).
+    pub name: String,
+    /// Sender namespace.
+    pub ns_a: String,
+    /// Receiver namespace.
+    pub ns_b: String,
+    /// Sender interface (in `ns_a`).
+    pub if_a: String,
+    /// Receiver interface (in `ns_b`).
+    pub if_b: String,
+    /// Sender MAC.
+    pub mac_a: String,
+    /// Receiver MAC.
+    pub mac_b: String,
+    /// Sender IPv4.
+    pub ip4_a: Ipv4Addr,
+    /// Receiver IPv4.
+    pub ip4_b: Ipv4Addr,
+    /// Sender IPv6 (if enabled).
+    pub ip6_a: Option<Ipv6Addr>,
+    /// Receiver IPv6 (if enabled).
+    pub ip6_b: Option<Ipv6Addr>,
+    /// MTU.
+    pub mtu: u32,
+    /// Queues per veth end.
+    pub queues: u32,
+    #[serde(skip)]
+    keep: bool,
+}
+
+/// Run `ip` (or another tool) and turn a failure into an error with its stderr.
+fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd.output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::io(
+                format!("{:?} not found (install iproute2)", cmd.get_program()),
+                e,
+            )
+        } else {
+            Error::io(format!("running {cmd:?}"), e)
+        }
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let msg = format!("{cmd:?} failed: {stderr}");
+        if stderr.contains("Operation not permitted") || stderr.contains("Permission denied") {
+            return Err(Error::NoPermission { what: msg });
+        }
+        return Err(Error::io(msg, std::io::Error::other(stderr)));
+    }
+    Ok(out)
+}
+
+fn ip(args: &[&str]) -> Result<Output> {
+    run(Command::new("ip").args(args))
+}
+
+impl Lab {
+    /// Build a lab. Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN).
+    pub fn up(cfg: &LabConfig) -> Result<Lab> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = cfg.name.clone().unwrap_or_else(|| {
+            format!(
+                "xs{}n{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        if name.len() > 14 || name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::InvalidOption(format!(
+                "lab name {name:?}: 1-14 ASCII letters/digits (interface names are limited to 15)"
+            )));
+        }
+        let mut lab = Lab {
+            ns_a: format!("{name}a"),
+            ns_b: format!("{name}b"),
+            if_a: format!("{name}a"),
+            if_b: format!("{name}b"),
+            mac_a: "02:58:53:00:00:0a".into(),
+            mac_b: "02:58:53:00:00:0b".into(),
+            ip4_a: Ipv4Addr::new(198, 18, 0, 1),
+            ip4_b: Ipv4Addr::new(198, 18, 0, 2),
+            ip6_a: cfg.ipv6.then(|| "2001:db8::1".parse().expect("literal")),
+            ip6_b: cfg.ipv6.then(|| "2001:db8::2".parse().expect("literal")),
+            mtu: cfg.mtu,
+            queues: cfg.queues.max(1),
+            name,
+            // Until fully built, a failure removes what was made.
+            keep: false,
+        };
+        lab.build(cfg)?;
+        Ok(lab)
+    }
+
+    fn build(&mut self, cfg: &LabConfig) -> Result<()> {
+        ip(&["netns", "add", &self.ns_a])?;
+        if let Err(e) = ip(&["netns", "add", &self.ns_b]) {
+            let _ = ip(&["netns", "del", &self.ns_a]);
+            return Err(e);
+        }
+        let q = self.queues.to_string();
+        let mtu = cfg.mtu.to_string();
+        ip(&[
+            "link",
+            "add",
+            &self.if_a,
+            "address",
+            &self.mac_a,
+            "netns",
+            &self.ns_a,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.if_b,
+            "address",
+            &self.mac_b,
+            "netns",
+            &self.ns_b,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+        ])?;
+        let sides = [
+            (
+                &self.ns_a,
+                &self.if_a,
+                self.ip4_a,
+                self.ip6_a,
+                self.ip4_b,
+                self.ip6_b,
+                &self.mac_b,
+            ),
+            (
+                &self.ns_b,
+                &self.if_b,
+                self.ip4_b,
+                self.ip6_b,
+                self.ip4_a,
+                self.ip6_a,
+                &self.mac_a,
+            ),
+        ];
+        for (ns, ifname, my4, my6, peer4, peer6, peer_mac) in sides {
+            if !cfg.ipv6 {
+                run(Command::new("ip")
+                    .args(["netns", "exec", ns, "sysctl", "-qw"])
+                    .arg(format!("net.ipv6.conf.{ifname}.disable_ipv6=1")))?;
+            }
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "link", "set", ifname, "mtu", &mtu])?;
+            ip(&["-n", ns, "addr", "add", &format!("{my4}/24"), "dev", ifname])?;
+            ip(&[
+                "-n",
+                ns,
+                "neigh",
+                "replace",
+                &peer4.to_string(),
+                "lladdr",
+                peer_mac,
+                "dev",
+                ifname,
+                "nud",
+                "permanent",
+            ])?;
+            if let (Some(my6), Some(peer6)) = (my6, peer6) {
+                ip(&[
+                    "-n",
+                    ns,
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{my6}/64"),
+                    "dev",
+                    ifname,
+                    "nodad",
+                ])?;
+                ip(&[
+                    "-n",
+                    ns,
+                    "-6",
+                    "neigh",
+                    "replace",
+                    &peer6.to_string(),
+                    "lladdr",
+                    peer_mac,
+                    "dev",
+                    ifname,
+                    "nud",
+                    "permanent",
+                ])?;
+            }
+            ip(&["-n", ns, "link", "set", ifname, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Keep the namespaces after this value is dropped (`xsend lab up`).
+    pub fn keep(mut self) -> Self {
+        self.keep = true;
+        self
+    }
+
+    /// Remove a lab by name (`xsend lab down`). Missing namespaces are not an error.
+    pub fn remove(name: &str) -> Result<()> {
+        for suffix in ["a", "b"] {
+            let ns = format!("{name}{suffix}");
+            if std::path::Path::new("/run/netns").join(&ns).exists() {
+                ip(&["netns", "del", &ns])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Namespace of a side.
+    pub fn ns(&self, side: Side) -> &str {
+        match side {
+            Side::A => &self.ns_a,
+            Side::B => &self.ns_b,
+        }
+    }
+
+    /// Interface of a side.
+    pub fn iface(&self, side: Side) -> &str {
+        match side {
+            Side::A => &self.if_a,
+            Side::B => &self.if_b,
+        }
+    }
+
+    /// Run `f` on a thread inside a side's namespace. Sockets made there stay in that
+    /// namespace and may be used from any thread afterwards.
+    pub fn run_in<T: Send>(&self, side: Side, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let ns = self.ns(side).to_string();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                sys::enter_netns(&ns).map_err(|e| Error::io(format!("entering netns {ns}"), e))?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// A command that runs `program` inside a side's namespace (`ip netns exec`).
+    pub fn command(&self, side: Side, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", self.ns(side)]).arg(program);
+        c
+    }
+
+    /// Interface counters of a side.
+    pub fn stats(&self, side: Side) -> Result<LinkStats> {
+        let out = ip(&[
+            "-n",
+            self.ns(side),
+            "-j",
+            "-s",
+            "link",
+            "show",
+            "dev",
+            self.iface(side),
+        ])?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::io("parsing ip -j output", std::io::Error::other(e)))?;
+        let s = &v[0]["stats64"];
+        let g = |a: &str, b: &str| s[a][b].as_u64().unwrap_or(0);
+        Ok(LinkStats {
+            rx_packets: g("rx", "packets"),
+            rx_bytes: g("rx", "bytes"),
+            rx_dropped: g("rx", "dropped"),
+            tx_packets: g("tx", "packets"),
+            tx_dropped: g("tx", "dropped"),
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = ip(&["netns", "del", &self.ns_a]);
+            let _ = ip(&["netns", "del", &self.ns_b]);
+        }
+    }
+}
