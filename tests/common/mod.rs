@@ -1,0 +1,226 @@
+//! Test helpers: root check, labs, files with known content, plain kernel receivers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use xsend::lab::{Lab, LabConfig, Side};
+
+/// True if the test may run. Without root: in CI a panic (a test that cannot run must fail
+/// there), elsewhere a loud notice and an early return.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let msg = format!("{test}: needs root (network namespaces, veth) and is NOT RUNNING");
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}; CI must run the tests as root");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    false
+}
+
+/// `return` from the test unless it can run.
+#[macro_export]
+macro_rules! need_root {
+    () => {
+        if !common::root_or_skip(module_path!()) {
+            return;
+        }
+    };
+}
+
+pub fn lab() -> Lab {
+    Lab::up(&LabConfig::default()).expect("lab up")
+}
+
+pub fn lab_with(cfg: LabConfig) -> Lab {
+    Lab::up(&cfg).expect("lab up")
+}
+
+pub fn xsend_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_xsend")
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+pub fn sha256(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// A file of `len` pattern bytes in `dir`.
+pub fn file(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let p = dir.join(name);
+    let data = pattern(len, seed);
+    std::fs::write(&p, &data).unwrap();
+    (p, data)
+}
+
+/// What a plain kernel TCP receiver got.
+pub struct TcpGot {
+    pub len: u64,
+    pub sha256: String,
+    /// The bytes, when small enough to keep (≤ 64 MiB).
+    pub data: Option<Vec<u8>>,
+}
+
+/// A plain kernel TCP socket listening in side B; the thread accepts `conns` connections
+/// in turn and reads each to EOF.
+pub fn tcp_sink(lab: &Lab, addr: SocketAddr, conns: usize) -> std::thread::JoinHandle<Vec<TcpGot>> {
+    let l = lab
+        .run_in(Side::B, || TcpListener::bind(addr))
+        .unwrap()
+        .expect("bind in peer namespace");
+    std::thread::spawn(move || {
+        (0..conns)
+            .map(|_| {
+                let (mut s, _) = l.accept().unwrap();
+                let mut h = Sha256::new();
+                let mut keep = Some(Vec::new());
+                let mut len = 0u64;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => panic!("sink read: {e}"),
+                    };
+                    h.update(&buf[..n]);
+                    len += n as u64;
+                    if len > 64 << 20 {
+                        keep = None;
+                    }
+                    if let Some(k) = keep.as_mut() {
+                        k.extend_from_slice(&buf[..n]);
+                    }
+                }
+                TcpGot {
+                    len,
+                    sha256: hex::encode(h.finalize()),
+                    data: keep,
+                }
+            })
+            .collect()
+    })
+}
+
+/// A plain kernel UDP socket bound in side B.
+pub fn udp_sink(lab: &Lab, addr: SocketAddr) -> UdpSocket {
+    let s = lab
+        .run_in(Side::B, || UdpSocket::bind(addr))
+        .unwrap()
+        .expect("bind in peer namespace");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Read datagrams until `n` arrived (5 s timeout each).
+pub fn recv_datagrams(s: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 65536];
+    (0..n)
+        .map(|i| {
+            let k = s
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("datagram {i} of {n}: {e}"));
+            buf[..k].to_vec()
+        })
+        .collect()
+}
+
+/// Kills the child on drop.
+pub struct ChildGuard(pub Option<Child>);
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+impl ChildGuard {
+    pub fn wait_output(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+/// Start `xsend recv ARGS` in side B and wait until it listens.
+pub fn spawn_recv(lab: &Lab, args: &[&str]) -> ChildGuard {
+    let mut c = lab
+        .command(Side::B, xsend_bin())
+        .arg("recv")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = c.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("[recv] {line}");
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let g = ChildGuard(Some(c));
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("xsend recv did not start listening");
+    g
+}
+
+/// Run the xsend CLI in side A; returns the output.
+pub fn xsend_in_a(lab: &Lab, args: &[&str]) -> std::process::Output {
+    lab.command(Side::A, xsend_bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Parse a JSON object printed on stdout.
+pub fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+/// `true` if the named network namespace exists.
+pub fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+/// Write to a file (helper for pre/post buffers).
+pub fn write(p: &Path, b: &[u8]) {
+    std::fs::File::create(p).unwrap().write_all(b).unwrap();
+}
