@@ -118,7 +118,8 @@ pub enum SendStatus {
 pub struct CancelHandle(Arc<AtomicBool>);
 
 impl CancelHandle {
-    /// Ask the running (and any later) operation to stop; it ends with `Error::Cancelled`.
+    /// Ask the running operation, and every later one on this connection, to stop: they end
+    /// with `Error::Cancelled`. Cancellation is sticky (a cancelled connection stays so).
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
@@ -423,7 +424,6 @@ impl Connection {
             self.shared.put(transport, TransmitFlags::empty());
             return Err(e);
         }
-        self.shared.cancel.store(false, Ordering::SeqCst);
         let ctx = OpCtx {
             cancel: self.shared.cancel.clone(),
             progress: self.shared.cfg.progress.clone(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -94,18 +94,7 @@ fn make_file(path: &Path, size: u64) -> anyhow::Result<String> {
 }
 
 pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let current: CancelSlot = Arc::new(Mutex::new(None));
-    {
-        let (stop, current) = (stop.clone(), current.clone());
-        ctrlc::set_handler(move || {
-            stop.store(true, Ordering::SeqCst);
-            if let Some(c) = current.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                c.cancel();
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let (current, stop) = crate::cancel_on_signal()?;
     let lab = Lab::up(&LabConfig {
         mtu: a.mtu,
         ..Default::default()
@@ -150,7 +139,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             addr,
             label,
             a.backend.into(),
-            &current,
+            (&current, &stop),
         ) {
             Ok(r) => rows.push(r),
             Err(e) if stop.load(Ordering::SeqCst) => {
@@ -200,7 +189,7 @@ fn one(
     addr: SocketAddr,
     label: &str,
     backend: BackendChoice,
-    current: &CancelSlot,
+    (current, stop): (&CancelSlot, &AtomicBool),
 ) -> anyhow::Result<Row> {
     let exe = std::env::current_exe().context("locating the xsend binary")?;
     let mut child = lab
@@ -240,7 +229,7 @@ fn one(
             Proto::Udp => Connection::udp(addr),
         };
         let conn = b.backend(backend).connect()?;
-        *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.cancel_handle());
+        crate::arm(current, stop, conn.cancel_handle());
         let opts = SendPacketsOptions {
             flags: TransmitFlags::DISCONNECT | TransmitFlags::CALLER_THREAD,
             chunk_header: (proto == Proto::Udp).then_some(1),

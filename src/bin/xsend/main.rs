@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -220,7 +221,15 @@ fn main() -> ExitCode {
                 eprintln!("xsend: cancelled after {sent} bytes");
                 return ExitCode::from(EXIT_CANCELLED);
             }
-            eprintln!("xsend: error: {e:#}");
+            // Messages already quote their OS error: print each cause once.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
+            eprintln!("xsend: error: {msg}");
             ExitCode::FAILURE
         }
     }
@@ -282,7 +291,32 @@ fn progress_bar(enabled: bool) -> impl Fn(xsend::Progress) + Send + Sync + 'stat
     }
 }
 
+/// Install a Ctrl-C/SIGTERM handler that cancels whatever connection is put in the slot
+/// (also one put there after the signal came).
+fn cancel_on_signal() -> anyhow::Result<(CancelSlot, Arc<AtomicBool>)> {
+    let slot: CancelSlot = Arc::new(Mutex::new(None));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, st) = (slot.clone(), stop.clone());
+    ctrlc::set_handler(move || {
+        st.store(true, Ordering::SeqCst);
+        if let Some(c) = s.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            c.cancel();
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok((slot, stop))
+}
+
+/// Put a connection's cancel handle in the slot, cancelling at once if a signal came first.
+fn arm(slot: &CancelSlot, stop: &AtomicBool, c: xsend::CancelHandle) {
+    if stop.load(Ordering::SeqCst) {
+        c.cancel();
+    }
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+}
+
 fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
+    let (slot, stop) = cancel_on_signal()?;
     enter_netns(&a.netns)?;
     let show_bar = !a.json && std::io::stderr().is_terminal();
     let proto: Proto = a.proto.into();
@@ -318,8 +352,7 @@ fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
     }
 
     let conn = builder.connect()?;
-    let cancel = conn.cancel_handle();
-    ctrlc::set_handler(move || cancel.cancel()).context("installing the Ctrl-C handler")?;
+    arm(&slot, &stop, conn.cancel_handle());
 
     let mut opts = SendPacketsOptions {
         flags: TransmitFlags::DISCONNECT | TransmitFlags::CALLER_THREAD,

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what xsend needs on a fresh Debian 12 machine (as root). Idempotent: only missing
+# packages are installed. Sourced by run.sh, test.sh and bench.sh.
+set -euo pipefail
+
+XSEND_APT_PACKAGES=(
+  # build: libbpf/libxdp (-sys crates) and the BPF program
+  clang llvm libelf-dev zlib1g-dev pkg-config m4 make gcc libc6-dev
+  # lab and tests
+  iproute2 socat ethtool tcpdump procps coreutils
+  # AF_XDP tools (xdp-loader, the xdp_drop sink)
+  xdp-tools
+)
+
+xsend_apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: missing packages ${missing[*]}; run as root to install them" >&2
+      return 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+xsend_setup() {
+  xsend_apt_install "${XSEND_APT_PACKAGES[@]}"
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: no Rust toolchain (cargo) found; install one with rustup (Rust >= 1.80)" >&2
+    return 1
+  fi
+}

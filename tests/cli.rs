@@ -1,0 +1,250 @@
+//! The `xsend` command as a user runs it: send/recv with `--json`, lab up/exec/down, demo.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use xsend::lab::Side;
+
+#[test]
+fn send_and_recv_json_tcp_and_udp() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(dir.path(), "f", 3_000_001, 31);
+    let want = sha256(&data);
+    let p = path.to_str().unwrap();
+
+    let to = format!("{}:6000", lab.ip4_b);
+    let recv = spawn_recv(&lab, &["--listen", &to, "--json", "--expect-sha256", &want]);
+    let out = xsend_in_a(
+        &lab,
+        &["send", p, "--to", &to, "--backend", "kernel", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = json(&out.stdout);
+    assert_eq!(s["backend"], "kernel");
+    assert_eq!(s["mode"], "sendfile");
+    assert_eq!(s["proto"], "tcp");
+    assert_eq!(s["bytes"], 3_000_001);
+    assert!(s["packets"].as_u64().unwrap() > 0);
+    assert!(s["seconds"].as_f64().unwrap() > 0.0);
+    assert!(s["gbps"].is_number() && s["pps"].is_number());
+    let r = recv.wait_output();
+    assert!(r.status.success());
+    let r = json(&r.stdout);
+    assert_eq!(
+        (r["verified"].as_bool(), r["bytes"].as_u64()),
+        (Some(true), Some(3_000_001))
+    );
+
+    // UDP: auto chunks with header, fixed-size chunks, raw chunks.
+    for (i, extra) in [vec![], vec!["--chunk", "1000"], vec!["--raw"]]
+        .into_iter()
+        .enumerate()
+    {
+        let to = format!("{}:{}", lab.ip4_b, 6001 + i);
+        let mut rargs = vec![
+            "--listen",
+            to.as_str(),
+            "--proto",
+            "udp",
+            "--json",
+            "--expect-sha256",
+            want.as_str(),
+        ];
+        rargs.extend(["--idle-timeout", "1"]);
+        let recv = spawn_recv(&lab, &rargs);
+        let mut args = vec!["send", p, "--to", to.as_str(), "--proto", "udp", "--json"];
+        args.extend(extra.iter().copied());
+        let out = xsend_in_a(&lab, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = json(&out.stdout);
+        assert_eq!(s["backend"], "kernel");
+        assert_eq!(s["mode"], "sendmmsg");
+        assert_eq!(s["max_datagram"], 1472);
+        // The fallback from AF_XDP is reported, with its reason.
+        assert!(s["fallback_reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("xdp"));
+        let per = if extra.contains(&"1000") {
+            1000
+        } else if extra.contains(&"--raw") {
+            1472
+        } else {
+            1440
+        };
+        assert_eq!(
+            s["packets"].as_u64().unwrap(),
+            3_000_001u64.div_ceil(per),
+            "{extra:?}"
+        );
+        let r = recv.wait_output();
+        let rj = json(&r.stdout);
+        assert!(r.status.success(), "{rj}");
+        assert_eq!(rj["chunked"], !extra.contains(&"--raw"));
+        assert_eq!(rj["datagrams"], s["packets"]);
+    }
+}
+
+#[test]
+fn cli_errors_are_clear() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let to = format!("{}:6100", lab.ip4_b);
+    // Missing file: exit 1, says so, before connecting anywhere.
+    let out = xsend_in_a(&lab, &["send", "/nonexistent/file", "--to", &to]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("file not found: /nonexistent/file"));
+    // A file as one datagram that does not fit.
+    let (path, data) = file(dir.path(), "f", 2000, 2);
+    let _sink = udp_sink(&lab, format!("{}:6101", lab.ip4_b).parse().unwrap());
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "send",
+            path.to_str().unwrap(),
+            "--to",
+            &format!("{}:6101", lab.ip4_b),
+            "--proto",
+            "udp",
+            "--chunk",
+            "none",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2000 bytes is larger than the maximum of 1472"),
+        "{err}"
+    );
+    // A receiver whose expectation fails exits 3.
+    let recv = spawn_recv(&lab, &["--listen", &to, "--expect-sha256", &"0".repeat(64)]);
+    let out = xsend_in_a(&lab, &["send", path.to_str().unwrap(), "--to", &to]);
+    assert!(out.status.success());
+    let r = recv.wait_output();
+    assert_eq!(r.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&r.stdout).contains(&sha256(&data)));
+    // Unknown interface.
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "send",
+            path.to_str().unwrap(),
+            "--to",
+            &to,
+            "--iface",
+            "nosuch0",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interface nosuch0 not found"));
+    // --help shows examples.
+    let out = Command::new(xsend_bin())
+        .args(["send", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+}
+
+#[test]
+fn lab_up_exec_down() {
+    need_root!();
+    let name = format!("xc{}", std::process::id());
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = xsend::lab::Lab::remove(&self.0);
+        }
+    }
+    let _down = Down(name.clone());
+    let out = Command::new(xsend_bin())
+        .args(["lab", "up", "--name", &name, "--mtu", "9000", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out.stdout);
+    assert_eq!(v["ns_b"], format!("{name}b"));
+    assert_eq!(v["mtu"], 9000);
+    assert!(netns_exists(&format!("{name}a")) && netns_exists(&format!("{name}b")));
+    let out = Command::new(xsend_bin())
+        .args([
+            "lab",
+            "exec",
+            &name,
+            "b",
+            "ip",
+            "-j",
+            "addr",
+            "show",
+            "dev",
+            &format!("{name}b"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("198.18.0.2") && s.contains("2001:db8::2") && s.contains("\"mtu\":9000"),
+        "{s}"
+    );
+    let out = Command::new(xsend_bin())
+        .args(["lab", "down", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!netns_exists(&format!("{name}a")) && !netns_exists(&format!("{name}b")));
+}
+
+#[test]
+fn lab_demo_verifies_every_transfer() {
+    need_root!();
+    let out = Command::new(xsend_bin())
+        .args(["lab", "demo", "--size-mib", "16", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json(&out.stdout);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert_eq!(r["verified"], true, "{r}");
+        assert_eq!(r["received_bytes"], 16u64 << 20);
+    }
+}
+
+#[test]
+fn lab_counters_and_netns_helpers() {
+    need_root!();
+    let lab = lab();
+    let a = lab.stats(Side::A).unwrap();
+    let to = std::net::SocketAddr::from((lab.ip4_b, 6200));
+    lab.run_in(Side::A, || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"x", to).unwrap();
+        s.send_to(b"y", to).unwrap();
+    })
+    .unwrap();
+    assert!(lab.stats(Side::A).unwrap().tx_packets >= a.tx_packets + 2);
+    let ns = lab.ns_a.clone();
+    drop(lab);
+    assert!(!netns_exists(&ns), "dropping a Lab removes its namespaces");
+}
