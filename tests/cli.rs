@@ -248,3 +248,44 @@ fn lab_counters_and_netns_helpers() {
     drop(lab);
     assert!(!netns_exists(&ns), "dropping a Lab removes its namespaces");
 }
+
+#[test]
+fn no_permission_is_a_clear_error() {
+    need_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(dir.path(), "secret", 100, 1);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--inh-caps=-all",
+                xsend_bin(),
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Reading a file the user may not read.
+    let out = as_nobody(&["send", path.to_str().unwrap(), "--to", "198.18.0.2:9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("permission denied reading"), "{err}");
+    // Building a lab without CAP_SYS_ADMIN / CAP_NET_ADMIN, and nothing left behind.
+    let name = format!("xp{}", std::process::id());
+    let out = as_nobody(&["lab", "up", "--name", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.to_lowercase().contains("permission") || err.contains("not permitted"),
+        "{err}"
+    );
+    assert!(!netns_exists(&format!("{name}a")) && !netns_exists(&format!("{name}b")));
+}
