@@ -40,9 +40,11 @@
 pub mod api;
 pub mod backend;
 pub mod error;
+pub mod framer;
 pub mod lab;
 pub mod payload;
 pub mod recv;
+pub mod sigbus;
 pub mod sys;
 pub mod wire;
 

@@ -102,6 +102,7 @@ pub struct MappedFile {
     file: Arc<File>,
     map: Option<Mmap>,
     size: u64,
+    guard: Option<crate::sigbus::Guard>,
 }
 
 impl MappedFile {
@@ -139,9 +140,9 @@ impl MappedFile {
             None
         } else {
             // SAFETY: the mapping is read-only and private to this object. Another process may
-            // still truncate or rewrite the file: xsend never dereferences the mapping past a
-            // size it re-checked, the kernel paths read it with copy_from_user (EFAULT, not
-            // SIGBUS, on a hole), and a short file is reported as `FileTruncated`.
+            // still truncate or rewrite the file: the kernel paths read it with copy_from_user
+            // (EFAULT, not SIGBUS, past the end), user-space reads are covered by the SIGBUS
+            // guard registered below, and both are reported as `FileTruncated`.
             let m = unsafe { Mmap::map(&*file) }.map_err(|e| Error::FileIo {
                 path: path.clone(),
                 source: e,
@@ -150,11 +151,15 @@ impl MappedFile {
             let _ = m.advise(memmap2::Advice::Sequential);
             Some(m)
         };
+        let guard = map
+            .as_ref()
+            .map(|m| crate::sigbus::register(m.as_ptr(), m.len()));
         Ok(MappedFile {
             path,
             file,
             map,
             size,
+            guard,
         })
     }
 
@@ -176,6 +181,12 @@ impl MappedFile {
     /// The mapped bytes (empty for an empty file).
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// True if a user-space read through the mapping hit a page past the file's end (the
+    /// file was truncated; the read saw zeros, see [`crate::sigbus`]).
+    pub fn read_fault(&self) -> bool {
+        self.guard.as_ref().is_some_and(crate::sigbus::truncated)
     }
 
     /// Current size on disk (to tell a truncation from other failures).
@@ -245,8 +256,9 @@ impl Segment {
 
     /// The segment's bytes in memory (through the mapping for files).
     ///
-    /// Reading the returned slice in user space faults (SIGBUS) if another process truncated
-    /// the file; the kernel backends only pass it to syscalls, which fail with EFAULT instead.
+    /// If another process truncated the file, user-space reads past the new end see zeros
+    /// (not SIGBUS, see [`crate::sigbus`]) and [`MappedFile::read_fault`] becomes true;
+    /// syscalls reading it fail with EFAULT.
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
             SegmentData::Mem(b) => b,

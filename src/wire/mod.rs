@@ -2,6 +2,11 @@
 //! field accessors read and write in place, and a `Repr` is the parsed, high-level form with
 //! `parse` and `emit`.
 
+pub mod checksum;
+pub mod ethernet;
+pub mod ipv4;
+pub mod ipv6;
+pub mod udp;
 pub mod xsend;
 
 /// A buffer was too short or a field held an impossible value.

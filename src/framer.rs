@@ -1,0 +1,382 @@
+//! The framer (sans-IO): per flow a precomputed Ethernet [+VLAN] + IPv4/IPv6 + UDP header
+//! template; per datagram it copies the template and the payload into a frame buffer and
+//! patches only lengths, the IPv4 ID and the checksums (the UDP checksum is summed while the
+//! payload is copied). It never writes a frame larger than the MTU allows.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::wire::checksum::{self, Accumulator};
+use crate::wire::ethernet::{self, MacAddr};
+use crate::wire::{ipv4, ipv6, udp};
+
+/// Largest header: Ethernet + VLAN + IPv6 + UDP.
+pub const MAX_HEADER: usize =
+    ethernet::HEADER_LEN + ethernet::VLAN_TAG_LEN + ipv6::HEADER_LEN + udp::HEADER_LEN;
+
+/// One UDP flow as it appears on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpFlow {
+    /// Our MAC.
+    pub src_mac: MacAddr,
+    /// Next hop's MAC.
+    pub dst_mac: MacAddr,
+    /// 802.1Q tag.
+    pub vlan: Option<u16>,
+    /// Our address and port.
+    pub src: SocketAddr,
+    /// Peer address and port.
+    pub dst: SocketAddr,
+}
+
+/// Why a datagram could not be framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The payload exceeds the MTU.
+    #[error("datagram of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// Largest payload.
+        max: usize,
+    },
+    /// The frame buffer is too small for the datagram.
+    #[error("frame buffer of {have} bytes, {need} needed")]
+    BufferTooSmall {
+        /// Needed.
+        need: usize,
+        /// Available.
+        have: usize,
+    },
+}
+
+/// Writes payload pieces into a frame while summing them for the UDP checksum.
+pub struct PayloadWriter<'f> {
+    buf: &'f mut [u8],
+    pos: usize,
+    acc: Accumulator,
+}
+
+impl PayloadWriter<'_> {
+    /// Append `src` (must fit the announced payload length).
+    #[inline]
+    pub fn put(&mut self, src: &[u8]) {
+        let end = self.pos + src.len();
+        checksum::copy_and_add(&mut self.buf[self.pos..end], src, &mut self.acc);
+        self.pos = end;
+    }
+}
+
+/// A UDP flow's header template and per-datagram state.
+#[derive(Debug, Clone)]
+pub struct UdpFramer {
+    hdr: [u8; MAX_HEADER],
+    hdr_len: usize,
+    l3: usize,
+    l4: usize,
+    v6: bool,
+    ip_base: u64,
+    pseudo_base: u64,
+    ident: u16,
+    max_payload: usize,
+}
+
+impl UdpFramer {
+    /// A framer for `flow` on an interface of `mtu` (IP MTU, without Ethernet header).
+    pub fn new(flow: &UdpFlow, mtu: u32) -> Self {
+        let v6 = flow.dst.is_ipv6();
+        let eth = ethernet::Repr {
+            src: flow.src_mac,
+            dst: flow.dst_mac,
+            vlan: flow.vlan,
+            ethertype: if v6 {
+                ethernet::ETHERTYPE_IPV6
+            } else {
+                ethernet::ETHERTYPE_IPV4
+            },
+        };
+        let mut hdr = [0u8; MAX_HEADER];
+        eth.emit(&mut hdr);
+        let l3 = eth.buffer_len();
+        let (l4, ip_hdr) = if v6 {
+            (l3 + ipv6::HEADER_LEN, ipv6::HEADER_LEN)
+        } else {
+            (l3 + ipv4::HEADER_LEN, ipv4::HEADER_LEN)
+        };
+        match (flow.src.ip(), flow.dst.ip()) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => ipv6::Repr {
+                src: s,
+                dst: d,
+                next_header: ipv4::PROTO_UDP,
+                payload_len: 0,
+                hop_limit: 64,
+            }
+            .emit(&mut hdr[l3..]),
+            (IpAddr::V4(s), IpAddr::V4(d)) => ipv4::Repr {
+                src: s,
+                dst: d,
+                protocol: ipv4::PROTO_UDP,
+                payload_len: 0,
+                ttl: 64,
+                ident: 0,
+            }
+            .emit(&mut hdr[l3..]),
+            _ => {}
+        }
+        let ip_base = if v6 {
+            0
+        } else {
+            // The IPv4 header with total length, ID and checksum zeroed.
+            let mut h = [0u8; ipv4::HEADER_LEN];
+            h.copy_from_slice(&hdr[l3..l4]);
+            h[2..6].fill(0);
+            h[10..12].fill(0);
+            checksum::sum(&h)
+        };
+        hdr[l4..l4 + 2].copy_from_slice(&flow.src.port().to_be_bytes());
+        hdr[l4 + 2..l4 + 4].copy_from_slice(&flow.dst.port().to_be_bytes());
+        // Pseudo-header without length, plus both ports of the UDP header.
+        let pseudo_base = udp::pseudo_header(flow.src.ip(), flow.dst.ip(), 0)
+            + flow.src.port() as u64
+            + flow.dst.port() as u64;
+        UdpFramer {
+            hdr,
+            hdr_len: l4 + udp::HEADER_LEN,
+            l3,
+            l4,
+            v6,
+            ip_base,
+            pseudo_base,
+            ident: 1,
+            max_payload: (mtu as usize).saturating_sub(ip_hdr + udp::HEADER_LEN),
+        }
+    }
+
+    /// Bytes of headers before the payload.
+    pub fn header_len(&self) -> usize {
+        self.hdr_len
+    }
+
+    /// Largest UDP payload.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// Frame length for a payload of `len` bytes.
+    pub fn frame_len(&self, len: usize) -> usize {
+        self.hdr_len + len
+    }
+
+    /// Write one datagram of `payload_len` bytes into `frame`; `fill` must `put` exactly that
+    /// many bytes. Returns the frame length.
+    #[inline]
+    pub fn emit(
+        &mut self,
+        frame: &mut [u8],
+        payload_len: usize,
+        fill: impl FnOnce(&mut PayloadWriter<'_>),
+    ) -> Result<usize, FrameError> {
+        if payload_len > self.max_payload {
+            return Err(FrameError::TooLarge {
+                len: payload_len,
+                max: self.max_payload,
+            });
+        }
+        let total = self.hdr_len + payload_len;
+        if frame.len() < total {
+            return Err(FrameError::BufferTooSmall {
+                need: total,
+                have: frame.len(),
+            });
+        }
+        frame[..self.hdr_len].copy_from_slice(&self.hdr[..self.hdr_len]);
+        let mut w = PayloadWriter {
+            buf: &mut frame[self.hdr_len..total],
+            pos: 0,
+            acc: Accumulator::default(),
+        };
+        fill(&mut w);
+        assert_eq!(
+            w.pos, payload_len,
+            "framer: fill wrote a different length than announced"
+        );
+        let payload_sum = w.acc.partial();
+        let udp_len = (udp::HEADER_LEN + payload_len) as u16;
+        let (l3, l4) = (self.l3, self.l4);
+        if self.v6 {
+            frame[l3 + 4..l3 + 6].copy_from_slice(&udp_len.to_be_bytes());
+        } else {
+            let tot = ipv4::HEADER_LEN as u16 + udp_len;
+            let id = self.ident;
+            self.ident = self.ident.wrapping_add(1);
+            frame[l3 + 2..l3 + 4].copy_from_slice(&tot.to_be_bytes());
+            frame[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+            let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
+            frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        frame[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+        // Length counted twice: once in the pseudo-header, once in the UDP header.
+        let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + payload_sum);
+        frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+    fn flow(v6: bool, vlan: Option<u16>) -> UdpFlow {
+        let (src, dst): (SocketAddr, SocketAddr) = if v6 {
+            (
+                "[2001:db8::1]:40000".parse().unwrap(),
+                "[2001:db8::2]:5201".parse().unwrap(),
+            )
+        } else {
+            (
+                "198.18.0.1:40000".parse().unwrap(),
+                "198.18.0.2:5201".parse().unwrap(),
+            )
+        };
+        UdpFlow {
+            src_mac: "02:58:53:00:00:0a".parse().unwrap(),
+            dst_mac: "02:58:53:00:00:0b".parse().unwrap(),
+            vlan,
+            src,
+            dst,
+        }
+    }
+
+    /// Check a frame with etherparse and our own views; return the UDP payload.
+    fn check(frame: &[u8], f: &UdpFlow) -> Vec<u8> {
+        let p = SlicedPacket::from_ethernet(frame).expect("etherparse");
+        let (src, dst) = match p.net.as_ref().unwrap() {
+            NetSlice::Ipv4(v4) => {
+                let h = v4.header();
+                assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+                assert!(h.dont_fragment());
+                (
+                    IpAddr::V4(h.source_addr()),
+                    IpAddr::V4(h.destination_addr()),
+                )
+            }
+            NetSlice::Ipv6(v6) => (
+                IpAddr::V6(v6.header().source_addr()),
+                IpAddr::V6(v6.header().destination_addr()),
+            ),
+            _ => panic!("not IP"),
+        };
+        assert_eq!((src, dst), (f.src.ip(), f.dst.ip()));
+        let TransportSlice::Udp(u) = p.transport.unwrap() else {
+            panic!("not UDP")
+        };
+        assert_eq!(
+            (u.source_port(), u.destination_port()),
+            (f.src.port(), f.dst.port())
+        );
+        let payload = u.payload().to_vec();
+        let want = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => u
+                .to_header()
+                .calc_checksum_ipv4_raw(s.octets(), d.octets(), &payload)
+                .unwrap(),
+            (IpAddr::V6(s), IpAddr::V6(d)) => u
+                .to_header()
+                .calc_checksum_ipv6_raw(s.octets(), d.octets(), &payload)
+                .unwrap(),
+            _ => unreachable!(),
+        };
+        assert_eq!(u.checksum(), want, "UDP checksum");
+        // Our own views agree.
+        let eth = ethernet::Frame::new_checked(frame).unwrap();
+        assert_eq!(eth.vlan(), f.vlan);
+        let l4 = if f.dst.is_ipv6() {
+            ipv6::Packet::new_checked(eth.payload())
+                .unwrap()
+                .payload()
+                .to_vec()
+        } else {
+            let ip = ipv4::Packet::new_checked(eth.payload()).unwrap();
+            ipv4::Repr::parse(&ip).unwrap();
+            ip.payload().to_vec()
+        };
+        let up = udp::Packet::new_checked(&l4[..]).unwrap();
+        assert!(up.verify_checksum(src, dst));
+        assert_eq!(up.payload(), &payload[..]);
+        payload
+    }
+
+    #[test]
+    fn frames_check_out_with_etherparse() {
+        for (v6, vlan) in [
+            (false, None),
+            (true, None),
+            (false, Some(42)),
+            (true, Some(7)),
+        ] {
+            let f = flow(v6, vlan);
+            let mut fr = UdpFramer::new(&f, 1500);
+            assert_eq!(fr.max_payload(), if v6 { 1452 } else { 1472 });
+            let mut buf = vec![0u8; 2048];
+            for len in [0usize, 1, 2, 3, 17, 1000, fr.max_payload()] {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                // Odd-sized pieces exercise the checksum's byte parity.
+                let n = fr
+                    .emit(&mut buf, len, |w| {
+                        let cut = len.min(3);
+                        w.put(&data[..cut]);
+                        w.put(&data[cut..]);
+                    })
+                    .unwrap();
+                assert_eq!(n, fr.frame_len(len));
+                assert!(n <= 1500 + 14 + if vlan.is_some() { 4 } else { 0 });
+                assert_eq!(check(&buf[..n], &f), data);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_oversize_and_small_buffers() {
+        let f = flow(false, None);
+        let mut fr = UdpFramer::new(&f, 1500);
+        let mut buf = vec![0u8; 2048];
+        assert_eq!(
+            fr.emit(&mut buf, 1473, |_| {}),
+            Err(FrameError::TooLarge {
+                len: 1473,
+                max: 1472
+            })
+        );
+        let mut small = vec![0u8; 100];
+        assert!(matches!(
+            fr.emit(&mut small, 200, |_| {}),
+            Err(FrameError::BufferTooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn ipv4_ident_advances_and_checksum_stays_valid() {
+        let f = flow(false, None);
+        let mut fr = UdpFramer::new(&f, 1500);
+        let mut buf = vec![0u8; 2048];
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let n = fr.emit(&mut buf, 5, |w| w.put(b"hello")).unwrap();
+            check(&buf[..n], &f);
+            ids.push(ipv4::Packet::new_checked(&buf[14..n]).unwrap().ident());
+        }
+        assert_eq!(ids, [1, 2, 3]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_payload_any_split_is_valid(data in proptest::collection::vec(proptest::num::u8::ANY, 0..1452), cut in 0usize..1452, v6: bool) {
+            let f = flow(v6, None);
+            let mut fr = UdpFramer::new(&f, 1500);
+            let mut buf = vec![0u8; 2048];
+            let cut = cut.min(data.len());
+            let n = fr.emit(&mut buf, data.len(), |w| { w.put(&data[..cut]); w.put(&data[cut..]); }).unwrap();
+            proptest::prop_assert_eq!(check(&buf[..n], &f), data);
+        }
+    }
+}
