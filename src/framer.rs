@@ -264,7 +264,6 @@ mod tests {
                 IpAddr::V6(v6.header().source_addr()),
                 IpAddr::V6(v6.header().destination_addr()),
             ),
-            _ => panic!("not IP"),
         };
         assert_eq!((src, dst), (f.src.ip(), f.dst.ip()));
         let TransportSlice::Udp(u) = p.transport.unwrap() else {

@@ -212,3 +212,101 @@ pub fn realtime_ns() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// Kick an AF_XDP socket's TX ring (`sendto` with no data): the kernel transmits up to its
+/// TX budget. EAGAIN/EBUSY/ENOBUFS mean "call again"; other errors are real.
+pub fn xsk_kick(fd: RawFd) -> io::Result<()> {
+    // SAFETY: a zero-length sendto with null buffer and address is the documented AF_XDP kick.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `SOL_XDP` socket option level.
+pub const SOL_XDP: libc::c_int = 283;
+/// `XDP_MAX_TX_SKB_BUDGET` (missing from Debian's headers): frames one kick may send.
+pub const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    let b = name.as_bytes();
+    if b.len() >= r.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    for (d, s) in r.ifr_name.iter_mut().zip(b) {
+        *d = *s as libc::c_char;
+    }
+    Ok(r)
+}
+
+fn ifreq_ioctl(name: &str, req: libc::c_ulong) -> io::Result<libc::ifreq> {
+    let mut r = ifreq(name)?;
+    let s =
+        std::net::UdpSocket::bind("0.0.0.0:0").or_else(|_| std::net::UdpSocket::bind("[::]:0"))?;
+    // SAFETY: the request reads ifr_name and writes the union of the live ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), req, &mut r) })?;
+    Ok(r)
+}
+
+/// MAC address of an interface (in the calling thread's namespace).
+pub fn if_hwaddr(name: &str) -> io::Result<[u8; 6]> {
+    let r = ifreq_ioctl(name, libc::SIOCGIFHWADDR)?;
+    // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member.
+    let sa = unsafe { r.ifr_ifru.ifru_hwaddr };
+    let mut m = [0u8; 6];
+    for (d, s) in m.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(m)
+}
+
+/// MTU of an interface.
+pub fn if_mtu(name: &str) -> io::Result<u32> {
+    let r = ifreq_ioctl(name, libc::SIOCGIFMTU)?;
+    // SAFETY: SIOCGIFMTU filled the ifru_mtu member.
+    Ok(unsafe { r.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// True if the interface is administratively and operationally up.
+pub fn if_running(name: &str) -> io::Result<bool> {
+    let r = ifreq_ioctl(name, libc::SIOCGIFFLAGS)?;
+    // SAFETY: SIOCGIFFLAGS filled the ifru_flags member.
+    let f = unsafe { r.ifr_ifru.ifru_flags } as libc::c_int;
+    Ok(f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
+}
+
+/// Attach an XDP program to `ifindex` through a BPF link with `flags`
+/// (`XDP_FLAGS_DRV_MODE` / `XDP_FLAGS_SKB_MODE`). Closing the returned descriptor detaches
+/// it, also when the process dies.
+pub fn bpf_link_xdp(prog_fd: RawFd, ifindex: u32, flags: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use libbpf_rs::libbpf_sys;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the opts struct is plain old data; sz tells libbpf which fields we know of.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.flags = flags;
+    // SAFETY: prog_fd is a loaded program's descriptor and opts is valid for the call.
+    let fd =
+        unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: bpf_link_create returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -10,6 +10,7 @@ use xsend::lab::Side;
 #[test]
 fn send_and_recv_json_tcp_and_udp() {
     need_root!();
+    let _wire = udp_lock();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 3_000_001, 31);
@@ -43,24 +44,38 @@ fn send_and_recv_json_tcp_and_udp() {
         (Some(true), Some(3_000_001))
     );
 
-    // UDP: auto chunks with header, fixed-size chunks, raw chunks.
-    for (i, extra) in [vec![], vec!["--chunk", "1000"], vec!["--raw"]]
-        .into_iter()
-        .enumerate()
-    {
+    // UDP on both backends (auto = AF_XDP here): auto chunks with header, fixed-size
+    // chunks, raw chunks.
+    let runs = ["kernel", "xdp", "auto"].into_iter().flat_map(|b| {
+        [vec![], vec!["--chunk", "1000"], vec!["--raw"]]
+            .into_iter()
+            .map(move |e| (b, e))
+    });
+    for (i, (backend, extra)) in runs.enumerate() {
         let to = format!("{}:{}", lab.ip4_b, 6001 + i);
-        let mut rargs = vec![
+        let rargs = [
             "--listen",
-            to.as_str(),
+            &to,
             "--proto",
             "udp",
             "--json",
             "--expect-sha256",
-            want.as_str(),
+            &want,
+            "--idle-timeout",
+            "1",
         ];
-        rargs.extend(["--idle-timeout", "1"]);
         let recv = spawn_recv(&lab, &rargs);
-        let mut args = vec!["send", p, "--to", to.as_str(), "--proto", "udp", "--json"];
+        let mut args = vec![
+            "send",
+            p,
+            "--to",
+            &to,
+            "--proto",
+            "udp",
+            "--json",
+            "--backend",
+            backend,
+        ];
         args.extend(extra.iter().copied());
         let out = xsend_in_a(&lab, &args);
         assert!(
@@ -69,14 +84,39 @@ fn send_and_recv_json_tcp_and_udp() {
             String::from_utf8_lossy(&out.stderr)
         );
         let s = json(&out.stdout);
-        assert_eq!(s["backend"], "kernel");
-        assert_eq!(s["mode"], "sendmmsg");
         assert_eq!(s["max_datagram"], 1472);
-        // The fallback from AF_XDP is reported, with its reason.
-        assert!(s["fallback_reasons"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("xdp"));
+        if backend == "kernel" {
+            assert_eq!(
+                (s["backend"].as_str(), s["mode"].as_str()),
+                (Some("kernel"), Some("sendmmsg"))
+            );
+            assert!(s["xdp_mode"].is_null());
+        } else {
+            // What was obtained, and why zero-copy was not, is reported.
+            assert_eq!(s["backend"], "xdp", "{s}");
+            assert_eq!(s["copy_mode"], "copy");
+            assert!(["native", "generic"].contains(&s["xdp_mode"].as_str().unwrap()));
+            assert_eq!(
+                s["mode"],
+                format!("{}/copy", s["xdp_mode"].as_str().unwrap())
+            );
+            assert_eq!(
+                (s["queues"].as_u64(), s["ring_size"].as_u64()),
+                (Some(1), Some(2048))
+            );
+            assert_eq!(
+                (s["frame_size"].as_u64(), s["checksum"].as_str()),
+                (Some(2048), Some("software"))
+            );
+            assert_eq!(s["dst_mac"], lab.mac_b.as_str());
+            assert!(
+                s["fallback_reasons"][0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("zero-copy"),
+                "{s}"
+            );
+        }
         let per = if extra.contains(&"1000") {
             1000
         } else if extra.contains(&"--raw") {
@@ -91,10 +131,25 @@ fn send_and_recv_json_tcp_and_udp() {
         );
         let r = recv.wait_output();
         let rj = json(&r.stdout);
-        assert!(r.status.success(), "{rj}");
+        assert!(r.status.success(), "{backend} {extra:?}: {rj}");
         assert_eq!(rj["chunked"], !extra.contains(&"--raw"));
         assert_eq!(rj["datagrams"], s["packets"]);
     }
+    // TCP with auto: AF_XDP TCP is not built yet, so the kernel path is used and says why.
+    let to = format!("{}:6050", lab.ip4_b);
+    let recv = spawn_recv(&lab, &["--listen", &to, "--json"]);
+    let out = xsend_in_a(&lab, &["send", p, "--to", &to, "--json"]);
+    assert!(out.status.success());
+    let s = json(&out.stdout);
+    assert_eq!(s["backend"], "kernel");
+    assert!(
+        s["fallback_reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("TCP over AF_XDP"),
+        "{s}"
+    );
+    assert!(recv.wait_output().status.success());
 }
 
 #[test]
@@ -213,6 +268,7 @@ fn lab_up_exec_down() {
 #[test]
 fn lab_demo_verifies_every_transfer() {
     need_root!();
+    let _wire = udp_lock();
     let out = Command::new(xsend_bin())
         .args(["lab", "demo", "--size-mib", "16", "--json"])
         .output()

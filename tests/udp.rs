@@ -13,14 +13,21 @@ use xsend::{
     TransmitFlags, SEND_SIZE_PACKETS,
 };
 
-fn connect(lab: &Lab, addr: SocketAddr) -> Connection {
-    lab.run_in(Side::A, || {
-        Connection::udp(addr)
-            .backend(BackendChoice::Kernel)
-            .connect()
-    })
-    .unwrap()
-    .expect("connect")
+/// Every UDP test runs on both backends.
+const BACKENDS: [BackendChoice; 2] = [BackendChoice::Kernel, BackendChoice::Xdp];
+
+fn connect(lab: &Lab, addr: SocketAddr, backend: BackendChoice) -> Connection {
+    let c = lab
+        .run_in(Side::A, || Connection::udp(addr).backend(backend).connect())
+        .unwrap()
+        .unwrap_or_else(|e| panic!("connect {backend:?}: {e}"));
+    let want = if backend == BackendChoice::Xdp {
+        "xdp"
+    } else {
+        "kernel"
+    };
+    assert_eq!(c.info().backend, want, "{:?}", c.info());
+    c
 }
 
 fn send(conn: &Connection, elements: &[SendPacketsElement], send_size: u32) -> xsend::Result<u64> {
@@ -38,17 +45,23 @@ fn send(conn: &Connection, elements: &[SendPacketsElement], send_size: u32) -> x
 #[test]
 fn datagram_boundaries_follow_end_of_packet() {
     need_root!();
+    let _wire = udp_lock();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 5000, 4);
-    for (v6, port) in [(false, 8000u16), (true, 8001)] {
+    for (i, (backend, v6)) in BACKENDS
+        .iter()
+        .flat_map(|b| [(*b, false), (*b, true)])
+        .enumerate()
+    {
+        let port = 8000 + i as u16;
         let addr = if v6 {
             SocketAddr::from((lab.ip6_b.unwrap(), port))
         } else {
             SocketAddr::from((lab.ip4_b, port))
         };
         let sink = udp_sink(&lab, addr);
-        let conn = connect(&lab, addr);
+        let conn = connect(&lab, addr, backend);
         let max = conn.info().max_datagram.unwrap();
         assert_eq!(max, if v6 { 1500 - 48 } else { 1500 - 28 });
         // Eleven pieces (small buffers gathered into one datagram too).
@@ -97,6 +110,7 @@ fn datagram_boundaries_follow_end_of_packet() {
 #[test]
 fn oversize_datagram_is_refused_with_nothing_on_the_wire() {
     need_root!();
+    let _wire = udp_lock();
     // No IPv6: nothing but our own datagrams moves the peer's counters.
     let lab = lab_with(LabConfig {
         ipv6: false,
@@ -105,58 +119,68 @@ fn oversize_datagram_is_refused_with_nothing_on_the_wire() {
     });
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 4000, 6);
-    let addr = SocketAddr::from((lab.ip4_b, 8002));
-    let sink = udp_sink(&lab, addr);
-    let conn = connect(&lab, addr);
-    let max = conn.info().max_datagram.unwrap();
-    assert_eq!(max, 1400 - 28);
-    let before = lab.stats(Side::B).unwrap();
+    for (i, backend) in BACKENDS.into_iter().enumerate() {
+        let addr = SocketAddr::from((lab.ip4_b, 8010 + i as u16));
+        let sink = udp_sink(&lab, addr);
+        let conn = connect(&lab, addr, backend);
+        let max = conn.info().max_datagram.unwrap();
+        assert_eq!(max, 1400 - 28);
+        let before = lab.stats(Side::B).unwrap();
 
-    // A fitting datagram first, then one byte too many: the whole operation is refused.
-    let elements = [
-        SendPacketsElement::file_range(&path, 0, 100).end_of_packet(true),
-        SendPacketsElement::file_range(&path, 0, max + 1).end_of_packet(true),
-    ];
-    match send(&conn, &elements, SEND_SIZE_PACKETS) {
-        Err(Error::MessageTooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
-        r => panic!("{r:?}"),
+        // A fitting datagram first, then one byte too many: the whole operation is refused.
+        let elements = [
+            SendPacketsElement::file_range(&path, 0, 100).end_of_packet(true),
+            SendPacketsElement::file_range(&path, 0, max + 1).end_of_packet(true),
+        ];
+        match send(&conn, &elements, SEND_SIZE_PACKETS) {
+            Err(Error::MessageTooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+            r => panic!("{r:?}"),
+        }
+        // send_file of a file larger than a datagram, and a send size over the maximum.
+        assert!(matches!(
+            conn.send_file(&path),
+            Err(Error::MessageTooLarge { len: 4000, .. })
+        ));
+        assert!(matches!(
+            send(&conn, &[SendPacketsElement::file(&path)], max as u32 + 1),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        let after = lab.stats(Side::B).unwrap();
+        assert_eq!(before, after, "refused sends must put nothing on the wire");
+
+        // The counters do move for a send that fits (the check above is meaningful), and the
+        // largest datagram arrives whole.
+        send(
+            &conn,
+            &[SendPacketsElement::file_range(&path, 0, max)],
+            SEND_SIZE_PACKETS,
+        )
+        .unwrap();
+        assert_eq!(recv_datagrams(&sink, 1)[0], &data[..max as usize]);
+        let moved = lab.stats(Side::B).unwrap();
+        assert_eq!(moved.rx_packets, after.rx_packets + 1);
     }
-    // send_file of a file larger than a datagram, and a send size over the maximum.
-    assert!(matches!(
-        conn.send_file(&path),
-        Err(Error::MessageTooLarge { len: 4000, .. })
-    ));
-    assert!(matches!(
-        send(&conn, &[SendPacketsElement::file(&path)], max as u32 + 1),
-        Err(Error::MessageTooLarge { .. })
-    ));
-    let after = lab.stats(Side::B).unwrap();
-    assert_eq!(before, after, "refused sends must put nothing on the wire");
-
-    // The counters do move for a send that fits (the check above is meaningful), and the
-    // largest datagram arrives whole.
-    send(
-        &conn,
-        &[SendPacketsElement::file_range(&path, 0, max)],
-        SEND_SIZE_PACKETS,
-    )
-    .unwrap();
-    assert_eq!(recv_datagrams(&sink, 1)[0], &data[..max as usize]);
-    let moved = lab.stats(Side::B).unwrap();
-    assert_eq!(moved.rx_packets, after.rx_packets + 1);
 }
 
 #[test]
 fn chunked_64_mib_file_verified_by_xsend_recv() {
     need_root!();
+    let _wire = udp_lock();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 64 << 20, 77);
     let want = sha256(&data);
-    for (addr, flow) in [
-        (SocketAddr::from((lab.ip4_b, 8003)), 3u16),
-        (SocketAddr::from((lab.ip6_b.unwrap(), 8004)), 4),
-    ] {
+    let runs = BACKENDS.into_iter().flat_map(|b| {
+        [
+            (b, SocketAddr::from((lab.ip4_b, 8020 + b as u16)), 3u16),
+            (
+                b,
+                SocketAddr::from((lab.ip6_b.unwrap(), 8030 + b as u16)),
+                4,
+            ),
+        ]
+    });
+    for (backend, addr, flow) in runs {
         let a = addr.to_string();
         let recv = spawn_recv(
             &lab,
@@ -172,7 +196,7 @@ fn chunked_64_mib_file_verified_by_xsend_recv() {
                 "60",
             ],
         );
-        let conn = connect(&lab, addr);
+        let conn = connect(&lab, addr, backend);
         let opts = SendPacketsOptions {
             chunk_header: Some(flow),
             ..Default::default()

@@ -156,6 +156,26 @@ impl ConnectionBuilder {
         self.cfg.user_timeout = t;
         self
     }
+    /// AF_XDP: the next hop's MAC (default: the kernel's neighbour table, resolved if absent).
+    pub fn dst_mac(mut self, mac: crate::wire::ethernet::MacAddr) -> Self {
+        self.cfg.dst_mac = Some(mac);
+        self
+    }
+    /// AF_XDP: tag frames with this 802.1Q VLAN id.
+    pub fn vlan(mut self, id: u16) -> Self {
+        self.cfg.vlan = Some(id & 0x0fff);
+        self
+    }
+    /// AF_XDP: number of NIC queues to send on, one socket and TX thread each (default 1).
+    pub fn queues(mut self, n: u32) -> Self {
+        self.cfg.queues = n.max(1);
+        self
+    }
+    /// AF_XDP: TX ring size in descriptors (a power of two; default 2048).
+    pub fn ring_size(mut self, n: u32) -> Self {
+        self.cfg.ring_size = n;
+        self
+    }
     /// Progress callback for every operation of this connection.
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.cfg.progress = Some(Arc::new(f));
@@ -254,6 +274,10 @@ impl Connection {
                 connect_timeout: Duration::from_secs(5),
                 user_timeout: Duration::from_secs(10),
                 progress: None,
+                dst_mac: None,
+                vlan: None,
+                queues: 1,
+                ring_size: 2048,
             },
         }
     }

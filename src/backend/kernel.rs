@@ -61,11 +61,9 @@ pub fn open(cfg: &ConnConfig, reasons: Vec<String>) -> Result<Box<dyn Transport>
     }
     let mut info = BackendInfo {
         backend: "kernel",
-        mode: String::new(),
         iface: cfg.iface.clone(),
-        mtu: None,
-        max_datagram: None,
         fallback_reasons: reasons,
+        ..BackendInfo::default()
     };
     let peer: SockAddr = cfg.peer.into();
     let connect_err = |e: io::Error| match e.raw_os_error() {
@@ -132,6 +130,27 @@ pub fn open(cfg: &ConnConfig, reasons: Vec<String>) -> Result<Box<dyn Transport>
             Ok(Box::new(t))
         }
     }
+}
+
+/// (path MTU, largest UDP payload) of a connected UDP socket: `IP_MTU` / `IPV6_MTU` minus
+/// the IP and UDP headers (no fragmentation).
+pub fn path_mtu(sock: &Socket, peer: std::net::SocketAddr) -> Result<(u32, u64)> {
+    let fd = sock.as_fd();
+    let (mtu, hdr, cap) = if peer.is_ipv4() {
+        (
+            sys::getsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU),
+            20 + 8,
+            65_507,
+        )
+    } else {
+        (
+            sys::getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU),
+            40 + 8,
+            65_527,
+        )
+    };
+    let mtu = mtu.map_err(|e| Error::io(format!("reading the path MTU to {peer}"), e))? as u32;
+    Ok((mtu, (mtu as u64).saturating_sub(hdr).min(cap)))
 }
 
 /// Map an OS error during a send to a typed error.

@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::payload::{Boundaries, Payload};
 
 pub mod kernel;
+pub mod xdp;
 
 /// What a connection really obtained: path, mode, sizes, and why better ones were refused.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
 pub struct BackendInfo {
     /// `"kernel"` or `"xdp"`.
     pub backend: &'static str,
@@ -29,6 +30,22 @@ pub struct BackendInfo {
     pub max_datagram: Option<u64>,
     /// Why each better backend/mode was not obtained, best first.
     pub fallback_reasons: Vec<String>,
+    /// AF_XDP: where our XDP program runs: `native`, `generic` or `none`.
+    pub xdp_mode: Option<String>,
+    /// AF_XDP: `zerocopy` or `copy`.
+    pub copy_mode: Option<String>,
+    /// AF_XDP: queues (one socket and TX thread each).
+    pub queues: Option<u32>,
+    /// AF_XDP: TX/completion ring size (descriptors).
+    pub ring_size: Option<u32>,
+    /// AF_XDP: UMEM frame size in bytes.
+    pub frame_size: Option<u32>,
+    /// AF_XDP: how UDP checksums are made: `software` or `offload`.
+    pub checksum: Option<String>,
+    /// AF_XDP: frames one kick may send, if raised (`XDP_MAX_TX_SKB_BUDGET`).
+    pub tx_budget: Option<u32>,
+    /// AF_XDP: the next hop's MAC the frames carry.
+    pub dst_mac: Option<String>,
 }
 
 /// Everything needed to (re)open a connection.
@@ -50,6 +67,14 @@ pub struct ConnConfig {
     pub user_timeout: Duration,
     /// Called with progress during sends.
     pub progress: Option<ProgressFn>,
+    /// AF_XDP: destination MAC instead of a neighbour-table lookup.
+    pub dst_mac: Option<crate::wire::ethernet::MacAddr>,
+    /// AF_XDP: 802.1Q VLAN tag for the frames.
+    pub vlan: Option<u16>,
+    /// AF_XDP: queues to send on (one socket and thread each).
+    pub queues: u32,
+    /// AF_XDP: ring size in descriptors.
+    pub ring_size: u32,
 }
 
 /// A validated operation, ready for a backend.
@@ -162,18 +187,14 @@ pub trait Transport: Send {
 
 /// Open a transport for `cfg`, walking the degradation ladder for `BackendChoice::Auto`.
 pub fn open(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
-    let mut reasons = Vec::new();
     match cfg.backend {
-        BackendChoice::Xdp => {
-            return Err(Error::BackendUnavailable {
-                backend: "xdp",
-                reason: "the AF_XDP backend is not part of this build yet".into(),
-            })
-        }
-        BackendChoice::Auto => {
-            reasons.push("xdp: the AF_XDP backend is not part of this build yet".to_string())
-        }
-        BackendChoice::Kernel => {}
+        BackendChoice::Xdp => xdp::open(cfg, Vec::new()),
+        BackendChoice::Kernel => kernel::open(cfg, Vec::new()),
+        BackendChoice::Auto => match xdp::open(cfg, Vec::new()) {
+            Ok(t) => Ok(t),
+            // Bad input is not a reason to fall back: it would fail there too.
+            Err(e @ (Error::InterfaceNotFound { .. } | Error::Connect { .. })) => Err(e),
+            Err(e) => kernel::open(cfg, vec![format!("xdp: {e}")]),
+        },
     }
-    kernel::open(cfg, reasons)
 }

@@ -224,3 +224,11 @@ pub fn netns_exists(name: &str) -> bool {
 pub fn write(p: &Path, b: &[u8]) {
     std::fs::File::create(p).unwrap().write_all(b).unwrap();
 }
+
+/// Serializes the tests of one binary that check every UDP datagram: a concurrent flood from
+/// another test overflows the shared per-CPU veth backlog and drops datagrams (UDP is lossy),
+/// which would make a lossless check flaky.
+pub fn udp_lock() -> std::sync::MutexGuard<'static, ()> {
+    static L: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    L.lock().unwrap_or_else(|e| e.into_inner())
+}

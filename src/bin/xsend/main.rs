@@ -124,6 +124,18 @@ struct SendArgs {
     /// Seconds sent data may stay unacknowledged, and connect timeout.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    /// AF_XDP: destination MAC (default: the kernel's neighbour table).
+    #[arg(long)]
+    dst_mac: Option<xsend::wire::ethernet::MacAddr>,
+    /// AF_XDP: NIC queues to send on (one socket and TX thread each).
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
+    /// AF_XDP: TX ring size (descriptors).
+    #[arg(long, default_value_t = 2048)]
+    ring_size: u32,
+    /// AF_XDP: 802.1Q VLAN id for the frames.
+    #[arg(long)]
+    vlan: Option<u16>,
     /// Enter this network namespace (/run/netns/NAME) first.
     #[arg(long)]
     netns: Option<String>,
@@ -329,9 +341,17 @@ fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
         .backend(a.backend.into())
         .connect_timeout(timeout)
         .user_timeout(timeout)
-        .on_progress(progress_bar(show_bar));
+        .on_progress(progress_bar(show_bar))
+        .queues(a.queues)
+        .ring_size(a.ring_size);
     if let Some(i) = &a.iface {
         builder = builder.iface(i.clone());
+    }
+    if let Some(m) = a.dst_mac {
+        builder = builder.dst_mac(m);
+    }
+    if let Some(v) = a.vlan {
+        builder = builder.vlan(v);
     }
     // Validate the file before connecting: a missing file is reported as such.
     let mut elements = Vec::new();

@@ -1,0 +1,647 @@
+//! The AF_XDP backend (xsk-rs): UDP datagrams framed in user space straight into UMEM frames
+//! and pushed to a NIC queue's TX ring.
+//!
+//! Per queue: a UMEM sized to the ring (not the file), our own free-frame table (the
+//! completion ring only returns addresses), batched TX submission, kicks with a raised TX
+//! budget, bulk completion reaping. One copy of payload bytes: page cache → UMEM frame, with
+//! the UDP checksum summed during that copy. Errors of the kick (`ENETDOWN`, `ENXIO`) and a
+//! stalled completion ring end the send with a typed error instead of a hang.
+
+pub mod net;
+pub mod prog;
+
+use std::ffi::CString;
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
+
+use super::{BackendInfo, ConnConfig, Job, OpCtx, SendStats, Transport};
+use crate::api::{Proto, TransmitFlags};
+use crate::error::{Error, Result};
+use crate::framer::{UdpFlow, UdpFramer};
+use crate::payload::{for_each_piece, Boundaries, Datagrams, MappedFile, SegmentData};
+use crate::sys;
+use crate::wire::{ethernet, xsend};
+
+/// Descriptors per TX submission.
+const BATCH: usize = 64;
+/// Frames one kick may transmit (`XDP_MAX_TX_SKB_BUDGET`).
+const TX_BUDGET: i32 = 256;
+/// XDP headroom the kernel reserves at the start of each frame.
+const XDP_HEADROOM: u32 = 256;
+/// No completion for this long with frames in flight: the queue is stalled.
+const STALL: Duration = Duration::from_secs(2);
+/// End-of-stream markers after a chunked send.
+const END_MARKERS: usize = 3;
+
+/// Open an AF_XDP UDP transport for `cfg`; `reasons` collects why better modes were refused.
+pub fn open(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<Box<dyn Transport>> {
+    let unavailable = |reason: String| Error::BackendUnavailable {
+        backend: "xdp",
+        reason,
+    };
+    if cfg.proto == Proto::Tcp {
+        return Err(unavailable(
+            "TCP over AF_XDP is not part of this build yet".into(),
+        ));
+    }
+    // A kernel socket holds our source port (so the kernel neither reuses it nor answers for
+    // it) and tells the source address and the path MTU.
+    let reserve = |bind: Option<SocketAddr>, connect: bool| -> Result<Socket> {
+        let s = Socket::new(
+            Domain::for_address(cfg.peer),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )
+        .map_err(|e| Error::io("creating the port-reserving socket", e))?;
+        if let Some(i) = &cfg.iface {
+            s.bind_device(Some(i.as_bytes()))
+                .map_err(|e| Error::io(format!("binding to interface {i}"), e))?;
+        }
+        if let Some(b) = bind {
+            s.bind(&b.into())
+                .map_err(|e| Error::io(format!("binding {b}"), e))?;
+        }
+        if connect {
+            s.connect(&cfg.peer.into()).map_err(|e| Error::Connect {
+                addr: cfg.peer,
+                source: e,
+            })?;
+        }
+        Ok(s)
+    };
+    if let Some(i) = &cfg.iface {
+        if sys::if_nametoindex(i).is_none() {
+            return Err(Error::InterfaceNotFound { name: i.clone() });
+        }
+    }
+    let sock0 = reserve(cfg.bind, true)?;
+    let src = sock0
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| unavailable("no local address for the flow".into()))?;
+    let route = net::route_get(cfg.peer.ip())?;
+    let ifname = cfg.iface.clone().unwrap_or_else(|| route.dev.clone());
+    if ifname == "lo" {
+        return Err(unavailable("loopback has no NIC queue to send to".into()));
+    }
+    let ifi = net::if_info(&ifname)?;
+    let (path_mtu, _) = super::kernel::path_mtu(&sock0, cfg.peer)?;
+    let mtu = ifi.mtu.min(path_mtu);
+    let l2 = ethernet::HEADER_LEN as u32;
+    let frame_size = [2048u32, 4096]
+        .into_iter()
+        .find(|f| mtu + l2 + XDP_HEADROOM <= *f)
+        .ok_or_else(|| {
+            unavailable(format!(
+                "MTU {mtu} of {ifname} needs frames over 4096 bytes: multi-buffer (XDP_USE_SG) is not supported yet"
+            ))
+        })?;
+    let dst_mac = match cfg.dst_mac {
+        Some(m) => m,
+        None => net::resolve(
+            route.next_hop(cfg.peer.ip()),
+            &ifname,
+            Duration::from_secs(3),
+        )?,
+    };
+
+    let steer = match prog::Steer::attach(ifi.index, &ifname, &mut reasons) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            reasons.push(format!(
+                "no XDP program on {ifname} (AF_XDP TX works without it): {e}"
+            ));
+            None
+        }
+    };
+
+    let nq = cfg.queues.max(1);
+    let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
+    let mut paths = Vec::with_capacity(nq as usize);
+    let mut reserved = vec![];
+    let mut copy_mode = "zerocopy";
+    let mut budget = Some(TX_BUDGET as u32);
+    for q in 0..nq {
+        // Queue 0 uses the connected socket's port; the others reserve one each.
+        let port = if q == 0 {
+            src.port()
+        } else {
+            let s = reserve(Some(SocketAddr::new(src.ip(), 0)), false)?;
+            let p = s
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map(|a| a.port())
+                .unwrap_or(0);
+            reserved.push(s);
+            p
+        };
+        let flow = UdpFlow {
+            src_mac: ifi.mac,
+            dst_mac,
+            vlan: cfg.vlan,
+            src: SocketAddr::new(src.ip(), port),
+            dst: cfg.peer,
+        };
+        let framer = UdpFramer::new(&flow, mtu);
+        let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                if q == 0 {
+                    reasons.push(format!("zero-copy on {ifname}: {e}"));
+                }
+                copy_mode = "copy";
+                TxPath::new(&ifname, q, ring, frame_size, false, framer).map_err(|e| {
+                    let what = format!("AF_XDP socket on {ifname} queue {q}: {e}");
+                    match e.raw_os_error() {
+                        Some(libc::EPERM) => Error::NoPermission { what },
+                        _ => unavailable(what),
+                    }
+                })?
+            }
+        };
+        if let Some(s) = &steer {
+            s.add_socket(q, path.fd)?;
+        }
+        if sys::setsockopt_int(
+            fd_of(path.fd),
+            sys::SOL_XDP,
+            sys::XDP_MAX_TX_SKB_BUDGET,
+            TX_BUDGET,
+        )
+        .is_err()
+        {
+            budget = None;
+        }
+        paths.push(path);
+    }
+    if budget.is_none() {
+        reasons.push(
+            "XDP_MAX_TX_SKB_BUDGET refused: one kick sends the kernel's default of 32 frames"
+                .into(),
+        );
+    }
+    let xdp_mode = steer.as_ref().map_or("none", |s| s.mode);
+    let max_payload = paths[0].framer.max_payload() as u64;
+    let info = BackendInfo {
+        backend: "xdp",
+        mode: format!("{xdp_mode}/{copy_mode}"),
+        iface: Some(ifname.clone()),
+        mtu: Some(mtu),
+        max_datagram: Some(max_payload),
+        fallback_reasons: reasons,
+        xdp_mode: Some(xdp_mode.into()),
+        copy_mode: Some(copy_mode.into()),
+        queues: Some(nq),
+        ring_size: Some(ring),
+        frame_size: Some(frame_size),
+        checksum: Some("software".into()),
+        tx_budget: budget,
+        dst_mac: Some(dst_mac.to_string()),
+    };
+    Ok(Box::new(XdpUdp {
+        info,
+        paths,
+        _steer: steer,
+        _reserved: (sock0, reserved),
+        max_payload,
+        usable: true,
+    }))
+}
+
+fn fd_of(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used for the duration of one setsockopt while the socket is alive.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// One NIC queue: UMEM, rings and frame table.
+struct TxPath {
+    umem: Umem,
+    tx: TxQueue,
+    cq: CompQueue,
+    _fq: FillQueue,
+    _rx: RxQueue,
+    fd: RawFd,
+    free: Vec<FrameDesc>,
+    done: Vec<FrameDesc>,
+    batch: Vec<FrameDesc>,
+    in_flight: usize,
+    last_completion: Instant,
+    framer: UdpFramer,
+    ifname: String,
+}
+
+impl TxPath {
+    fn new(
+        ifname: &str,
+        q: u32,
+        ring: u32,
+        frame_size: u32,
+        zerocopy: bool,
+        framer: UdpFramer,
+    ) -> io::Result<Self> {
+        // Keep the OS error (its errno decides the fallback) with what failed.
+        let err = |what: &str, e: &dyn std::error::Error| match e
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+        {
+            Some(os) => match os.raw_os_error() {
+                Some(c) => io::Error::from_raw_os_error(c),
+                None => io::Error::new(os.kind(), format!("{what}: {e}")),
+            },
+            None => io::Error::other(format!("{what}: {e}")),
+        };
+        let qs = QueueSize::new(ring).map_err(|e| err("ring size", &e))?;
+        let ucfg = UmemConfig::builder()
+            .frame_size(FrameSize::new(frame_size).map_err(|e| err("frame size", &e))?)
+            .fill_queue_size(qs)
+            .comp_queue_size(qs)
+            .build()
+            .map_err(|e| err("UMEM config", &e))?;
+        let frames = NonZeroU32::new(ring).ok_or_else(|| io::Error::other("ring size 0"))?;
+        let (umem, descs) = Umem::new(ucfg, frames, false).map_err(|e| err("UMEM", &e))?;
+        let bind = BindFlags::XDP_USE_NEED_WAKEUP
+            | if zerocopy {
+                BindFlags::XDP_ZEROCOPY
+            } else {
+                BindFlags::XDP_COPY
+            };
+        let scfg = SocketConfig::builder()
+            .rx_queue_size(QueueSize::new(64).map_err(|e| err("rx ring", &e))?)
+            .tx_queue_size(qs)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind)
+            .build();
+        let name = Interface::new(CString::new(ifname).map_err(|e| err("interface name", &e))?);
+        // SAFETY: this UMEM is used by this one socket only, so the shared-UMEM contract
+        // (INHIBIT_PROG_LOAD when re-binding a pair) does not arise; it is set anyway.
+        let (tx, rx, fq_cq) =
+            unsafe { xsk_rs::Socket::new(scfg, &umem, &name, q) }.map_err(|e| err("socket", &e))?;
+        let (fq, cq) = fq_cq.ok_or_else(|| io::Error::other("no fill/completion rings"))?;
+        let fd = tx.fd().as_raw_fd();
+        Ok(TxPath {
+            umem,
+            tx,
+            cq,
+            _fq: fq,
+            _rx: rx,
+            fd,
+            done: vec![FrameDesc::default(); descs.len()],
+            batch: Vec::with_capacity(BATCH),
+            free: descs,
+            in_flight: 0,
+            last_completion: Instant::now(),
+            framer,
+            ifname: ifname.to_string(),
+        })
+    }
+
+    /// Return completed frames to the free table.
+    fn reap(&mut self) -> usize {
+        // SAFETY: the completion ring returns descriptors of frames of this UMEM that this
+        // path submitted; `done` has room for a whole ring.
+        let n = unsafe { self.cq.consume(&mut self.done) };
+        if n > 0 {
+            self.free.extend_from_slice(&self.done[..n]);
+            self.in_flight -= n;
+            self.last_completion = Instant::now();
+        }
+        n
+    }
+
+    fn kick(&mut self) -> Result<()> {
+        if !self.tx.needs_wakeup() {
+            return Ok(());
+        }
+        match sys::xsk_kick(self.fd) {
+            Ok(()) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::EINTR) => Ok(()),
+                Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV) => Err(Error::InterfaceDown {
+                    name: self.ifname.clone(),
+                    source: e,
+                }),
+                _ => Err(Error::io(
+                    format!("kicking the AF_XDP TX ring of {}", self.ifname),
+                    e,
+                )),
+            },
+        }
+    }
+
+    /// Submit the current batch (all or nothing; the ring always has room for every frame
+    /// of this UMEM) and kick.
+    fn submit(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            // SAFETY: every descriptor in `batch` is a frame of this UMEM, fully written and
+            // in no ring.
+            let n = unsafe { self.tx.produce(&self.batch) };
+            if n == self.batch.len() {
+                self.in_flight += n;
+                self.batch.clear();
+            }
+        }
+        self.kick()
+    }
+
+    /// Kick and reap until a frame is free, detecting a stalled queue.
+    fn wait_frame(&mut self) -> Result<()> {
+        let mut spins = 0u32;
+        while self.free.is_empty() {
+            self.kick()?;
+            if self.reap() > 0 {
+                return Ok(());
+            }
+            self.check_stall()?;
+            spins += 1;
+            if spins > 64 {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        Ok(())
+    }
+
+    fn check_stall(&self) -> Result<()> {
+        if self.in_flight > 0 && self.last_completion.elapsed() > STALL {
+            let gone = !sys::if_running(&self.ifname).unwrap_or(false);
+            let e = io::Error::other(format!(
+                "{} frames not completed in {} s",
+                self.in_flight,
+                STALL.as_secs()
+            ));
+            return Err(if gone {
+                Error::InterfaceDown {
+                    name: self.ifname.clone(),
+                    source: e,
+                }
+            } else {
+                Error::io(format!("AF_XDP TX on {} stalled", self.ifname), e)
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait until every submitted frame has completed (left for the wire).
+    fn drain(&mut self) -> Result<()> {
+        self.submit()?;
+        while self.in_flight > 0 {
+            self.kick()?;
+            if self.reap() == 0 {
+                self.check_stall()?;
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// Take a free frame and write one datagram into it with `fill`.
+    fn frame(
+        &mut self,
+        payload_len: usize,
+        fill: impl FnOnce(&mut crate::framer::PayloadWriter<'_>),
+    ) -> Result<()> {
+        if self.free.is_empty() {
+            self.submit()?;
+            self.wait_frame()?;
+        }
+        let Some(mut desc) = self.free.pop() else {
+            return Err(Error::io("AF_XDP", io::Error::other("no free frame")));
+        };
+        let len = self.framer.frame_len(payload_len);
+        // SAFETY: `desc` came from the free table: a frame of this UMEM that no ring holds.
+        let mut data = unsafe { self.umem.data_mut(&mut desc) };
+        data.cursor().set_pos(len);
+        let r = self.framer.emit(data.contents_mut(), payload_len, fill);
+        match r {
+            Ok(_) => {
+                self.batch.push(desc);
+                if self.batch.len() == BATCH {
+                    self.submit()?;
+                    self.reap();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.free.push(desc);
+                Err(Error::MessageTooLarge {
+                    len: payload_len as u64,
+                    max: match e {
+                        crate::framer::FrameError::TooLarge { max, .. } => max as u64,
+                        crate::framer::FrameError::BufferTooSmall { have, .. } => have as u64,
+                    },
+                })
+            }
+        }
+    }
+}
+
+struct XdpUdp {
+    info: BackendInfo,
+    paths: Vec<TxPath>,
+    _steer: Option<prog::Steer>,
+    _reserved: (Socket, Vec<Socket>),
+    max_payload: u64,
+    usable: bool,
+}
+
+/// Running totals over all queues (for progress).
+#[derive(Default)]
+struct Totals {
+    bytes: AtomicU64,
+    packets: AtomicU64,
+}
+
+impl Totals {
+    /// Add what `now` has beyond `reported`; returns the new totals.
+    fn add(&self, now: SendStats, reported: &mut SendStats) -> (u64, u64) {
+        let b = self
+            .bytes
+            .fetch_add(now.bytes - reported.bytes, Ordering::Relaxed)
+            + now.bytes
+            - reported.bytes;
+        let n = self
+            .packets
+            .fetch_add(now.packets - reported.packets, Ordering::Relaxed)
+            + now.packets
+            - reported.packets;
+        *reported = now;
+        (b, n)
+    }
+}
+
+/// Send this queue's share (`index % nq == q`) of the job's datagrams.
+fn send_share(
+    p: &mut TxPath,
+    job: &Job,
+    bounds: Boundaries,
+    q: u64,
+    nq: u64,
+    ctx: &OpCtx,
+    totals: &Totals,
+) -> Result<SendStats> {
+    let segs = &job.payload.segments;
+    let files: Vec<&MappedFile> = segs
+        .iter()
+        .filter_map(|s| match &s.data {
+            SegmentData::File { file, .. } => Some(&**file),
+            SegmentData::Mem(_) => None,
+        })
+        .collect();
+    let truncated = |files: &[&MappedFile]| {
+        files
+            .iter()
+            .find(|f| f.read_fault())
+            .map(|f| f.truncated(f.size()))
+    };
+    let mut stats = SendStats::default();
+    let (mut index, mut stream_off) = (0u64, 0u64);
+    let mut ts = sys::realtime_ns();
+    let mut reported = SendStats::default();
+    let mut hdr = [0u8; xsend::HEADER_LEN];
+    for span in Datagrams::new(segs, bounds) {
+        let (seq, off) = (index, stream_off);
+        index += 1;
+        stream_off += span.len;
+        if seq % nq != q {
+            continue;
+        }
+        let hlen = match job.chunk_header {
+            Some(flow) => {
+                xsend::Repr {
+                    flags: 0,
+                    flow,
+                    seq,
+                    offset: off,
+                    timestamp_ns: ts,
+                }
+                .emit(&mut hdr);
+                xsend::HEADER_LEN
+            }
+            None => 0,
+        };
+        p.frame(hlen + span.len as usize, |w| {
+            w.put(&hdr[..hlen]);
+            for_each_piece(segs, span, |piece| w.put(piece));
+        })?;
+        if let Some(e) = truncated(&files) {
+            // The frame just written read zeros past the new end of file: never send it.
+            p.batch.pop();
+            return Err(e);
+        }
+        stats.packets += 1;
+        stats.bytes += span.len;
+        if stats.packets - reported.packets == BATCH as u64 {
+            // Once per batch: new timestamp, progress over all queues, cancellation.
+            ts = sys::realtime_ns();
+            let (b, n) = totals.add(stats, &mut reported);
+            ctx.progress(b, n);
+            ctx.check_cancel(b)?;
+        }
+    }
+    p.drain()?;
+    totals.add(stats, &mut reported);
+    Ok(stats)
+}
+
+impl XdpUdp {
+    fn send_inner(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
+        let bounds = job.check_datagrams(self.max_payload)?;
+        let nq = self.paths.len() as u64;
+        let totals = Totals::default();
+        let results: Vec<Result<SendStats>> = if nq == 1 {
+            vec![send_share(
+                &mut self.paths[0],
+                job,
+                bounds,
+                0,
+                1,
+                ctx,
+                &totals,
+            )]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .paths
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(q, p)| {
+                        let totals = &totals;
+                        s.spawn(move || send_share(p, job, bounds, q as u64, nq, ctx, totals))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let mut total = SendStats::default();
+        for r in results {
+            let s = r?;
+            total.bytes += s.bytes;
+            total.packets += s.packets;
+        }
+        if let Some(flow) = job.chunk_header {
+            let end = xsend::Repr {
+                flags: xsend::FLAG_END,
+                flow,
+                seq: total.packets,
+                offset: total.bytes,
+                timestamp_ns: sys::realtime_ns(),
+            };
+            let p = &mut self.paths[0];
+            for _ in 0..END_MARKERS {
+                let mut h = [0u8; xsend::HEADER_LEN];
+                end.emit(&mut h);
+                p.frame(xsend::HEADER_LEN, |w| w.put(&h))?;
+            }
+            p.drain()?;
+        }
+        ctx.progress(total.bytes, total.packets);
+        if job.flags.contains(TransmitFlags::DISCONNECT) {
+            self.usable = false;
+        }
+        Ok(total)
+    }
+}
+
+impl Transport for XdpUdp {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn validate(&self, job: &Job) -> Result<()> {
+        job.check_datagrams(self.max_payload).map(drop)
+    }
+
+    fn send(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
+        let r = self.send_inner(job, ctx);
+        if r.is_err() {
+            // Frames of a failed send may still sit in the rings: drop them from our books.
+            for p in &mut self.paths {
+                p.batch.clear();
+            }
+            if matches!(r, Err(Error::InterfaceDown { .. })) {
+                self.usable = false;
+            }
+        }
+        r
+    }
+
+    fn usable(&self) -> bool {
+        self.usable
+    }
+}
