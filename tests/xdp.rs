@@ -1,0 +1,551 @@
+//! AF_XDP-specific tests: large chunked files on 1 and 2 queues (IPv4/IPv6), frames checked on
+//! the wire, other traffic untouched, the peer vanishing mid-send, fallbacks, program cleanup.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use xsend::lab::{Lab, LabConfig, Side};
+use xsend::{
+    BackendChoice, Connection, ConnectionBuilder, Error, SendPacketsElement, SendPacketsOptions,
+    SendStatus, TransmitFlags,
+};
+
+fn xdp(addr: SocketAddr) -> ConnectionBuilder {
+    Connection::udp(addr).backend(BackendChoice::Xdp)
+}
+
+fn chunked(conn: &Connection, path: &std::path::Path, flow: u16) -> xsend::Result<u64> {
+    let opts = SendPacketsOptions {
+        chunk_header: Some(flow),
+        flags: TransmitFlags::CALLER_THREAD,
+        ..Default::default()
+    };
+    match conn.send_packets(&[SendPacketsElement::file(path)], opts)? {
+        SendStatus::Completed(n) => Ok(n),
+        SendStatus::Pending(op) => conn.end_send_packets(op),
+    }
+}
+
+/// `nstat` counters of the peer namespace that reveal bad checksums or lengths.
+fn udp_errors(lab: &Lab) -> u64 {
+    let out = lab
+        .command(Side::B, "nstat")
+        .args(["-az", "-j"])
+        .output()
+        .expect("nstat (iproute2)");
+    let v = json(&out.stdout);
+    let k = &v["kernel"];
+    [
+        "UdpInCsumErrors",
+        "Udp6InCsumErrors",
+        "UdpInErrors",
+        "Udp6InErrors",
+        "IpInHdrErrors",
+        "Ip6InHdrErrors",
+        "IpInAddrErrors",
+    ]
+    .iter()
+    .map(|n| k[*n].as_u64().unwrap_or(0))
+    .sum()
+}
+
+/// True if an XDP program is attached to the side's interface.
+fn xdp_attached(lab: &Lab, side: Side) -> bool {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            lab.ns(side),
+            "-j",
+            "link",
+            "show",
+            "dev",
+            lab.iface(side),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("\"xdp\"")
+}
+
+#[test]
+fn large_chunked_files_one_and_two_queues_ipv4_ipv6() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab_with(LabConfig {
+        queues: 2,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(dir.path(), "big", 256 << 20, 99);
+    let want = sha256(&data);
+    drop(data);
+    let mut port = 10_000;
+    for queues in [1u32, 2] {
+        for v6 in [false, true] {
+            port += 1;
+            let addr = if v6 {
+                SocketAddr::from((lab.ip6_b.unwrap(), port))
+            } else {
+                SocketAddr::from((lab.ip4_b, port))
+            };
+            let a = addr.to_string();
+            let out = dir.path().join(format!("out{port}"));
+            let recv = spawn_recv(
+                &lab,
+                &[
+                    "--listen",
+                    &a,
+                    "--proto",
+                    "udp",
+                    "--json",
+                    "--expect-sha256",
+                    &want,
+                    "--timeout",
+                    "60",
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            );
+            let conn = lab
+                .run_in(Side::A, || xdp(addr).queues(queues).connect())
+                .unwrap()
+                .unwrap();
+            let info = conn.info();
+            assert_eq!((info.backend, info.queues), ("xdp", Some(queues)));
+            let n = chunked(&conn, &path, port).unwrap();
+            assert_eq!(n, 256 << 20);
+            let r = recv.wait_output();
+            let v = json(&r.stdout);
+            assert!(r.status.success(), "queues {queues} v6 {v6}: {v}");
+            assert_eq!(
+                (v["lost"].as_u64(), v["duplicates"].as_u64()),
+                (Some(0), Some(0)),
+                "{v}"
+            );
+            assert_eq!(v["bytes"], 256u64 << 20);
+            assert_eq!(sha256_file(&out), want);
+            std::fs::remove_file(&out).unwrap();
+        }
+    }
+    assert_eq!(
+        udp_errors(&lab),
+        0,
+        "the peer saw checksum or length errors"
+    );
+}
+
+#[test]
+fn frames_on_the_wire_are_valid() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(dir.path(), "f", 100_000, 5);
+    for (i, v6) in [false, true].into_iter().enumerate() {
+        let dst = if v6 {
+            SocketAddr::from((lab.ip6_b.unwrap(), 10_100 + i as u16))
+        } else {
+            SocketAddr::from((lab.ip4_b, 10_100))
+        };
+        // A raw AF_PACKET socket in the peer namespace sees the frames exactly as sent.
+        let raw = lab
+            .run_in(Side::B, || {
+                // SAFETY: plain socket(2); the descriptor is owned below.
+                let fd = unsafe {
+                    libc::socket(
+                        libc::AF_PACKET,
+                        libc::SOCK_RAW,
+                        (libc::ETH_P_ALL as u16).to_be() as i32,
+                    )
+                };
+                assert!(fd >= 0, "AF_PACKET socket");
+                // SAFETY: fd is a new descriptor nothing else owns.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .unwrap();
+        let _sink = udp_sink(&lab, dst);
+        let conn = lab.run_in(Side::A, || xdp(dst).connect()).unwrap().unwrap();
+        let sent = chunked(&conn, &path, 7).unwrap();
+        assert_eq!(sent, 100_000);
+        let mut payload = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        let mut frames = 0;
+        let mut ends = 0;
+        while ends < 3 {
+            // SAFETY: reading into a live buffer of its length.
+            let n = unsafe { libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            assert!(n > 0);
+            let f = &buf[..n as usize];
+            let Ok(p) = SlicedPacket::from_ethernet(f) else {
+                continue;
+            };
+            let Some(TransportSlice::Udp(u)) = &p.transport else {
+                continue;
+            };
+            if u.destination_port() != dst.port() {
+                continue;
+            }
+            frames += 1;
+            assert!(f.len() <= 1500 + 14, "frame of {} bytes", f.len());
+            let eth = xsend::wire::ethernet::Frame::new_checked(f).unwrap();
+            assert_eq!(eth.dst().to_string(), lab.mac_b);
+            assert_eq!(eth.src().to_string(), lab.mac_a);
+            let (s, d) = match p.net.as_ref().unwrap() {
+                NetSlice::Ipv4(h) => {
+                    let h = h.header();
+                    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+                    (
+                        std::net::IpAddr::V4(h.source_addr()),
+                        std::net::IpAddr::V4(h.destination_addr()),
+                    )
+                }
+                NetSlice::Ipv6(h) => (
+                    std::net::IpAddr::V6(h.header().source_addr()),
+                    std::net::IpAddr::V6(h.header().destination_addr()),
+                ),
+            };
+            assert_eq!(d, dst.ip());
+            let pl = u.payload();
+            let want = match (s, d) {
+                (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => u
+                    .to_header()
+                    .calc_checksum_ipv4_raw(a.octets(), b.octets(), pl)
+                    .unwrap(),
+                (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => u
+                    .to_header()
+                    .calc_checksum_ipv6_raw(a.octets(), b.octets(), pl)
+                    .unwrap(),
+                _ => unreachable!(),
+            };
+            assert_eq!(u.checksum(), want, "UDP checksum on the wire");
+            let h = xsend::wire::xsend::Packet::new_checked(pl).unwrap();
+            if h.flags() & xsend::wire::xsend::FLAG_END != 0 {
+                ends += 1;
+                continue;
+            }
+            assert_eq!(h.offset(), payload.len() as u64);
+            payload.extend_from_slice(h.payload());
+        }
+        assert_eq!(payload, data);
+        assert_eq!(
+            frames,
+            100_000usize.div_ceil(if v6 { 1452 - 32 } else { 1472 - 32 }) + 3
+        );
+    }
+}
+
+#[test]
+fn other_traffic_keeps_working_while_sending() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(dir.path(), "f", 64 << 20, 3);
+    // A kernel TCP echo server in the peer.
+    let l = lab
+        .run_in(Side::B, || {
+            TcpListener::bind(SocketAddr::from((lab.ip4_b, 10_200)))
+        })
+        .unwrap()
+        .unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let tcp = lab
+        .run_in(Side::A, || {
+            TcpStream::connect(SocketAddr::from((lab.ip4_b, 10_200)))
+        })
+        .unwrap()
+        .unwrap();
+    let msg = pattern(1 << 20, 4);
+    let checked = Arc::new(AtomicBool::new(false));
+    let c = checked.clone();
+    let dst = SocketAddr::from((lab.ip4_b, 10_201));
+    let _sink = udp_sink(&lab, dst);
+    let conn = lab
+        .run_in(Side::A, || {
+            xdp(dst)
+                // Mid-send (first progress report), round-trip 1 MiB over kernel TCP: the
+                // replies come in on the interface our XDP program is attached to.
+                .on_progress(move |_| {
+                    if !c.swap(true, Ordering::SeqCst) {
+                        let mut back = vec![0u8; msg.len()];
+                        let mut r = tcp.try_clone().unwrap();
+                        let mut w = tcp.try_clone().unwrap();
+                        let m = msg.clone();
+                        let writer = std::thread::spawn(move || w.write_all(&m).unwrap());
+                        r.read_exact(&mut back).unwrap();
+                        writer.join().unwrap();
+                        assert!(back == msg, "echo corrupted");
+                        tcp.shutdown(std::net::Shutdown::Write).unwrap();
+                    }
+                })
+                .connect()
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        xdp_attached(&lab, Side::A),
+        "our XDP program is attached during the send"
+    );
+    chunked(&conn, &path, 1).unwrap();
+    assert!(checked.load(Ordering::SeqCst));
+    echo.join().unwrap();
+    drop(conn);
+    assert!(
+        !xdp_attached(&lab, Side::A),
+        "the XDP program must be detached when the connection is dropped"
+    );
+}
+
+#[test]
+fn peer_namespace_deleted_mid_send() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(dir.path(), "f", 256 << 20, 8);
+    let ns_b = lab.ns_b.clone();
+    let deleted = Arc::new(AtomicBool::new(false));
+    let d = deleted.clone();
+    // No receiver process: nothing keeps the peer namespace (and the veth pair) alive.
+    let conn = lab
+        .run_in(Side::A, || {
+            xdp(SocketAddr::from((lab.ip4_b, 10_300)))
+                .on_progress(move |_| {
+                    if !d.swap(true, Ordering::SeqCst) {
+                        assert!(Command::new("ip")
+                            .args(["netns", "del", &ns_b])
+                            .status()
+                            .unwrap()
+                            .success());
+                    }
+                })
+                .connect()
+        })
+        .unwrap()
+        .unwrap();
+    let r = chunked(&conn, &path, 1);
+    assert!(deleted.load(Ordering::SeqCst));
+    match r {
+        Err(e @ Error::InterfaceDown { .. }) => assert!(e.to_string().contains(&lab.if_a), "{e}"),
+        r => panic!("{r:?}"),
+    }
+    // The broken connection refuses further sends.
+    assert!(matches!(chunked(&conn, &path, 1), Err(Error::Closed)));
+}
+
+#[test]
+fn interface_down_mid_send() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(dir.path(), "f", 256 << 20, 8);
+    let (ns, ifname) = (lab.ns_a.clone(), lab.if_a.clone());
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let conn = lab
+        .run_in(Side::A, || {
+            xdp(SocketAddr::from((lab.ip4_b, 10_301)))
+                .on_progress(move |_| {
+                    if !d.swap(true, Ordering::SeqCst) {
+                        assert!(Command::new("ip")
+                            .args(["-n", &ns, "link", "set", &ifname, "down"])
+                            .status()
+                            .unwrap()
+                            .success());
+                    }
+                })
+                .connect()
+        })
+        .unwrap()
+        .unwrap();
+    let r = chunked(&conn, &path, 1);
+    assert!(matches!(r, Err(Error::InterfaceDown { .. })), "{r:?}");
+}
+
+#[test]
+fn truncated_file_over_xdp_is_an_error_not_a_sigbus() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(dir.path(), "f", 32 << 20, 9);
+    let done = Arc::new(AtomicBool::new(false));
+    let (d, p) = (done.clone(), path.clone());
+    let dst = SocketAddr::from((lab.ip4_b, 10_302));
+    let _sink = udp_sink(&lab, dst);
+    let conn = lab
+        .run_in(Side::A, || {
+            xdp(dst)
+                .on_progress(move |_| {
+                    if !d.swap(true, Ordering::SeqCst) {
+                        assert!(Command::new("truncate")
+                            .args(["-s", "4096"])
+                            .arg(&p)
+                            .status()
+                            .unwrap()
+                            .success());
+                    }
+                })
+                .connect()
+        })
+        .unwrap()
+        .unwrap();
+    match chunked(&conn, &path, 1) {
+        Err(e @ Error::FileTruncated { .. }) => assert!(e.to_string().contains("4096"), "{e}"),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn auto_falls_back_to_kernel_where_af_xdp_cannot_run() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    // Loopback inside the lab's namespace: no NIC queue.
+    let lo = SocketAddr::from(([127, 0, 0, 1], 10_400));
+    let sink = lab
+        .run_in(Side::A, || std::net::UdpSocket::bind(lo))
+        .unwrap()
+        .unwrap();
+    let conn = lab
+        .run_in(Side::A, || Connection::udp(lo).connect())
+        .unwrap()
+        .unwrap();
+    let info = conn.info();
+    assert_eq!(info.backend, "kernel");
+    assert!(info.fallback_reasons[0].contains("loopback"), "{info:?}");
+    conn.send_file_with(None, Some(b"hi"), None, TransmitFlags::empty())
+        .unwrap();
+    let mut b = [0u8; 8];
+    assert_eq!(sink.recv(&mut b).unwrap(), 2);
+    // Explicitly asking for AF_XDP there is a typed error.
+    let r = lab
+        .run_in(Side::A, || {
+            Connection::udp(lo).backend(BackendChoice::Xdp).connect()
+        })
+        .unwrap();
+    assert!(
+        matches!(r, Err(Error::BackendUnavailable { backend: "xdp", .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn jumbo_mtu_uses_large_frames_or_refuses_clearly() {
+    need_root!();
+    let _wire = udp_lock();
+    // MTU 3000 fits a 4096-byte UMEM frame.
+    let lab3 = lab_with(LabConfig {
+        mtu: 3000,
+        ..Default::default()
+    });
+    let dst = SocketAddr::from((lab3.ip4_b, 10_500));
+    let sink = udp_sink(&lab3, dst);
+    let conn = lab3
+        .run_in(Side::A, || xdp(dst).connect())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (conn.info().frame_size, conn.info().max_datagram),
+        (Some(4096), Some(3000 - 28))
+    );
+    let big = pattern(2972, 1);
+    let opts = SendPacketsOptions {
+        send_size: xsend::SEND_SIZE_PACKETS,
+        flags: TransmitFlags::CALLER_THREAD,
+        ..Default::default()
+    };
+    conn.send_packets(&[SendPacketsElement::buffer(big.clone())], opts)
+        .unwrap();
+    assert_eq!(recv_datagrams(&sink, 1)[0], big);
+    // MTU 9000 would need multi-buffer frames: AF_XDP refuses with the reason, auto falls back.
+    let lab9 = lab_with(LabConfig {
+        mtu: 9000,
+        ..Default::default()
+    });
+    let dst = SocketAddr::from((lab9.ip4_b, 10_501));
+    match lab9.run_in(Side::A, || xdp(dst).connect()).unwrap() {
+        Err(e @ Error::BackendUnavailable { .. }) => {
+            assert!(e.to_string().contains("multi-buffer"), "{e}")
+        }
+        r => panic!("{r:?}"),
+    }
+    let conn = lab9
+        .run_in(Side::A, || Connection::udp(dst).connect())
+        .unwrap()
+        .unwrap();
+    assert_eq!(conn.info().backend, "kernel");
+    assert!(conn.info().fallback_reasons[0].contains("multi-buffer"));
+    assert!(
+        !xdp_attached(&lab9, Side::A),
+        "nothing left attached by the refused attempt"
+    );
+}
+
+#[test]
+fn ctrl_c_and_kill_leave_no_program_attached() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    for (i, sig) in [libc::SIGINT, libc::SIGKILL].into_iter().enumerate() {
+        let dst = SocketAddr::from((lab.ip4_b, 10_600 + i as u16));
+        let sink = udp_sink(&lab, dst);
+        let child = lab
+            .command(Side::A, xsend_bin())
+            .arg("send")
+            .arg(&path)
+            .args([
+                "--to",
+                &dst.to_string(),
+                "--proto",
+                "udp",
+                "--backend",
+                "xdp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let guard = ChildGuard(Some(child));
+        // Interrupt once datagrams flow.
+        recv_datagrams(&sink, 1);
+        assert!(xdp_attached(&lab, Side::A));
+        let pid = guard.0.as_ref().unwrap().id() as i32;
+        // SAFETY: plain kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let out = guard.wait_output();
+        if sig == libc::SIGINT {
+            assert_eq!(
+                out.status.code(),
+                Some(130),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            !xdp_attached(&lab, Side::A),
+            "XDP program left attached after signal {sig}"
+        );
+    }
+}
