@@ -189,6 +189,27 @@ impl MappedFile {
         self.guard.as_ref().is_some_and(crate::sigbus::truncated)
     }
 
+    /// Drop this process's page-table entries for `[offset, offset + len)` (page-aligned
+    /// inwards) so sent data stops counting as resident. The bytes stay in the page cache;
+    /// a later read faults them back in (shared file mapping: never zeros).
+    pub fn release(&self, offset: u64, len: u64) {
+        let Some(m) = &self.map else { return };
+        const PAGE: u64 = 4096;
+        let start = offset.div_ceil(PAGE) * PAGE;
+        let end = ((offset + len).min(m.len() as u64) / PAGE) * PAGE;
+        if end > start {
+            // SAFETY: the range lies inside our own read-only shared file mapping;
+            // MADV_DONTNEED on it only drops page-table entries.
+            unsafe {
+                libc::madvise(
+                    m.as_ptr().add(start as usize) as *mut libc::c_void,
+                    (end - start) as usize,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+
     /// Current size on disk (to tell a truncation from other failures).
     pub fn current_size(&self) -> u64 {
         self.file.metadata().map(|m| m.len()).unwrap_or(0)
@@ -344,6 +365,35 @@ fn validate(el: &SendPacketsElement) -> Result<Segment> {
         len: count,
         eop: el.end_of_packet,
     })
+}
+
+/// Keeps resident memory independent of the file size: drops the mapping's pages of what
+/// was sent, in steps of [`Releaser::STEP`] and one step behind (another queue may still be
+/// reading there; if so it faults the page back in from the page cache).
+#[derive(Debug, Default)]
+pub struct Releaser {
+    seg: usize,
+    done: u64,
+}
+
+impl Releaser {
+    /// Release granularity.
+    pub const STEP: u64 = 2 << 20;
+
+    /// The sender has reached offset `off` of segment `seg`.
+    #[inline]
+    pub fn advance(&mut self, segs: &[Segment], seg: usize, off: u64) {
+        if seg != self.seg {
+            self.seg = seg;
+            self.done = 0;
+        }
+        if off >= self.done + 2 * Self::STEP {
+            if let SegmentData::File { file, offset } = &segs[seg].data {
+                file.release(offset + self.done, Self::STEP);
+            }
+            self.done += Self::STEP;
+        }
+    }
 }
 
 /// How a byte stream is cut into datagrams (sans-IO; also used to validate before sending).

@@ -118,6 +118,11 @@ pub enum SendStatus {
 pub struct CancelHandle(Arc<AtomicBool>);
 
 impl CancelHandle {
+    /// A handle over an existing flag (for code that drives a backend directly).
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Self {
+        CancelHandle(flag)
+    }
+
     /// Ask the running operation, and every later one on this connection, to stop: they end
     /// with `Error::Cancelled`. Cancellation is sticky (a cancelled connection stays so).
     pub fn cancel(&self) {
@@ -181,6 +186,11 @@ impl ConnectionBuilder {
         self.cfg.progress = Some(Arc::new(f));
         self
     }
+    /// An AF_XDP frame generator for this flow (UDP only; `xsend bench`).
+    pub fn generator(self) -> Result<crate::backend::xdp::Generator> {
+        crate::backend::xdp::Generator::open(&self.cfg)
+    }
+
     /// Connect.
     pub fn connect(self) -> Result<Connection> {
         let transport = backend::open(&self.cfg)?;

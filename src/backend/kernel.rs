@@ -430,6 +430,7 @@ impl KernelUdp {
         let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
 
         let mut it = Datagrams::new(segs, bounds);
+        let mut release = crate::payload::Releaser::default();
         let mut sent = SendStats::default();
         let mut stream_off = 0u64;
         loop {
@@ -439,6 +440,9 @@ impl KernelUdp {
             let mut batch_bytes = 0u64;
             while n < BATCH {
                 let Some(span) = it.next() else { break };
+                if n == 0 {
+                    release.advance(segs, span.seg, span.off);
+                }
                 let start = iovs.len();
                 if let Some(flow) = header {
                     xsend::Repr {

@@ -44,62 +44,67 @@ const STALL: Duration = Duration::from_secs(2);
 const END_MARKERS: usize = 3;
 
 /// Open an AF_XDP UDP transport for `cfg`; `reasons` collects why better modes were refused.
-pub fn open(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<Box<dyn Transport>> {
-    let unavailable = |reason: String| Error::BackendUnavailable {
-        backend: "xdp",
-        reason,
-    };
-    if cfg.proto == Proto::Tcp {
-        return Err(unavailable(
-            "TCP over AF_XDP is not part of this build yet".into(),
-        ));
-    }
-    // A kernel socket holds our source port (so the kernel neither reuses it nor answers for
-    // it) and tells the source address and the path MTU.
-    let reserve = |bind: Option<SocketAddr>, connect: bool| -> Result<Socket> {
-        let s = Socket::new(
-            Domain::for_address(cfg.peer),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )
-        .map_err(|e| Error::io("creating the port-reserving socket", e))?;
+pub fn open(cfg: &ConnConfig, reasons: Vec<String>) -> Result<Box<dyn Transport>> {
+    Ok(Box::new(XdpUdp::open(cfg, reasons)?))
+}
+
+impl XdpUdp {
+    fn open(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<XdpUdp> {
+        let unavailable = |reason: String| Error::BackendUnavailable {
+            backend: "xdp",
+            reason,
+        };
+        if cfg.proto == Proto::Tcp {
+            return Err(unavailable(
+                "TCP over AF_XDP is not part of this build yet".into(),
+            ));
+        }
+        // A kernel socket holds our source port (so the kernel neither reuses it nor answers for
+        // it) and tells the source address and the path MTU.
+        let reserve = |bind: Option<SocketAddr>, connect: bool| -> Result<Socket> {
+            let s = Socket::new(
+                Domain::for_address(cfg.peer),
+                Type::DGRAM,
+                Some(Protocol::UDP),
+            )
+            .map_err(|e| Error::io("creating the port-reserving socket", e))?;
+            if let Some(i) = &cfg.iface {
+                s.bind_device(Some(i.as_bytes()))
+                    .map_err(|e| Error::io(format!("binding to interface {i}"), e))?;
+            }
+            if let Some(b) = bind {
+                s.bind(&b.into())
+                    .map_err(|e| Error::io(format!("binding {b}"), e))?;
+            }
+            if connect {
+                s.connect(&cfg.peer.into()).map_err(|e| Error::Connect {
+                    addr: cfg.peer,
+                    source: e,
+                })?;
+            }
+            Ok(s)
+        };
         if let Some(i) = &cfg.iface {
-            s.bind_device(Some(i.as_bytes()))
-                .map_err(|e| Error::io(format!("binding to interface {i}"), e))?;
+            if sys::if_nametoindex(i).is_none() {
+                return Err(Error::InterfaceNotFound { name: i.clone() });
+            }
         }
-        if let Some(b) = bind {
-            s.bind(&b.into())
-                .map_err(|e| Error::io(format!("binding {b}"), e))?;
+        let sock0 = reserve(cfg.bind, true)?;
+        let src = sock0
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| unavailable("no local address for the flow".into()))?;
+        let route = net::route_get(cfg.peer.ip())?;
+        let ifname = cfg.iface.clone().unwrap_or_else(|| route.dev.clone());
+        if ifname == "lo" {
+            return Err(unavailable("loopback has no NIC queue to send to".into()));
         }
-        if connect {
-            s.connect(&cfg.peer.into()).map_err(|e| Error::Connect {
-                addr: cfg.peer,
-                source: e,
-            })?;
-        }
-        Ok(s)
-    };
-    if let Some(i) = &cfg.iface {
-        if sys::if_nametoindex(i).is_none() {
-            return Err(Error::InterfaceNotFound { name: i.clone() });
-        }
-    }
-    let sock0 = reserve(cfg.bind, true)?;
-    let src = sock0
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or_else(|| unavailable("no local address for the flow".into()))?;
-    let route = net::route_get(cfg.peer.ip())?;
-    let ifname = cfg.iface.clone().unwrap_or_else(|| route.dev.clone());
-    if ifname == "lo" {
-        return Err(unavailable("loopback has no NIC queue to send to".into()));
-    }
-    let ifi = net::if_info(&ifname)?;
-    let (path_mtu, _) = super::kernel::path_mtu(&sock0, cfg.peer)?;
-    let mtu = ifi.mtu.min(path_mtu);
-    let l2 = ethernet::HEADER_LEN as u32;
-    let frame_size = [2048u32, 4096]
+        let ifi = net::if_info(&ifname)?;
+        let (path_mtu, _) = super::kernel::path_mtu(&sock0, cfg.peer)?;
+        let mtu = ifi.mtu.min(path_mtu);
+        let l2 = ethernet::HEADER_LEN as u32;
+        let frame_size = [2048u32, 4096]
         .into_iter()
         .find(|f| mtu + l2 + XDP_HEADROOM <= *f)
         .ok_or_else(|| {
@@ -107,117 +112,118 @@ pub fn open(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<Box<dyn Transp
                 "MTU {mtu} of {ifname} needs frames over 4096 bytes: multi-buffer (XDP_USE_SG) is not supported yet"
             ))
         })?;
-    let dst_mac = match cfg.dst_mac {
-        Some(m) => m,
-        None => net::resolve(
-            route.next_hop(cfg.peer.ip()),
-            &ifname,
-            Duration::from_secs(3),
-        )?,
-    };
-
-    let steer = match prog::Steer::attach(ifi.index, &ifname, &mut reasons) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            reasons.push(format!(
-                "no XDP program on {ifname} (AF_XDP TX works without it): {e}"
-            ));
-            None
-        }
-    };
-
-    let nq = cfg.queues.max(1);
-    let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
-    let mut paths = Vec::with_capacity(nq as usize);
-    let mut reserved = vec![];
-    let mut copy_mode = "zerocopy";
-    let mut budget = Some(TX_BUDGET as u32);
-    for q in 0..nq {
-        // Queue 0 uses the connected socket's port; the others reserve one each.
-        let port = if q == 0 {
-            src.port()
-        } else {
-            let s = reserve(Some(SocketAddr::new(src.ip(), 0)), false)?;
-            let p = s
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .map(|a| a.port())
-                .unwrap_or(0);
-            reserved.push(s);
-            p
+        let dst_mac = match cfg.dst_mac {
+            Some(m) => m,
+            None => net::resolve(
+                route.next_hop(cfg.peer.ip()),
+                &ifname,
+                Duration::from_secs(3),
+            )?,
         };
-        let flow = UdpFlow {
-            src_mac: ifi.mac,
-            dst_mac,
-            vlan: cfg.vlan,
-            src: SocketAddr::new(src.ip(), port),
-            dst: cfg.peer,
-        };
-        let framer = UdpFramer::new(&flow, mtu);
-        let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone()) {
-            Ok(p) => p,
+
+        let steer = match prog::Steer::attach(ifi.index, &ifname, &mut reasons) {
+            Ok(s) => Some(s),
             Err(e) => {
-                if q == 0 {
-                    reasons.push(format!("zero-copy on {ifname}: {e}"));
-                }
-                copy_mode = "copy";
-                TxPath::new(&ifname, q, ring, frame_size, false, framer).map_err(|e| {
-                    let what = format!("AF_XDP socket on {ifname} queue {q}: {e}");
-                    match e.raw_os_error() {
-                        Some(libc::EPERM) => Error::NoPermission { what },
-                        _ => unavailable(what),
-                    }
-                })?
+                reasons.push(format!(
+                    "no XDP program on {ifname} (AF_XDP TX works without it): {e}"
+                ));
+                None
             }
         };
-        if let Some(s) = &steer {
-            s.add_socket(q, path.fd)?;
+
+        let nq = cfg.queues.max(1);
+        let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
+        let mut paths = Vec::with_capacity(nq as usize);
+        let mut reserved = vec![];
+        let mut copy_mode = "zerocopy";
+        let mut budget = Some(TX_BUDGET as u32);
+        for q in 0..nq {
+            // Queue 0 uses the connected socket's port; the others reserve one each.
+            let port = if q == 0 {
+                src.port()
+            } else {
+                let s = reserve(Some(SocketAddr::new(src.ip(), 0)), false)?;
+                let p = s
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map(|a| a.port())
+                    .unwrap_or(0);
+                reserved.push(s);
+                p
+            };
+            let flow = UdpFlow {
+                src_mac: ifi.mac,
+                dst_mac,
+                vlan: cfg.vlan,
+                src: SocketAddr::new(src.ip(), port),
+                dst: cfg.peer,
+            };
+            let framer = UdpFramer::new(&flow, mtu);
+            let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    if q == 0 {
+                        reasons.push(format!("zero-copy on {ifname}: {e}"));
+                    }
+                    copy_mode = "copy";
+                    TxPath::new(&ifname, q, ring, frame_size, false, framer).map_err(|e| {
+                        let what = format!("AF_XDP socket on {ifname} queue {q}: {e}");
+                        match e.raw_os_error() {
+                            Some(libc::EPERM) => Error::NoPermission { what },
+                            _ => unavailable(what),
+                        }
+                    })?
+                }
+            };
+            if let Some(s) = &steer {
+                s.add_socket(q, path.fd)?;
+            }
+            if sys::setsockopt_int(
+                fd_of(path.fd),
+                sys::SOL_XDP,
+                sys::XDP_MAX_TX_SKB_BUDGET,
+                TX_BUDGET,
+            )
+            .is_err()
+            {
+                budget = None;
+            }
+            paths.push(path);
         }
-        if sys::setsockopt_int(
-            fd_of(path.fd),
-            sys::SOL_XDP,
-            sys::XDP_MAX_TX_SKB_BUDGET,
-            TX_BUDGET,
-        )
-        .is_err()
-        {
-            budget = None;
+        if budget.is_none() {
+            reasons.push(
+                "XDP_MAX_TX_SKB_BUDGET refused: one kick sends the kernel's default of 32 frames"
+                    .into(),
+            );
         }
-        paths.push(path);
+        let xdp_mode = steer.as_ref().map_or("none", |s| s.mode);
+        let max_payload = paths[0].framer.max_payload() as u64;
+        let info = BackendInfo {
+            backend: "xdp",
+            mode: format!("{xdp_mode}/{copy_mode}"),
+            iface: Some(ifname.clone()),
+            mtu: Some(mtu),
+            max_datagram: Some(max_payload),
+            fallback_reasons: reasons,
+            xdp_mode: Some(xdp_mode.into()),
+            copy_mode: Some(copy_mode.into()),
+            queues: Some(nq),
+            ring_size: Some(ring),
+            frame_size: Some(frame_size),
+            checksum: Some("software".into()),
+            tx_budget: budget,
+            dst_mac: Some(dst_mac.to_string()),
+        };
+        Ok(XdpUdp {
+            info,
+            paths,
+            _steer: steer,
+            _reserved: (sock0, reserved),
+            max_payload,
+            usable: true,
+        })
     }
-    if budget.is_none() {
-        reasons.push(
-            "XDP_MAX_TX_SKB_BUDGET refused: one kick sends the kernel's default of 32 frames"
-                .into(),
-        );
-    }
-    let xdp_mode = steer.as_ref().map_or("none", |s| s.mode);
-    let max_payload = paths[0].framer.max_payload() as u64;
-    let info = BackendInfo {
-        backend: "xdp",
-        mode: format!("{xdp_mode}/{copy_mode}"),
-        iface: Some(ifname.clone()),
-        mtu: Some(mtu),
-        max_datagram: Some(max_payload),
-        fallback_reasons: reasons,
-        xdp_mode: Some(xdp_mode.into()),
-        copy_mode: Some(copy_mode.into()),
-        queues: Some(nq),
-        ring_size: Some(ring),
-        frame_size: Some(frame_size),
-        checksum: Some("software".into()),
-        tx_budget: budget,
-        dst_mac: Some(dst_mac.to_string()),
-    };
-    Ok(Box::new(XdpUdp {
-        info,
-        paths,
-        _steer: steer,
-        _reserved: (sock0, reserved),
-        max_payload,
-        usable: true,
-    }))
 }
 
 fn fd_of(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
@@ -511,7 +517,11 @@ fn send_share(
     let mut ts = sys::realtime_ns();
     let mut reported = SendStats::default();
     let mut hdr = [0u8; xsend::HEADER_LEN];
+    let mut release = crate::payload::Releaser::default();
     for span in Datagrams::new(segs, bounds) {
+        if q == 0 {
+            release.advance(segs, span.seg, span.off);
+        }
         let (seq, off) = (index, stream_off);
         index += 1;
         stream_off += span.len;
@@ -644,4 +654,131 @@ impl Transport for XdpUdp {
     fn usable(&self) -> bool {
         self.usable
     }
+}
+
+/// What a generator run should send.
+#[derive(Debug, Clone)]
+pub struct GenSpec {
+    /// Ethernet frame length without FCS (headers included).
+    pub frame_len: usize,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many frames (over all queues).
+    pub count: Option<u64>,
+}
+
+/// What a generator run sent (frames whose completion came back).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct GenReport {
+    /// Frames.
+    pub packets: u64,
+    /// Frame bytes (without FCS).
+    pub bytes: u64,
+    /// Wall time from the first submission to the last completion.
+    pub seconds: f64,
+}
+
+/// A line-rate frame generator on the AF_XDP TX path (`xsend bench`): synthetic UDP frames
+/// carrying a sequence number, valid IP and UDP checksums.
+pub struct Generator {
+    inner: XdpUdp,
+}
+
+impl Generator {
+    /// Open AF_XDP sockets for `cfg` (UDP; `cfg.queues` queues).
+    pub fn open(cfg: &ConnConfig) -> Result<Self> {
+        Ok(Generator {
+            inner: XdpUdp::open(cfg, Vec::new())?,
+        })
+    }
+
+    /// What was obtained.
+    pub fn info(&self) -> &BackendInfo {
+        &self.inner.info
+    }
+
+    /// Send until the spec's duration or count is reached, or `ctx.cancel` is set.
+    pub fn run(&mut self, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
+        let hdr = self.inner.paths[0].framer.header_len();
+        let max = self.inner.paths[0]
+            .framer
+            .frame_len(self.inner.max_payload as usize);
+        if spec.frame_len < hdr.max(60) || spec.frame_len > max {
+            return Err(Error::InvalidOption(format!(
+                "frame size {} outside {}..={max} for this path (headers {hdr} bytes, MTU {})",
+                spec.frame_len,
+                hdr.max(60),
+                self.inner.info.mtu.unwrap_or(0)
+            )));
+        }
+        let nq = self.inner.paths.len() as u64;
+        let start = Instant::now();
+        let deadline = spec.duration.map(|d| start + d);
+        let totals = Totals::default();
+        let payload = spec.frame_len - hdr;
+        let results: Vec<Result<SendStats>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .inner
+                .paths
+                .iter_mut()
+                .enumerate()
+                .map(|(q, p)| {
+                    let totals = &totals;
+                    // The count split over queues: the first `count % nq` send one more.
+                    let limit = spec.count.map(|c| c / nq + u64::from((q as u64) < c % nq));
+                    s.spawn(move || generate(p, payload, limit, deadline, ctx, totals))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut r = GenReport {
+            seconds: start.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        for x in results {
+            let s = x?;
+            r.packets += s.packets;
+            r.bytes += s.packets * spec.frame_len as u64;
+        }
+        Ok(r)
+    }
+}
+
+/// One queue's generator loop: frames of `payload` bytes (a big-endian sequence number, then
+/// zeros) until `limit` frames or the deadline.
+fn generate(
+    p: &mut TxPath,
+    payload: usize,
+    limit: Option<u64>,
+    deadline: Option<Instant>,
+    ctx: &OpCtx,
+    totals: &Totals,
+) -> Result<SendStats> {
+    const ZEROS: [u8; 9216] = [0u8; 9216];
+    let mut stats = SendStats::default();
+    let mut reported = SendStats::default();
+    let seq_len = payload.min(8);
+    let limit = limit.unwrap_or(u64::MAX);
+    while stats.packets < limit {
+        let seq = stats.packets.to_be_bytes();
+        p.frame(payload, |w| {
+            w.put(&seq[..seq_len]);
+            w.put(&ZEROS[..payload - seq_len]);
+        })?;
+        stats.packets += 1;
+        stats.bytes += payload as u64;
+        if stats.packets - reported.packets == 4 * BATCH as u64 {
+            let (b, n) = totals.add(stats, &mut reported);
+            ctx.progress(b, n);
+            if ctx.cancel.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+    }
+    p.drain()?;
+    totals.add(stats, &mut reported);
+    Ok(stats)
 }
