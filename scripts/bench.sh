@@ -1,24 +1,36 @@
 #!/usr/bin/env bash
-# Benchmarks xsend next to reference tools on one self-made veth lab, in one run, interleaved
-# repetitions; counts at the receiver. Writes bench-results/<date>-<name>.{md,json}.
+# Benchmarks xsend next to reference tools on one self-made veth lab, in one run, with
+# interleaved repetitions; everything is counted at the receiver (the peer interface's rx
+# counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--name NAME] [--reps N] [--size-mib N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|all] [--name NAME] [--reps N] [--seconds S]
+#
+# Suites:
+#   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
+#           peer's kernel sockets; goodput counted by the receiving application.
+#   xdp     64 and 1514-byte UDP frames: xsend bench (AF_XDP), xsend send of a real file
+#           (chunked, checksums valid), dpdk-testpmd txonly on its net_af_xdp and
+#           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
+#           program (the sender's ceiling) and the kernel stack. Packets/s = rx counter delta
+#           of the peer interface over a steady-state window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 xsend_setup
-xsend_apt_install iperf3 python3
+xsend_apt_install iperf3 python3 dpdk dpdk-dev netsniff-ng xdp-tests
 
-NAME=kernel-paths REPS=3 SIZE_MIB=1024 SECS=3
+SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024
 while [ $# -gt 0 ]; do
   case "$1" in
+    --suite) SUITE=$2; shift 2 ;;
     --name) NAME=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
-    --size-mib) SIZE_MIB=$2; shift 2 ;;
     --seconds) SECS=$2; shift 2 ;;
+    --size-mib) SIZE_MIB=$2; shift 2 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+NAME=${NAME:-$SUITE}
 
 cargo build --release -q
 X=$PWD/target/release/xsend
@@ -27,34 +39,45 @@ WORK=$(mktemp -d)
 cleanup() { "$X" lab down "$LAB" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 "$X" lab up --name "$LAB" >/dev/null
-A=${LAB}a B=${LAB}b PEER=198.18.0.2
+A=${LAB}a B=${LAB}b IFA=${LAB}a IFB=${LAB}b PEER=198.18.0.2
+MACA=02:58:53:00:00:0a MACB=02:58:53:00:00:0b
 inA() { ip netns exec "$A" "$@"; }
 inB() { ip netns exec "$B" "$@"; }
-
-# Real data in the page cache (not a sparse file).
-head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/file"
-cat "$WORK/file" > /dev/null
 RES=$WORK/results.jsonl
+: > "$RES"
+emit() { echo "$1" >> "$RES"; }
 
-wait_listen() { # proto port
+rx_packets() {
+  ip -n "$B" -j -s link show "$IFB" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'
+}
+
+# Some tools (DPDK's PMDs) take the interface down and up, which flushes neighbour entries.
+restore_neigh() {
+  ip -n "$A" neigh replace $PEER lladdr $MACB dev "$IFA" nud permanent
+  ip -n "$B" neigh replace 198.18.0.1 lladdr $MACA dev "$IFB" nud permanent
+}
+
+wait_listen() { # proto(t|u) port
   for _ in $(seq 200); do
-    inB ss -Hln${1:0:1} "sport = :$2" | grep -q . && return 0
+    inB ss -Hln"$1" "sport = :$2" | grep -q . && return 0
     sleep 0.02
   done
   echo "bench.sh: nothing listens on $1 port $2" >&2; return 1
 }
 
-run_xsend_tcp() { # rep
+# ---------------------------------------------------------------- kernel suite
+run_xsend_tcp() {
   inB "$X" recv --listen $PEER:5301 --count-only --json > "$WORK/r.json" 2>/dev/null &
   wait_listen t 5301
   inA "$X" send "$WORK/file" --to $PEER:5301 --backend kernel --json > "$WORK/s.json"
   wait
-  python3 - "$1" "$WORK/s.json" "$WORK/r.json" >> "$RES" <<'PY'
+  emit "$(python3 - "$1" "$WORK/s.json" "$WORK/r.json" <<'PY'
 import json, sys
 s, r = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 print(json.dumps({"test": "tcp", "tool": "xsend kernel sendfile", "rep": int(sys.argv[1]),
-  "gbps": r["bytes"] * 8 / s["seconds"] / 1e9, "bytes": r["bytes"], "sent_bytes": s["bytes"]}))
+  "gbps": r["bytes"] * 8 / s["seconds"] / 1e9, "pps": 0, "bytes": r["bytes"]}))
 PY
+)"
 }
 
 run_iperf_tcp() {
@@ -62,13 +85,13 @@ run_iperf_tcp() {
   wait_listen t 5302
   inA iperf3 -c $PEER -p 5302 -Z -t "$SECS" -J > "$WORK/is.json"
   wait
-  python3 - "$1" "$WORK/is.json" >> "$RES" <<'PY'
+  emit "$(python3 - "$1" "$WORK/is.json" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[2]))
-rx = j["end"]["sum_received"]
+rx = json.load(open(sys.argv[2]))["end"]["sum_received"]
 print(json.dumps({"test": "tcp", "tool": "iperf3 -Z", "rep": int(sys.argv[1]),
-  "gbps": rx["bits_per_second"] / 1e9, "bytes": rx["bytes"]}))
+  "gbps": rx["bits_per_second"] / 1e9, "pps": 0, "bytes": rx["bytes"]}))
 PY
+)"
 }
 
 run_xsend_udp() {
@@ -76,71 +99,170 @@ run_xsend_udp() {
   wait_listen u 5303
   inA "$X" send "$WORK/file" --to $PEER:5303 --proto udp --backend kernel --json > "$WORK/s.json"
   wait
-  python3 - "$1" "$WORK/s.json" "$WORK/r.json" >> "$RES" <<'PY'
+  emit "$(python3 - "$1" "$WORK/s.json" "$WORK/r.json" <<'PY'
 import json, sys
 s, r = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 print(json.dumps({"test": "udp", "tool": "xsend kernel sendmmsg", "rep": int(sys.argv[1]),
   "gbps": r["bytes"] * 8 / s["seconds"] / 1e9, "pps": r["datagrams"] / s["seconds"],
   "lost": r["lost"], "bytes": r["bytes"]}))
 PY
+)"
 }
 
 run_iperf_udp() {
   inB iperf3 -s -1 -B $PEER -p 5304 -J > "$WORK/ir.json" 2>/dev/null &
   wait_listen t 5304
-  inA iperf3 -c $PEER -p 5304 -u -b 0 -l 1472 -t "$SECS" -J > "$WORK/is.json" || true
+  inA iperf3 -c $PEER -p 5304 -u -b 0 -l 1472 -t "$SECS" -J > "$WORK/is.json" 2>/dev/null || true
   wait || true
   # The client's summary carries the server's packet and loss counts.
-  python3 - "$1" "$WORK/is.json" >> "$RES" <<'PY'
+  emit "$(python3 - "$1" "$WORK/is.json" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[2]))
-s = j["end"]["sum"]
+s = json.load(open(sys.argv[2]))["end"]["sum"]
 got = s["packets"] - s["lost_packets"]
 print(json.dumps({"test": "udp", "tool": "iperf3 -u", "rep": int(sys.argv[1]),
   "gbps": got * 1472 * 8 / s["seconds"] / 1e9, "pps": got / s["seconds"],
   "lost": s["lost_packets"], "bytes": got * 1472}))
 PY
+)"
 }
 
-for rep in $(seq "$REPS"); do
-  echo "bench.sh: repetition $rep/$REPS" >&2
-  run_xsend_tcp "$rep"; run_iperf_tcp "$rep"; run_xsend_udp "$rep"; run_iperf_udp "$rep"
-done
+suite_kernel() {
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/file"
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: kernel suite, repetition $rep/$REPS" >&2
+    run_xsend_tcp "$rep"; run_iperf_tcp "$rep"; run_xsend_udp "$rep"; run_iperf_udp "$rep"
+  done
+  rm -f "$WORK/file"
+}
+
+# ---------------------------------------------------------------- xdp suite
+WARM=2
+# Run "$@" in side A; after $WARM s sample the peer's rx counter over $SECS s.
+window() { # test tool rep size cmd...
+  local test=$1 tool=$2 rep=$3 size=$4; shift 4
+  inA "$@" > "$WORK/tool.out" 2>&1 &
+  local pid=$!
+  sleep $WARM
+  local a t0 b t1
+  a=$(rx_packets); t0=$(date +%s.%N)
+  sleep "$SECS"
+  b=$(rx_packets); t1=$(date +%s.%N)
+  wait $pid || true
+  restore_neigh
+  emit "$(python3 -c "
+import json; pps = ($b - $a) / ($t1 - $t0)
+print(json.dumps({'test': '$test', 'tool': '$tool', 'rep': $rep, 'size': $size, 'pps': pps,
+  'gbps': pps * ($size + 24) * 8 / 1e9}))")"
+}
+
+testpmd_cmd() { # pmd size -> TP array
+  local vdev
+  case $1 in
+    af_xdp) vdev="net_af_xdp0,iface=$IFA,busy_budget=0" ;;
+    af_packet) vdev="net_af_packet0,iface=$IFA" ;;
+  esac
+  TP=(timeout -s INT $((WARM + SECS + 2)) dpdk-testpmd --no-huge --no-pci -m 2048 -l 0-1 --log-level=error
+    --vdev="$vdev" -- --forward-mode=txonly --txpkts="$2" --eth-peer=0,$MACB --auto-start
+    --stats-period=100 --nb-cores=1 --total-num-mbufs=32768 --burst=64 --txd=2048)
+}
+
+trafgen_conf() { # size
+  echo "{ eth(da=$MACB, sa=$MACA), ipv4(da=$PEER, sa=198.18.0.1), udp(dp=9, sp=40000), fill(0x00, $(($1 - 42))) }" > "$WORK/tg$1.cfg"
+}
+
+run_xsend_file() { # test rep sink
+  local before after
+  before=$(rx_packets)
+  inA "$X" send "$WORK/file" --to $PEER:9 --proto udp --backend xdp --dst-mac $MACB --json > "$WORK/s.json"
+  after=$(rx_packets)
+  emit "$(python3 - "$1" "$2" "$WORK/s.json" "$before" "$after" <<'PY'
+import json, sys
+test, rep, s, a, b = sys.argv[1], int(sys.argv[2]), json.load(open(sys.argv[3])), int(sys.argv[4]), int(sys.argv[5])
+got = b - a - 3   # minus the end-of-stream markers
+pps = got / s["seconds"]
+print(json.dumps({"test": test, "tool": "xsend send file (chunked, AF_XDP)", "rep": rep, "size": 1514,
+  "pps": pps, "gbps": pps * (1514 + 24) * 8 / 1e9, "sent": s["packets"], "counted": got,
+  "goodput_gbps": s["bytes"] * 8 / s["seconds"] / 1e9}))
+PY
+)"
+}
+
+suite_xdp() {
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/file"
+  cat "$WORK/file" > /dev/null
+  trafgen_conf 64; trafgen_conf 1514
+  local tools=(xsend testpmd_af_xdp testpmd_af_packet trafgen)
+  for rep in $(seq "$REPS"); do
+    for sink in drop stack; do
+      if [ $sink = drop ]; then
+        ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+      else
+        ip -n "$B" link set dev "$IFB" xdp off
+      fi
+      for size in 64 1514; do
+        echo "bench.sh: xdp suite, repetition $rep/$REPS, sink $sink, $size-byte frames" >&2
+        # Rotate the order each repetition so no tool always runs first.
+        local n=${#tools[@]} i
+        for i in $(seq 0 $((n - 1))); do
+          case ${tools[$(( (i + rep) % n ))]} in
+            xsend) window "udp$size $sink" "xsend bench (AF_XDP)" "$rep" "$size" \
+                     "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration $((WARM + SECS + 1)) ;;
+            testpmd_af_xdp) testpmd_cmd af_xdp "$size"; window "udp$size $sink" "dpdk-testpmd net_af_xdp" "$rep" "$size" "${TP[@]}" ;;
+            testpmd_af_packet) testpmd_cmd af_packet "$size"; window "udp$size $sink" "dpdk-testpmd net_af_packet" "$rep" "$size" "${TP[@]}" ;;
+            trafgen) window "udp$size $sink" "trafgen" "$rep" "$size" \
+                       timeout -s INT $((WARM + SECS + 1)) trafgen --dev "$IFA" --conf "$WORK/tg$size.cfg" --cpus 1 -q ;;
+          esac
+        done
+      done
+      run_xsend_file "udp1514 $sink" "$rep"
+    done
+  done
+  ip -n "$B" link set dev "$IFB" xdp off
+  rm -f "$WORK/file"
+}
+
+case $SUITE in
+  kernel) suite_kernel ;;
+  xdp) suite_xdp ;;
+  all) suite_kernel; suite_xdp ;;
+  *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
+esac
 
 mkdir -p bench-results
 OUT=bench-results/$(date -u +%Y-%m-%d)-$NAME
-python3 - "$RES" "$OUT" "$SIZE_MIB" "$SECS" "$REPS" <<'PY'
+python3 - "$RES" "$OUT" "$REPS" "$SECS" <<'PY'
 import json, statistics, sys, platform, subprocess
-rows = [json.loads(l) for l in open(sys.argv[1])]
-out, size, secs, reps = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 groups = {}
 for r in rows:
     groups.setdefault((r["test"], r["tool"]), []).append(r)
 summary = []
 for (test, tool), rs in groups.items():
+    p = [r.get("pps", 0) for r in rs]
     g = [r["gbps"] for r in rs]
-    summary.append({"test": test, "tool": tool, "median_gbps": statistics.median(g), "min_gbps": min(g),
-                    "max_gbps": max(g), "median_pps": statistics.median([r.get("pps", 0) for r in rs]),
-                    "runs": len(rs)})
-def med(test, prefix):
-    return next(s["median_gbps"] for s in summary if s["test"] == test and s["tool"].startswith(prefix))
+    summary.append({"test": test, "tool": tool, "median_pps": statistics.median(p), "min_pps": min(p),
+                    "max_pps": max(p), "median_gbps": statistics.median(g), "runs": len(rs)})
 ratios = {}
 for test in sorted({s["test"] for s in summary}):
-    ref = next((s for s in summary if s["test"] == test and not s["tool"].startswith("xsend")), None)
-    for s in summary:
-        if s["test"] == test and s["tool"].startswith("xsend") and ref:
-            ratios[f"{test}: {s['tool']} / {ref['tool']}"] = s["median_gbps"] / ref["median_gbps"]
-meta = {"kernel": platform.release(), "cpus": subprocess.getoutput("nproc"), "file_mib": int(size),
-        "iperf3_seconds": int(secs), "repetitions": int(reps), "lab": "veth pair between two netns, MTU 1500",
-        "counted_at": "receiver (bytes that arrived)"}
+    mine = [s for s in summary if s["test"] == test and s["tool"].startswith("xsend")]
+    refs = [s for s in summary if s["test"] == test and not s["tool"].startswith("xsend")]
+    for m in mine:
+        for r in refs:
+            key = "median_gbps" if test in ("tcp", "udp") else "median_pps"
+            if r[key] > 1e-3 * m[key]:  # a tool that did not run is no reference
+                ratios[f"{test}: {m['tool']} / {r['tool']}"] = m[key] / r[key]
+meta = {"kernel": platform.release(), "cpus": subprocess.getoutput("nproc"), "repetitions": reps,
+        "window_or_iperf_seconds": secs, "lab": "veth pair between two netns, MTU 1500, copy mode",
+        "counted_at": "receiver: peer interface rx counter (xdp suite) or receiving application (kernel suite)"}
 json.dump({"meta": meta, "summary": summary, "ratios": ratios, "runs": rows}, open(out + ".json", "w"), indent=1)
 with open(out + ".md", "w") as f:
     f.write(f"# {out.split('/')[-1]}\n\n")
     f.write("".join(f"- {k}: {v}\n" for k, v in meta.items()))
-    f.write("\n| test | tool | median Gbit/s | min | max | median pps | runs |\n|---|---|---|---|---|---|---|\n")
-    for s in summary:
-        f.write(f"| {s['test']} | {s['tool']} | {s['median_gbps']:.2f} | {s['min_gbps']:.2f} | {s['max_gbps']:.2f} | {s['median_pps']:.0f} | {s['runs']} |\n")
-    f.write("\n| ratio (medians) | value |\n|---|---|\n")
-    f.write("".join(f"| {k} | {v:.2f} |\n" for k, v in ratios.items()))
+    f.write("\n| test | tool | median pps | min | max | median Gbit/s | runs |\n|---|---|---|---|---|---|---|\n")
+    for s in sorted(summary, key=lambda s: (s["test"], s["tool"])):
+        f.write(f"| {s['test']} | {s['tool']} | {s['median_pps']:.0f} | {s['min_pps']:.0f} | {s['max_pps']:.0f} | {s['median_gbps']:.2f} | {s['runs']} |\n")
+    f.write("\n| ratio of medians (pps; Gbit/s for tcp/udp goodput) | value |\n|---|---|\n")
+    f.write("".join(f"| {k} | {v:.2f} |\n" for k, v in sorted(ratios.items())))
 print(open(out + ".md").read())
 PY

@@ -482,6 +482,28 @@ impl Iterator for Datagrams<'_> {
     }
 }
 
+/// Hint the CPU to fetch `len` bytes of segment `seg` from `off` into cache (the next
+/// datagram's payload while the current one is copied). Never faults.
+#[inline]
+pub fn prefetch(segs: &[Segment], seg: usize, off: u64, len: usize) {
+    let Some(s) = segs.get(seg) else { return };
+    let b = s.bytes();
+    let start = (off as usize).min(b.len());
+    let end = (start + len).min(b.len());
+    #[cfg(target_arch = "x86_64")]
+    for line in (start..end).step_by(64) {
+        // SAFETY: prefetch is only a hint; the address lies inside a live slice, and a
+        // prefetch never faults even on an unmapped page.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                b.as_ptr().add(line).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, end);
+}
+
 /// Calls `f` with each piece of `span` in order (a datagram may cover several segments).
 pub fn for_each_piece<'a>(segs: &'a [Segment], span: Span, mut f: impl FnMut(&'a [u8])) {
     let mut seg = span.seg;

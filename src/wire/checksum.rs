@@ -1,26 +1,31 @@
 //! The Internet checksum (RFC 1071): a one's-complement sum kept as a wide partial sum so
 //! pieces can be summed apart and combined, with byte-parity tracking for odd-length pieces.
 
-/// Partial one's-complement sum of `data` read as big-endian 16-bit words (not folded).
+/// Partial one's-complement sum of `data` read as big-endian 16-bit words (folded to 16
+/// bits, so partial sums of pieces can simply be added).
+///
+/// The one's-complement sum is independent of byte order (RFC 1071, section 2): native-endian
+/// 32-bit words are added into a 64-bit accumulator (a loop LLVM vectorizes), folded, and
+/// swapped to network order at the end.
 #[inline]
 pub fn sum(data: &[u8]) -> u64 {
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
+    let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Add the two 32-bit halves: no overflow for any realistic length (< 2^32 words).
-        acc += (w >> 32) + (w & 0xffff_ffff);
+        acc += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
     }
     let rest = chunks.remainder();
-    let mut i = 0;
-    while i + 1 < rest.len() {
-        acc += u16::from_be_bytes([rest[i], rest[i + 1]]) as u64;
-        i += 2;
+    if !rest.is_empty() {
+        let mut last = [0u8; 4];
+        last[..rest.len()].copy_from_slice(rest);
+        acc += u32::from_ne_bytes(last) as u64;
     }
-    if i < rest.len() {
-        acc += (rest[i] as u64) << 8;
-    }
-    acc
+    let folded = fold(acc);
+    (if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    }) as u64
 }
 
 /// Fold a partial sum to 16 bits (not complemented).

@@ -243,6 +243,8 @@ struct TxPath {
     done: Vec<FrameDesc>,
     batch: Vec<FrameDesc>,
     in_flight: usize,
+    unkicked: usize,
+    kick_every: usize,
     last_completion: Instant,
     framer: UdpFramer,
     ifname: String,
@@ -307,6 +309,11 @@ impl TxPath {
             batch: Vec::with_capacity(BATCH),
             free: descs,
             in_flight: 0,
+            unkicked: 0,
+            kick_every: std::env::var("XSEND_KICK_EVERY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(BATCH),
             last_completion: Instant::now(),
             framer,
             ifname: ifname.to_string(),
@@ -346,18 +353,25 @@ impl TxPath {
         }
     }
 
-    /// Submit the current batch (all or nothing; the ring always has room for every frame
-    /// of this UMEM) and kick.
-    fn submit(&mut self) -> Result<()> {
+    /// Put the current batch on the TX ring (all or nothing; the ring always has room for
+    /// every frame of this UMEM).
+    fn produce(&mut self) {
         if !self.batch.is_empty() {
             // SAFETY: every descriptor in `batch` is a frame of this UMEM, fully written and
             // in no ring.
             let n = unsafe { self.tx.produce(&self.batch) };
             if n == self.batch.len() {
                 self.in_flight += n;
+                self.unkicked += n;
                 self.batch.clear();
             }
         }
+    }
+
+    /// Produce the batch and kick.
+    fn submit(&mut self) -> Result<()> {
+        self.produce();
+        self.unkicked = 0;
         self.kick()
     }
 
@@ -435,8 +449,12 @@ impl TxPath {
             Ok(_) => {
                 self.batch.push(desc);
                 if self.batch.len() == BATCH {
-                    self.submit()?;
-                    self.reap();
+                    // One kick sends up to the TX budget: kick once that much is queued.
+                    self.produce();
+                    if self.unkicked >= self.kick_every {
+                        self.submit()?;
+                        self.reap();
+                    }
                 }
                 Ok(())
             }
@@ -542,6 +560,13 @@ fn send_share(
             }
             None => 0,
         };
+        // Warm the cache with the payload of the datagram after next while this one is copied.
+        crate::payload::prefetch(
+            segs,
+            span.seg,
+            span.off + span.len * (nq * 2),
+            span.len as usize,
+        );
         p.frame(hlen + span.len as usize, |w| {
             w.put(&hdr[..hlen]);
             for_each_piece(segs, span, |piece| w.put(piece));
