@@ -136,19 +136,38 @@ suite_kernel() {
 }
 
 # ---------------------------------------------------------------- xdp suite
-WARM=2
-# Run "$@" in side A; after $WARM s sample the peer's rx counter over $SECS s.
+stop_group() { # pid: SIGINT to its process group, SIGKILL if it is still there after 5 s
+  kill -INT -- -"$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- -"$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Run "$@" in side A; once the peer's rx counter moves (tools start up at different speeds)
+# and 0.5 s more, sample it over $SECS s; then stop the tool like Ctrl-C would.
 window() { # test tool rep size cmd...
   local test=$1 tool=$2 rep=$3 size=$4; shift 4
-  inA "$@" > "$WORK/tool.out" 2>&1 &
-  local pid=$!
-  sleep $WARM
-  local a t0 b t1
+  # In its own session, so that the whole process group (trafgen forks workers) can be
+  # stopped; setsid and `ip netns exec` exec in place, so $! is the group's leader.
+  setsid ip netns exec "$A" "$@" > "$WORK/tool.out" 2>&1 &
+  local pid=$! last now a t0 b t1
+  last=$(rx_packets)
+  for _ in $(seq 150); do
+    sleep 0.2
+    now=$(rx_packets)
+    [ $((now - last)) -gt 1000 ] && break
+    last=$now
+  done
+  sleep 0.5
   a=$(rx_packets); t0=$(date +%s.%N)
   sleep "$SECS"
   b=$(rx_packets); t1=$(date +%s.%N)
-  wait $pid || true
+  stop_group $pid
   restore_neigh
+  if [ $((b - a)) -lt 1000 ]; then
+    echo "bench.sh: $tool counted nothing at the peer; its output:" >&2
+    tail -20 "$WORK/tool.out" >&2
+  fi
   emit "$(python3 -c "
 import json; pps = ($b - $a) / ($t1 - $t0)
 print(json.dumps({'test': '$test', 'tool': '$tool', 'rep': $rep, 'size': $size, 'pps': pps,
@@ -161,7 +180,7 @@ testpmd_cmd() { # pmd size -> TP array
     af_xdp) vdev="net_af_xdp0,iface=$IFA,busy_budget=0" ;;
     af_packet) vdev="net_af_packet0,iface=$IFA" ;;
   esac
-  TP=(timeout -s INT $((WARM + SECS + 2)) dpdk-testpmd --no-huge --no-pci -m 2048 -l 0-1 --log-level=error
+  TP=(dpdk-testpmd --no-huge --no-pci -m 2048 -l 0-1 --log-level=error
     --vdev="$vdev" -- --forward-mode=txonly --txpkts="$2" --eth-peer=0,$MACB --auto-start
     --stats-period=100 --nb-cores=1 --total-num-mbufs=32768 --burst=64 --txd=2048)
 }
@@ -206,11 +225,11 @@ suite_xdp() {
         for i in $(seq 0 $((n - 1))); do
           case ${tools[$(( (i + rep) % n ))]} in
             xsend) window "udp$size $sink" "xsend bench (AF_XDP)" "$rep" "$size" \
-                     "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration $((WARM + SECS + 1)) ;;
+                     "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
             testpmd_af_xdp) testpmd_cmd af_xdp "$size"; window "udp$size $sink" "dpdk-testpmd net_af_xdp" "$rep" "$size" "${TP[@]}" ;;
             testpmd_af_packet) testpmd_cmd af_packet "$size"; window "udp$size $sink" "dpdk-testpmd net_af_packet" "$rep" "$size" "${TP[@]}" ;;
             trafgen) window "udp$size $sink" "trafgen" "$rep" "$size" \
-                       timeout -s INT $((WARM + SECS + 1)) trafgen --dev "$IFA" --conf "$WORK/tg$size.cfg" --cpus 1 -q ;;
+                       trafgen --dev "$IFA" --conf "$WORK/tg$size.cfg" --cpus 1 -q ;;
           esac
         done
       done

@@ -64,6 +64,15 @@ impl PayloadWriter<'_> {
         checksum::copy_and_add(&mut self.buf[self.pos..end], src, &mut self.acc);
         self.pos = end;
     }
+
+    /// Account for `len` bytes already in place (written into the frame by the kernel, e.g.
+    /// by `preadv`): they are summed, not copied.
+    #[inline]
+    pub fn in_place(&mut self, len: usize) {
+        let end = self.pos + len;
+        self.acc.add(&self.buf[self.pos..end]);
+        self.pos = end;
+    }
 }
 
 /// A UDP flow's header template and per-datagram state.

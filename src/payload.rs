@@ -482,37 +482,26 @@ impl Iterator for Datagrams<'_> {
     }
 }
 
-/// Hint the CPU to fetch `len` bytes of segment `seg` from `off` into cache (the next
-/// datagram's payload while the current one is copied). Never faults.
-#[inline]
-pub fn prefetch(segs: &[Segment], seg: usize, off: u64, len: usize) {
-    let Some(s) = segs.get(seg) else { return };
-    let b = s.bytes();
-    let start = (off as usize).min(b.len());
-    let end = (start + len).min(b.len());
-    #[cfg(target_arch = "x86_64")]
-    for line in (start..end).step_by(64) {
-        // SAFETY: prefetch is only a hint; the address lies inside a live slice, and a
-        // prefetch never faults even on an unmapped page.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                b.as_ptr().add(line).cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (start, end);
-}
-
 /// Calls `f` with each piece of `span` in order (a datagram may cover several segments).
 pub fn for_each_piece<'a>(segs: &'a [Segment], span: Span, mut f: impl FnMut(&'a [u8])) {
+    for_each_range(segs, span, |s, off, len| {
+        f(&s.bytes()[off as usize..off as usize + len])
+    });
+}
+
+/// Calls `f(segment, offset in segment, length)` for each piece of `span`, without touching
+/// the bytes (file pieces can then be read by the kernel straight into their destination).
+pub fn for_each_range<'a>(
+    segs: &'a [Segment],
+    span: Span,
+    mut f: impl FnMut(&'a Segment, u64, usize),
+) {
     let mut seg = span.seg;
-    let mut off = span.off as usize;
-    let mut left = span.len as usize;
+    let mut off = span.off;
+    let mut left = span.len;
     while left > 0 && seg < segs.len() {
-        let b = segs[seg].bytes();
-        let take = (b.len() - off).min(left);
-        f(&b[off..off + take]);
+        let take = (segs[seg].len - off).min(left);
+        f(&segs[seg], off, take as usize);
         left -= take;
         seg += 1;
         off = 0;

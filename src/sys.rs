@@ -310,3 +310,50 @@ pub fn bpf_link_xdp(prog_fd: RawFd, ifindex: u32, flags: u32) -> io::Result<std:
     // SAFETY: bpf_link_create returned a new descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// `preadv(2)` until all of `iovs` is filled from `offset` on, or end of file. Returns the
+/// bytes read (short only at end of file). One call normally fills a whole batch of frames.
+///
+/// # Safety
+/// Every iovec must point to writable memory of its length that nothing else accesses
+/// during the call.
+pub unsafe fn preadv_all(
+    fd: RawFd,
+    iovs: &mut [libc::iovec],
+    mut offset: u64,
+) -> io::Result<usize> {
+    let mut done = 0usize;
+    let mut first = 0usize;
+    while first < iovs.len() {
+        let cnt = (iovs.len() - first).min(1024) as libc::c_int;
+        // SAFETY: the caller guarantees the iovecs; `first..first + cnt` is in bounds.
+        let r = unsafe { libc::preadv(fd, iovs.as_ptr().add(first), cnt, offset as libc::off_t) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            break;
+        }
+        let mut n = r as usize;
+        done += n;
+        offset += n as u64;
+        // Skip the iovecs that were filled; trim a partly filled one.
+        while n > 0 && first < iovs.len() {
+            let l = iovs[first].iov_len;
+            if n >= l {
+                n -= l;
+                first += 1;
+            } else {
+                // SAFETY: advancing within the same buffer by less than its length.
+                iovs[first].iov_base = unsafe { (iovs[first].iov_base as *mut u8).add(n) }.cast();
+                iovs[first].iov_len = l - n;
+                n = 0;
+            }
+        }
+    }
+    Ok(done)
+}

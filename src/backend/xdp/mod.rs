@@ -28,7 +28,7 @@ use super::{BackendInfo, ConnConfig, Job, OpCtx, SendStats, Transport};
 use crate::api::{Proto, TransmitFlags};
 use crate::error::{Error, Result};
 use crate::framer::{UdpFlow, UdpFramer};
-use crate::payload::{for_each_piece, Boundaries, Datagrams, MappedFile, SegmentData};
+use crate::payload::{for_each_range, Boundaries, Datagrams, MappedFile, SegmentData};
 use crate::sys;
 use crate::wire::{ethernet, xsend};
 
@@ -243,8 +243,6 @@ struct TxPath {
     done: Vec<FrameDesc>,
     batch: Vec<FrameDesc>,
     in_flight: usize,
-    unkicked: usize,
-    kick_every: usize,
     last_completion: Instant,
     framer: UdpFramer,
     ifname: String,
@@ -309,11 +307,6 @@ impl TxPath {
             batch: Vec::with_capacity(BATCH),
             free: descs,
             in_flight: 0,
-            unkicked: 0,
-            kick_every: std::env::var("XSEND_KICK_EVERY")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(BATCH),
             last_completion: Instant::now(),
             framer,
             ifname: ifname.to_string(),
@@ -354,24 +347,17 @@ impl TxPath {
     }
 
     /// Put the current batch on the TX ring (all or nothing; the ring always has room for
-    /// every frame of this UMEM).
-    fn produce(&mut self) {
+    /// every frame of this UMEM) and kick.
+    fn submit(&mut self) -> Result<()> {
         if !self.batch.is_empty() {
             // SAFETY: every descriptor in `batch` is a frame of this UMEM, fully written and
             // in no ring.
             let n = unsafe { self.tx.produce(&self.batch) };
             if n == self.batch.len() {
                 self.in_flight += n;
-                self.unkicked += n;
                 self.batch.clear();
             }
         }
-    }
-
-    /// Produce the batch and kick.
-    fn submit(&mut self) -> Result<()> {
-        self.produce();
-        self.unkicked = 0;
         self.kick()
     }
 
@@ -427,34 +413,32 @@ impl TxPath {
         Ok(())
     }
 
-    /// Take a free frame and write one datagram into it with `fill`.
-    fn frame(
+    /// The data area of free frame `desc`, sized for a frame of `len` bytes. The pointer
+    /// stays valid while the UMEM lives; the frame is ours until it is submitted.
+    fn frame_ptr(&self, desc: &mut FrameDesc, len: usize) -> *mut u8 {
+        // SAFETY: `desc` came from the free table: a frame of this UMEM that no ring holds.
+        let mut data = unsafe { self.umem.data_mut(desc) };
+        data.cursor().set_pos(len);
+        data.contents_mut().as_mut_ptr()
+    }
+
+    /// Write the headers (and what `fill` puts) into frame `desc` and queue it for TX.
+    fn finish(
         &mut self,
+        mut desc: FrameDesc,
         payload_len: usize,
         fill: impl FnOnce(&mut crate::framer::PayloadWriter<'_>),
     ) -> Result<()> {
-        if self.free.is_empty() {
-            self.submit()?;
-            self.wait_frame()?;
-        }
-        let Some(mut desc) = self.free.pop() else {
-            return Err(Error::io("AF_XDP", io::Error::other("no free frame")));
-        };
         let len = self.framer.frame_len(payload_len);
-        // SAFETY: `desc` came from the free table: a frame of this UMEM that no ring holds.
+        // SAFETY: `desc` is a frame of this UMEM that no ring holds (taken from `free`).
         let mut data = unsafe { self.umem.data_mut(&mut desc) };
         data.cursor().set_pos(len);
-        let r = self.framer.emit(data.contents_mut(), payload_len, fill);
-        match r {
+        match self.framer.emit(data.contents_mut(), payload_len, fill) {
             Ok(_) => {
                 self.batch.push(desc);
                 if self.batch.len() == BATCH {
-                    // One kick sends up to the TX budget: kick once that much is queued.
-                    self.produce();
-                    if self.unkicked >= self.kick_every {
-                        self.submit()?;
-                        self.reap();
-                    }
+                    self.submit()?;
+                    self.reap();
                 }
                 Ok(())
             }
@@ -469,6 +453,27 @@ impl TxPath {
                 })
             }
         }
+    }
+
+    /// A free frame, waiting for completions if there is none.
+    fn take(&mut self) -> Result<FrameDesc> {
+        if self.free.is_empty() {
+            self.submit()?;
+            self.wait_frame()?;
+        }
+        self.free
+            .pop()
+            .ok_or_else(|| Error::io("AF_XDP", io::Error::other("no free frame")))
+    }
+
+    /// Take a free frame and write one datagram into it with `fill`.
+    fn frame(
+        &mut self,
+        payload_len: usize,
+        fill: impl FnOnce(&mut crate::framer::PayloadWriter<'_>),
+    ) -> Result<()> {
+        let desc = self.take()?;
+        self.finish(desc, payload_len, fill)
     }
 }
 
@@ -506,7 +511,30 @@ impl Totals {
     }
 }
 
+/// One datagram of a batch: its frame and its place in the stream.
+#[derive(Clone, Copy)]
+struct Slot {
+    desc: FrameDesc,
+    span: crate::payload::Span,
+    seq: u64,
+    off: u64,
+}
+
+/// A contiguous run of file bytes read into a batch's frames by one `preadv`.
+struct Run<'a> {
+    file: &'a MappedFile,
+    offset: u64,
+    first_iov: usize,
+    iovs: usize,
+    bytes: usize,
+}
+
 /// Send this queue's share (`index % nq == q`) of the job's datagrams.
+///
+/// Per batch of up to [`BATCH`] datagrams: take frames, read every file piece of the batch
+/// straight into its frame with one scattered `preadv(2)` per contiguous file run (the one
+/// copy, page cache → UMEM, done by the kernel through its direct map), then write headers,
+/// memory pieces and checksums (over bytes now hot in cache) and submit.
 fn send_share(
     p: &mut TxPath,
     job: &Job,
@@ -517,74 +545,133 @@ fn send_share(
     totals: &Totals,
 ) -> Result<SendStats> {
     let segs = &job.payload.segments;
-    let files: Vec<&MappedFile> = segs
-        .iter()
-        .filter_map(|s| match &s.data {
-            SegmentData::File { file, .. } => Some(&**file),
-            SegmentData::Mem(_) => None,
-        })
-        .collect();
-    let truncated = |files: &[&MappedFile]| {
-        files
-            .iter()
-            .find(|f| f.read_fault())
-            .map(|f| f.truncated(f.size()))
+    let hlen = if job.chunk_header.is_some() {
+        xsend::HEADER_LEN
+    } else {
+        0
     };
+    let l2l3 = p.framer.header_len();
     let mut stats = SendStats::default();
-    let (mut index, mut stream_off) = (0u64, 0u64);
-    let mut ts = sys::realtime_ns();
     let mut reported = SendStats::default();
+    let (mut index, mut stream_off) = (0u64, 0u64);
+    let mut spans = Datagrams::new(segs, bounds);
+    // Per-operation buffers: the per-datagram work below allocates nothing.
+    let mut slots: Vec<Slot> = Vec::with_capacity(BATCH);
+    let mut iovs: Vec<libc::iovec> = Vec::with_capacity(BATCH * 4);
+    let mut runs: Vec<Run<'_>> = Vec::with_capacity(BATCH);
     let mut hdr = [0u8; xsend::HEADER_LEN];
-    let mut release = crate::payload::Releaser::default();
-    for span in Datagrams::new(segs, bounds) {
-        if q == 0 {
-            release.advance(segs, span.seg, span.off);
+    loop {
+        slots.clear();
+        iovs.clear();
+        runs.clear();
+        while slots.len() < BATCH {
+            let Some((span, seq, off)) = spans.by_ref().find_map(|span| {
+                let (seq, off) = (index, stream_off);
+                index += 1;
+                stream_off += span.len;
+                (seq % nq == q).then_some((span, seq, off))
+            }) else {
+                break;
+            };
+            let mut desc = match p.take() {
+                Ok(d) => d,
+                Err(e) => {
+                    p.free.extend(slots.iter().map(|s| s.desc));
+                    return Err(e);
+                }
+            };
+            let base = p.frame_ptr(&mut desc, l2l3 + hlen + span.len as usize);
+            let mut pos = l2l3 + hlen;
+            for_each_range(segs, span, |seg, o, len| {
+                if let SegmentData::File { file, offset } = &seg.data {
+                    let foff = offset + o;
+                    iovs.push(libc::iovec {
+                        // SAFETY (pointer arithmetic): `pos + len` stays inside the frame.
+                        iov_base: unsafe { base.add(pos) }.cast(),
+                        iov_len: len,
+                    });
+                    match runs.last_mut() {
+                        Some(r)
+                            if std::ptr::eq(r.file, &**file)
+                                && r.offset + r.bytes as u64 == foff =>
+                        {
+                            r.iovs += 1;
+                            r.bytes += len;
+                        }
+                        _ => runs.push(Run {
+                            file,
+                            offset: foff,
+                            first_iov: iovs.len() - 1,
+                            iovs: 1,
+                            bytes: len,
+                        }),
+                    }
+                }
+                pos += len;
+            });
+            slots.push(Slot {
+                desc,
+                span,
+                seq,
+                off,
+            });
         }
-        let (seq, off) = (index, stream_off);
-        index += 1;
-        stream_off += span.len;
-        if seq % nq != q {
-            continue;
+        if slots.is_empty() {
+            break;
         }
-        let hlen = match job.chunk_header {
-            Some(flow) => {
+        for r in &runs {
+            // SAFETY: every iovec points into a frame of this batch, taken from the free table:
+            // no ring holds it and nothing else touches it until it is submitted below.
+            let got = unsafe {
+                sys::preadv_all(
+                    r.file.file().as_raw_fd(),
+                    &mut iovs[r.first_iov..r.first_iov + r.iovs],
+                    r.offset,
+                )
+            };
+            let short = match got {
+                Ok(n) => n < r.bytes,
+                Err(_) => true,
+            };
+            if short {
+                p.free.extend(slots.iter().map(|s| s.desc));
+                return Err(match got {
+                    Err(e)
+                        if e.raw_os_error() != Some(libc::EFAULT)
+                            && e.raw_os_error() != Some(libc::EIO) =>
+                    {
+                        Error::io(format!("reading {}", r.file.path().display()), e)
+                    }
+                    _ => r.file.truncated(r.offset + r.bytes as u64),
+                });
+            }
+        }
+        let ts = sys::realtime_ns();
+        for s in &slots {
+            if let Some(flow) = job.chunk_header {
                 xsend::Repr {
                     flags: 0,
                     flow,
-                    seq,
-                    offset: off,
+                    seq: s.seq,
+                    offset: s.off,
                     timestamp_ns: ts,
                 }
                 .emit(&mut hdr);
-                xsend::HEADER_LEN
             }
-            None => 0,
-        };
-        // Warm the cache with the payload of the datagram after next while this one is copied.
-        crate::payload::prefetch(
-            segs,
-            span.seg,
-            span.off + span.len * (nq * 2),
-            span.len as usize,
-        );
-        p.frame(hlen + span.len as usize, |w| {
-            w.put(&hdr[..hlen]);
-            for_each_piece(segs, span, |piece| w.put(piece));
-        })?;
-        if let Some(e) = truncated(&files) {
-            // The frame just written read zeros past the new end of file: never send it.
-            p.batch.pop();
-            return Err(e);
+            p.finish(s.desc, hlen + s.span.len as usize, |w| {
+                w.put(&hdr[..hlen]);
+                for_each_range(segs, s.span, |seg, o, len| match &seg.data {
+                    SegmentData::Mem(b) => w.put(&b[o as usize..o as usize + len]),
+                    SegmentData::File { .. } => w.in_place(len),
+                });
+            })?;
+            stats.packets += 1;
+            stats.bytes += s.span.len;
         }
-        stats.packets += 1;
-        stats.bytes += span.len;
-        if stats.packets - reported.packets == BATCH as u64 {
-            // Once per batch: new timestamp, progress over all queues, cancellation.
-            ts = sys::realtime_ns();
-            let (b, n) = totals.add(stats, &mut reported);
-            ctx.progress(b, n);
-            ctx.check_cancel(b)?;
-        }
+        // Once per batch: progress over all queues, cancellation.
+        let (b, n) = totals.add(stats, &mut reported);
+        ctx.progress(b, n);
+        ctx.check_cancel(b)?;
     }
     p.drain()?;
     totals.add(stats, &mut reported);
