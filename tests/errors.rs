@@ -6,8 +6,8 @@ mod common;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
@@ -211,23 +211,14 @@ fn udp_interface_gone_mid_send() {
     let (path, _) = file(dir.path(), "f", 32 << 20, 5);
     let addr = SocketAddr::from((lab.ip4_b, 9006));
     let _sink = udp_sink(&lab, addr);
-    let (ns, ifname) = (lab.ns_a.clone(), lab.if_a.clone());
-    let deleted = Arc::new(AtomicBool::new(false));
-    let d = deleted.clone();
+    // After the first batch, the interface disappears.
+    let (deleted, cb) = on_first_progress(&["ip", "-n", &lab.ns_a, "link", "del", &lab.if_a]);
     let conn = lab
         .run_in(Side::A, || {
             Connection::udp(addr)
                 .iface(lab.if_a.clone())
                 .backend(BackendChoice::Kernel)
-                // After the first batch, the interface disappears.
-                .on_progress(move |_| {
-                    if !d.swap(true, Ordering::SeqCst) {
-                        let st = std::process::Command::new("ip")
-                            .args(["-n", &ns, "link", "del", &ifname])
-                            .status();
-                        assert!(st.unwrap().success());
-                    }
-                })
+                .on_progress(cb)
                 .connect()
         })
         .unwrap()
@@ -256,18 +247,8 @@ fn file_truncated_while_sending_is_an_error_not_a_crash() {
         let addr = SocketAddr::from((lab.ip4_b, port));
         let sink_tcp = (proto == "tcp").then(|| tcp_sink(&lab, addr, 1));
         let _sink_udp = (proto == "udp").then(|| udp_sink(&lab, addr));
-        let done = Arc::new(AtomicBool::new(false));
-        let (d, p) = (done.clone(), path.clone());
         // Another process truncates the file after the first progress report.
-        let truncate = move |_: xsend::Progress| {
-            if !d.swap(true, Ordering::SeqCst) {
-                let st = std::process::Command::new("truncate")
-                    .args(["-s", "4096"])
-                    .arg(&p)
-                    .status();
-                assert!(st.unwrap().success());
-            }
-        };
+        let (_, truncate) = on_first_progress(&["truncate", "-s", "4096", path.to_str().unwrap()]);
         let conn = lab
             .run_in(Side::A, || {
                 let b = if proto == "tcp" {

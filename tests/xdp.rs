@@ -319,22 +319,12 @@ fn peer_namespace_deleted_mid_send() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = file(dir.path(), "f", 256 << 20, 8);
-    let ns_b = lab.ns_b.clone();
-    let deleted = Arc::new(AtomicBool::new(false));
-    let d = deleted.clone();
+    let (deleted, cb) = on_first_progress(&["ip", "netns", "del", &lab.ns_b]);
     // No receiver process: nothing keeps the peer namespace (and the veth pair) alive.
     let conn = lab
         .run_in(Side::A, || {
             xdp(SocketAddr::from((lab.ip4_b, 10_300)))
-                .on_progress(move |_| {
-                    if !d.swap(true, Ordering::SeqCst) {
-                        assert!(Command::new("ip")
-                            .args(["netns", "del", &ns_b])
-                            .status()
-                            .unwrap()
-                            .success());
-                    }
-                })
+                .on_progress(cb)
                 .connect()
         })
         .unwrap()
@@ -355,21 +345,11 @@ fn interface_down_mid_send() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = file(dir.path(), "f", 256 << 20, 8);
-    let (ns, ifname) = (lab.ns_a.clone(), lab.if_a.clone());
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
+    let (_, cb) = on_first_progress(&["ip", "-n", &lab.ns_a, "link", "set", &lab.if_a, "down"]);
     let conn = lab
         .run_in(Side::A, || {
             xdp(SocketAddr::from((lab.ip4_b, 10_301)))
-                .on_progress(move |_| {
-                    if !d.swap(true, Ordering::SeqCst) {
-                        assert!(Command::new("ip")
-                            .args(["-n", &ns, "link", "set", &ifname, "down"])
-                            .status()
-                            .unwrap()
-                            .success());
-                    }
-                })
+                .on_progress(cb)
                 .connect()
         })
         .unwrap()
@@ -384,25 +364,11 @@ fn truncated_file_over_xdp_is_an_error_not_a_sigbus() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = file(dir.path(), "f", 32 << 20, 9);
-    let done = Arc::new(AtomicBool::new(false));
-    let (d, p) = (done.clone(), path.clone());
     let dst = SocketAddr::from((lab.ip4_b, 10_302));
     let _sink = udp_sink(&lab, dst);
+    let (_, cb) = on_first_progress(&["truncate", "-s", "4096", path.to_str().unwrap()]);
     let conn = lab
-        .run_in(Side::A, || {
-            xdp(dst)
-                .on_progress(move |_| {
-                    if !d.swap(true, Ordering::SeqCst) {
-                        assert!(Command::new("truncate")
-                            .args(["-s", "4096"])
-                            .arg(&p)
-                            .status()
-                            .unwrap()
-                            .success());
-                    }
-                })
-                .connect()
-        })
+        .run_in(Side::A, || xdp(dst).on_progress(cb).connect())
         .unwrap()
         .unwrap();
     match chunked(&conn, &path, 1) {

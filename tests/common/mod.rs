@@ -232,3 +232,23 @@ pub fn udp_lock() -> std::sync::MutexGuard<'static, ()> {
     static L: std::sync::Mutex<()> = std::sync::Mutex::new(());
     L.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A progress callback that runs `cmd` once, at the first progress report (that is, in the
+/// middle of a send), asserting it succeeded; the flag tells whether it ran.
+pub fn on_first_progress<S: AsRef<str>>(
+    cmd: &[S],
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    impl Fn(xsend::Progress) + Send + Sync + 'static,
+) {
+    use std::sync::atomic::Ordering;
+    let cmd: Vec<String> = cmd.iter().map(|s| s.as_ref().to_string()).collect();
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = ran.clone();
+    (ran, move |_: xsend::Progress| {
+        if !r.swap(true, Ordering::SeqCst) {
+            let st = std::process::Command::new(&cmd[0]).args(&cmd[1..]).status();
+            assert!(st.map(|s| s.success()).unwrap_or(false), "{cmd:?} failed");
+        }
+    })
+}
