@@ -230,6 +230,32 @@ impl UdpFramer {
     }
 }
 
+impl UdpFramer {
+    /// Re-stamp a frame that already holds a datagram of this flow and `payload_len` bytes
+    /// whose payload is `prefix` followed by zeros (written by [`UdpFramer::emit`] before):
+    /// writes the new `prefix` and patches only the IPv4 ID and checksum and the UDP
+    /// checksum. For generators that recycle frames: a few bytes per packet instead of the
+    /// whole payload.
+    #[inline]
+    pub fn restamp(&mut self, frame: &mut [u8], payload_len: usize, prefix: &[u8]) {
+        let (l3, l4) = (self.l3, self.l4);
+        let start = self.hdr_len;
+        frame[start..start + prefix.len()].copy_from_slice(prefix);
+        let udp_len = (udp::HEADER_LEN + payload_len) as u16;
+        if !self.v6 {
+            let tot = ipv4::HEADER_LEN as u16 + udp_len;
+            let id = self.ident;
+            self.ident = self.ident.wrapping_add(1);
+            frame[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+            let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
+            frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        // Zeros add nothing to the sum: only the prefix counts.
+        let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + checksum::sum(prefix));
+        frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +400,22 @@ mod tests {
             ids.push(ipv4::Packet::new_checked(&buf[14..n]).unwrap().ident());
         }
         assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn restamped_frames_stay_valid() {
+        for v6 in [false, true] {
+            let f = flow(v6, None);
+            let mut fr = UdpFramer::new(&f, 1500);
+            let mut buf = vec![0u8; 2048];
+            let n = fr.emit(&mut buf, 1000, |w| w.put(&[0u8; 1000])).unwrap();
+            for seq in [1u64, 0xdead_beef, u64::MAX] {
+                fr.restamp(&mut buf[..n], 1000, &seq.to_be_bytes());
+                let p = check(&buf[..n], &f);
+                assert_eq!(&p[..8], &seq.to_be_bytes());
+                assert!(p[8..].iter().all(|&b| b == 0));
+            }
+        }
     }
 
     proptest::proptest! {

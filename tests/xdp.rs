@@ -515,3 +515,86 @@ fn ctrl_c_and_kill_leave_no_program_attached() {
         );
     }
 }
+
+/// `nstat` counters of the peer namespace, by name.
+fn nstat(lab: &Lab) -> serde_json::Value {
+    let out = lab
+        .command(Side::B, "nstat")
+        .args(["-az", "-j"])
+        .output()
+        .unwrap();
+    json(&out.stdout)["kernel"].clone()
+}
+
+#[test]
+fn bench_counts_agree_with_the_peer_and_checksums_are_valid() {
+    need_root!();
+    let _wire = udp_lock();
+    // No IPv6: nothing but our frames moves the peer's counters.
+    let lab = lab_with(LabConfig {
+        ipv6: false,
+        ..Default::default()
+    });
+    for (i, size) in [64usize, 1000, 1514].into_iter().enumerate() {
+        let before = lab.stats(Side::B).unwrap().rx_packets;
+        let k0 = nstat(&lab);
+        let count = 5000 + i as u64;
+        let out = xsend_in_a(
+            &lab,
+            &[
+                "bench",
+                "--to",
+                &format!("{}:9", lab.ip4_b),
+                "--size",
+                &size.to_string(),
+                "--count",
+                &count.to_string(),
+                "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out.stdout);
+        for f in [
+            "packets",
+            "bytes",
+            "seconds",
+            "pps",
+            "gbps",
+            "backend",
+            "xdp_mode",
+            "copy_mode",
+            "queues",
+        ] {
+            assert!(!v[f].is_null(), "field {f} missing: {v}");
+        }
+        assert_eq!(v["backend"], "xdp");
+        assert_eq!(v["packets"], count);
+        assert_eq!(v["bytes"], count * size as u64);
+        // Every frame arrived, and the peer's UDP stack found every checksum valid (port 9
+        // has no listener: each valid datagram is counted as UdpNoPorts).
+        assert_eq!(lab.stats(Side::B).unwrap().rx_packets - before, count);
+        let k1 = nstat(&lab);
+        let d = |n: &str| k1[n].as_u64().unwrap_or(0) - k0[n].as_u64().unwrap_or(0);
+        assert_eq!(d("UdpNoPorts"), count, "size {size}");
+        assert_eq!(d("UdpInCsumErrors") + d("IpInHdrErrors"), 0, "size {size}");
+    }
+    // A frame size the path cannot carry is refused clearly.
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "bench",
+            "--to",
+            &format!("{}:9", lab.ip4_b),
+            "--size",
+            "1515",
+            "--count",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frame size 1515"));
+}

@@ -860,7 +860,8 @@ impl Generator {
 }
 
 /// One queue's generator loop: frames of `payload` bytes (a big-endian sequence number, then
-/// zeros) until `limit` frames or the deadline.
+/// zeros) until `limit` frames or the deadline. Every frame is written whole once; after that,
+/// recycled frames are only re-stamped (sequence, IPv4 ID and checksum, UDP checksum).
 fn generate(
     p: &mut TxPath,
     payload: usize,
@@ -870,16 +871,35 @@ fn generate(
     totals: &Totals,
 ) -> Result<SendStats> {
     const ZEROS: [u8; 9216] = [0u8; 9216];
+    let seq_len = payload.min(8);
+    let frame_len = p.framer.frame_len(payload);
+    // Write every frame of the UMEM once.
+    for i in 0..p.free.len() {
+        let mut desc = p.free[i];
+        let ptr = p.frame_ptr(&mut desc, frame_len);
+        // SAFETY: a free frame of this UMEM, at least `frame_len` bytes (checked by the caller
+        // against the frame size); nothing else accesses it.
+        let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
+        p.framer
+            .emit(frame, payload, |w| w.put(&ZEROS[..payload]))
+            .map_err(|e| Error::InvalidOption(e.to_string()))?;
+        p.free[i] = desc;
+    }
     let mut stats = SendStats::default();
     let mut reported = SendStats::default();
-    let seq_len = payload.min(8);
     let limit = limit.unwrap_or(u64::MAX);
     while stats.packets < limit {
-        let seq = stats.packets.to_be_bytes();
-        p.frame(payload, |w| {
-            w.put(&seq[..seq_len]);
-            w.put(&ZEROS[..payload - seq_len]);
-        })?;
+        let mut desc = p.take()?;
+        let ptr = p.frame_ptr(&mut desc, frame_len);
+        // SAFETY: as above: a frame we own until it is submitted.
+        let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
+        p.framer
+            .restamp(frame, payload, &stats.packets.to_be_bytes()[..seq_len]);
+        p.batch.push(desc);
+        if p.batch.len() == BATCH {
+            p.submit()?;
+            p.reap();
+        }
         stats.packets += 1;
         stats.bytes += payload as u64;
         if stats.packets - reported.packets == 4 * BATCH as u64 {
