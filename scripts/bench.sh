@@ -3,11 +3,12 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|mem|all] [--name NAME] [--reps N] [--seconds S]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
 #           peer's kernel sockets; goodput counted by the receiving application.
+#   mem     max resident size of `xsend send` for a 4 MiB and a 4 GiB file, both backends.
 #   xdp     64 and 1514-byte UDP frames: xsend bench (AF_XDP), xsend send of a real file
 #           (chunked, checksums valid), dpdk-testpmd txonly on its net_af_xdp and
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
@@ -240,10 +241,36 @@ suite_xdp() {
   rm -f "$WORK/file"
 }
 
+# ---------------------------------------------------------------- memory
+# Max resident size of `xsend send` for a 4 MiB and a 4 GiB file (UDP to a drop sink): the
+# UMEM and buffers are sized to the rings, so the two must be within a few MiB.
+suite_mem() {
+  head -c $((4 << 20)) /dev/urandom > "$WORK/small"
+  head -c $((4 << 30)) /dev/zero > "$WORK/large"
+  ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  for backend in xdp kernel; do
+    for f in small large; do
+      emit "$(inA python3 - "$backend" "$f" "$WORK/$f" "$X" $PEER $MACB <<'PY'
+import json, resource, subprocess, sys, os
+backend, name, path, x, peer, mac = sys.argv[1:7]
+subprocess.run([x, "send", path, "--to", peer + ":9", "--proto", "udp", "--backend", backend, "--dst-mac", mac],
+               stdout=subprocess.DEVNULL, check=True)
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"test": "max RSS", "tool": f"xsend send --backend {backend}", "rep": 1,
+  "file": name, "file_bytes": os.path.getsize(path), "rss_mib": rss, "pps": 0, "gbps": 0}))
+PY
+)"
+    done
+  done
+  ip -n "$B" link set dev "$IFB" xdp off
+  rm -f "$WORK/small" "$WORK/large"
+}
+
 case $SUITE in
   kernel) suite_kernel ;;
   xdp) suite_xdp ;;
-  all) suite_kernel; suite_xdp ;;
+  mem) suite_mem ;;
+  all) suite_kernel; suite_xdp; suite_mem ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac
 
@@ -253,8 +280,10 @@ python3 - "$RES" "$OUT" "$REPS" "$SECS" <<'PY'
 import json, statistics, sys, platform, subprocess
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+mem = [r for r in rows if r["test"] == "max RSS"]
+rows_perf = [r for r in rows if r["test"] != "max RSS"]
 groups = {}
-for r in rows:
+for r in rows_perf:
     groups.setdefault((r["test"], r["tool"]), []).append(r)
 summary = []
 for (test, tool), rs in groups.items():
@@ -283,5 +312,8 @@ with open(out + ".md", "w") as f:
         f.write(f"| {s['test']} | {s['tool']} | {s['median_pps']:.0f} | {s['min_pps']:.0f} | {s['max_pps']:.0f} | {s['median_gbps']:.2f} | {s['runs']} |\n")
     f.write("\n| ratio of medians (pps; Gbit/s for tcp/udp goodput) | value |\n|---|---|\n")
     f.write("".join(f"| {k} | {v:.2f} |\n" for k, v in sorted(ratios.items())))
+    if mem:
+        f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
+        f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))
 print(open(out + ".md").read())
 PY
