@@ -150,8 +150,12 @@ impl Lab {
             mac_b: "02:58:53:00:00:0b".into(),
             ip4_a: Ipv4Addr::new(198, 18, 0, 1),
             ip4_b: Ipv4Addr::new(198, 18, 0, 2),
-            ip6_a: cfg.ipv6.then(|| "2001:db8::1".parse().expect("literal")),
-            ip6_b: cfg.ipv6.then(|| "2001:db8::2".parse().expect("literal")),
+            ip6_a: cfg
+                .ipv6
+                .then(|| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            ip6_b: cfg
+                .ipv6
+                .then(|| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
             mtu: cfg.mtu,
             queues: cfg.queues.max(1),
             name,

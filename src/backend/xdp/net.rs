@@ -101,10 +101,10 @@ pub fn resolve(ip: IpAddr, dev: &str, timeout: Duration) -> Result<MacAddr> {
     if let Some(m) = neighbour(ip, dev)? {
         return Ok(m);
     }
-    let bind: std::net::SocketAddr = if ip.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
+    let bind = if ip.is_ipv4() {
+        std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
     } else {
-        "[::]:0".parse().expect("literal")
+        std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     };
     if let Ok(s) = std::net::UdpSocket::bind(bind) {
         let _ = s.send_to(&[], (ip, 9));
