@@ -300,10 +300,14 @@ pub struct Payload {
 
 impl Payload {
     /// Validate and map `elements`. Nothing is sent; every error names path and numbers.
+    ///
+    /// Elements naming the same file (same device and inode) share one open file and one
+    /// mapping, however many ranges of it they send.
     pub fn from_elements(elements: &[SendPacketsElement]) -> Result<Self> {
         let mut segments = Vec::with_capacity(elements.len());
+        let mut files: Vec<((u64, u64), Arc<MappedFile>)> = Vec::new();
         for el in elements {
-            segments.push(validate(el)?);
+            segments.push(validate(el, &mut files)?);
         }
         Ok(Payload { segments })
     }
@@ -336,7 +340,28 @@ fn check_range(what: impl FnOnce() -> String, offset: u64, count: u64, size: u64
     }
 }
 
-fn validate(el: &SendPacketsElement) -> Result<Segment> {
+/// The mapping of `key` (device, inode) from `files`, or a new one from `open`.
+fn shared(
+    files: &mut Vec<((u64, u64), Arc<MappedFile>)>,
+    key: Option<(u64, u64)>,
+    open: impl FnOnce() -> Result<MappedFile>,
+) -> Result<Arc<MappedFile>> {
+    if let Some(f) = key.and_then(|k| files.iter().find(|(fk, _)| *fk == k)) {
+        return Ok(f.1.clone());
+    }
+    let f = Arc::new(open()?);
+    if let Some(k) = key {
+        files.push((k, f.clone()));
+    }
+    Ok(f)
+}
+
+fn validate(
+    el: &SendPacketsElement,
+    files: &mut Vec<((u64, u64), Arc<MappedFile>)>,
+) -> Result<Segment> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
     let (file, path) = match &el.source {
         Source::Buffer(b) => {
             let count = check_range(|| "buffer".into(), el.offset, el.count, b.len() as u64)?;
@@ -344,11 +369,20 @@ fn validate(el: &SendPacketsElement) -> Result<Segment> {
             let bytes = b.slice(start..start + count as usize);
             return Ok(Segment::mem(bytes, el.end_of_packet));
         }
-        Source::Path(p) => (MappedFile::open(p)?, p.clone()),
+        Source::Path(p) => {
+            let key = std::fs::metadata(p).ok().map(id);
+            (shared(files, key, || MappedFile::open(p))?, p.clone())
+        }
         Source::File(f) => {
             let path = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
                 .unwrap_or_else(|_| PathBuf::from(format!("<fd {}>", f.as_raw_fd())));
-            (MappedFile::from_file(f.clone(), path.clone())?, path)
+            let key = f.metadata().ok().map(id);
+            (
+                shared(files, key, || {
+                    MappedFile::from_file(f.clone(), path.clone())
+                })?,
+                path,
+            )
         }
     };
     let count = check_range(
@@ -359,7 +393,7 @@ fn validate(el: &SendPacketsElement) -> Result<Segment> {
     )?;
     Ok(Segment {
         data: SegmentData::File {
-            file: Arc::new(file),
+            file,
             offset: el.offset,
         },
         len: count,
@@ -616,6 +650,29 @@ mod tests {
         assert_eq!(p.segments[1].len, 0);
         assert_eq!(p.segments[2].len, 3);
         assert_eq!(p.len(), 93);
+    }
+
+    #[test]
+    fn ranges_of_one_file_share_one_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, [5u8; 1000]).unwrap();
+        let fh = Arc::new(std::fs::File::open(&f).unwrap());
+        let mut els: Vec<SendPacketsElement> = (0..100)
+            .map(|i| SendPacketsElement::file_range(&f, i * 10, 10))
+            .collect();
+        els.push(SendPacketsElement::open_file(fh, 0, 1));
+        let p = Payload::from_elements(&els).unwrap();
+        let maps: Vec<*const MappedFile> = p
+            .segments
+            .iter()
+            .map(|s| match &s.data {
+                SegmentData::File { file, .. } => Arc::as_ptr(file),
+                SegmentData::Mem(_) => std::ptr::null(),
+            })
+            .collect();
+        assert!(maps.iter().all(|m| *m == maps[0]));
+        assert_eq!(p.len(), 1001);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Once;
 
-const SLOTS: usize = 256;
+const SLOTS: usize = 1024;
 
 struct Slot {
     start: AtomicUsize,

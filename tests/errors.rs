@@ -378,3 +378,42 @@ fn ctrl_c_during_lab_demo_removes_the_lab() {
     assert!(!netns_exists(&format!("{name}a")), "namespace leaked");
     assert!(!netns_exists(&format!("{name}b")), "namespace leaked");
 }
+
+#[test]
+fn truncated_file_in_many_piece_datagrams_is_an_error_not_zeros() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    // 500 datagrams of 10 ranges each: more pieces than iovecs, so the kernel path gathers
+    // them through the mapping in user space.
+    let (path, _) = file(dir.path(), "f", 500_000, 3);
+    let mut elements = Vec::new();
+    for d in 0..500u64 {
+        for r in 0..10u64 {
+            elements.push(
+                SendPacketsElement::file_range(&path, d * 1000 + r * 100, 100)
+                    .end_of_packet(r == 9),
+            );
+        }
+    }
+    let addr = SocketAddr::from((lab.ip4_b, 9010));
+    let _sink = udp_sink(&lab, addr);
+    let (ran, cb) = on_first_progress(&["truncate", "-s", "4096", path.to_str().unwrap()]);
+    let conn = lab
+        .run_in(Side::A, || {
+            Connection::udp(addr)
+                .backend(BackendChoice::Kernel)
+                .on_progress(cb)
+                .connect()
+        })
+        .unwrap()
+        .unwrap();
+    let opts = SendPacketsOptions {
+        send_size: xsend::SEND_SIZE_PACKETS,
+        flags: TransmitFlags::CALLER_THREAD,
+        ..Default::default()
+    };
+    let r = conn.send_packets(&elements, opts);
+    assert!(ran.load(Ordering::SeqCst));
+    assert!(matches!(r, Err(Error::FileTruncated { .. })), "{r:?}");
+}

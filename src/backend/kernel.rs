@@ -455,7 +455,7 @@ impl KernelUdp {
                     .emit(&mut hdrs[n]);
                     iovs.push(iovec(&hdrs[n]));
                 }
-                push_pieces(segs, span, &mut iovs, &mut scratch[n]);
+                push_pieces(segs, span, &mut iovs, &mut scratch[n])?;
                 ranges[n] = (start, iovs.len() - start);
                 stream_off += span.len;
                 batch_bytes += span.len;
@@ -514,16 +514,34 @@ fn iovec(b: &[u8]) -> libc::iovec {
 }
 
 /// Push the pieces of `span` as iovecs, or gather them into `scratch` if there are too many.
-fn push_pieces(segs: &[Segment], span: Span, iovs: &mut Vec<libc::iovec>, scratch: &mut Vec<u8>) {
+///
+/// The gather reads file mappings in user space: if a file was truncated meanwhile, the
+/// SIGBUS guard makes the read see zeros, and this returns `FileTruncated` before they can
+/// be sent.
+fn push_pieces(
+    segs: &[Segment],
+    span: Span,
+    iovs: &mut Vec<libc::iovec>,
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
     let mut pieces = 0;
     crate::payload::for_each_piece(segs, span, |_| pieces += 1);
     if pieces <= MAX_PIECES {
         crate::payload::for_each_piece(segs, span, |p| iovs.push(iovec(p)));
-    } else {
-        scratch.clear();
-        crate::payload::for_each_piece(segs, span, |p| scratch.extend_from_slice(p));
-        iovs.push(iovec(scratch));
+        return Ok(());
     }
+    scratch.clear();
+    let mut fault = None;
+    crate::payload::for_each_range(segs, span, |seg, off, len| {
+        scratch.extend_from_slice(&seg.bytes()[off as usize..off as usize + len]);
+        if let SegmentData::File { file, offset } = &seg.data {
+            if file.read_fault() {
+                fault.get_or_insert_with(|| file.truncated(offset + off + len as u64));
+            }
+        }
+    });
+    iovs.push(iovec(scratch));
+    fault.map_or(Ok(()), Err)
 }
 
 impl Transport for KernelUdp {

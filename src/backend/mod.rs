@@ -90,13 +90,18 @@ pub struct Job {
 }
 
 impl Job {
-    /// Datagram boundaries for a path whose largest payload is `max` bytes.
-    pub fn boundaries(&self, max: u64) -> Result<Boundaries> {
-        let hdr = if self.chunk_header.is_some() {
+    /// Bytes of xsend chunk header in front of each datagram's payload.
+    pub fn header_len(&self) -> u64 {
+        if self.chunk_header.is_some() {
             crate::wire::xsend::HEADER_LEN as u64
         } else {
             0
-        };
+        }
+    }
+
+    /// Datagram boundaries for a path whose largest payload is `max` bytes.
+    pub fn boundaries(&self, max: u64) -> Result<Boundaries> {
+        let hdr = self.header_len();
         Ok(match self.send_size {
             0 if self.chunk_header.is_some() => {
                 if max <= hdr {
@@ -113,11 +118,7 @@ impl Job {
     /// is sent: the first that does not fit is returned as `MessageTooLarge`.
     pub fn check_datagrams(&self, max: u64) -> Result<Boundaries> {
         let b = self.boundaries(max)?;
-        let hdr = if self.chunk_header.is_some() {
-            crate::wire::xsend::HEADER_LEN as u64
-        } else {
-            0
-        };
+        let hdr = self.header_len();
         let too_big = match b {
             Boundaries::Size(n) => (n + hdr > max).then_some(n + hdr),
             Boundaries::EndOfPacket => crate::payload::Datagrams::new(&self.payload.segments, b)
