@@ -42,6 +42,7 @@ pub mod backend;
 pub mod error;
 pub mod framer;
 pub mod lab;
+pub mod pacing;
 pub mod payload;
 pub mod recv;
 pub mod sigbus;
