@@ -582,6 +582,36 @@ fn bench_counts_agree_with_the_peer_and_checksums_are_valid() {
         assert_eq!(d("UdpNoPorts"), count, "size {size}");
         assert_eq!(d("UdpInCsumErrors") + d("IpInHdrErrors"), 0, "size {size}");
     }
+    // IMIX: exact proportions per cycle of 12 (7x64, 4x576, 1x1500), paced by the open-loop
+    // scheduler; every frame reaches the peer.
+    let before = lab.stats(Side::B).unwrap().rx_packets;
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "bench",
+            "--to",
+            &format!("{}:9", lab.ip4_b),
+            "--size",
+            "imix",
+            "--count",
+            "1200",
+            "--pps",
+            "20k",
+            "--burst",
+            "4",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out.stdout);
+    assert_eq!(v["packets"], 1200);
+    assert_eq!(v["bytes"], 100 * (7 * 64 + 4 * 576 + 1500));
+    assert_eq!(v["target_pps"], 20_000.0);
+    assert_eq!(lab.stats(Side::B).unwrap().rx_packets - before, 1200);
     // A frame size the path cannot carry is refused clearly.
     let out = xsend_in_a(
         &lab,

@@ -771,8 +771,12 @@ impl Transport for XdpUdp {
 /// What a generator run should send.
 #[derive(Debug, Clone)]
 pub struct GenSpec {
-    /// Ethernet frame length without FCS (headers included).
-    pub frame_len: usize,
+    /// Ethernet frame lengths without FCS (headers included), with weights.
+    pub sizes: crate::pacing::Imix,
+    /// Target packets per second over all queues (`None`: as fast as possible).
+    pub rate_pps: Option<f64>,
+    /// Packets due together under a rate (≥ 1).
+    pub burst: u64,
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Stop after this many frames (over all queues).
@@ -815,19 +819,19 @@ impl Generator {
         let max = self.inner.paths[0]
             .framer
             .frame_len(self.inner.max_payload as usize);
-        if spec.frame_len < hdr.max(60) || spec.frame_len > max {
-            return Err(Error::InvalidOption(format!(
-                "frame size {} outside {}..={max} for this path (headers {hdr} bytes, MTU {})",
-                spec.frame_len,
-                hdr.max(60),
-                self.inner.info.mtu.unwrap_or(0)
-            )));
+        for &(size, _) in spec.sizes.sizes() {
+            if size < hdr.max(60) || size > max {
+                return Err(Error::InvalidOption(format!(
+                    "frame size {size} outside {}..={max} for this path (headers {hdr} bytes, MTU {})",
+                    hdr.max(60),
+                    self.inner.info.mtu.unwrap_or(0)
+                )));
+            }
         }
         let nq = self.inner.paths.len() as u64;
         let start = Instant::now();
         let deadline = spec.duration.map(|d| start + d);
         let totals = Totals::default();
-        let payload = spec.frame_len - hdr;
         let results: Vec<Result<SendStats>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .inner
@@ -838,7 +842,11 @@ impl Generator {
                     let totals = &totals;
                     // The count split over queues: the first `count % nq` send one more.
                     let limit = spec.count.map(|c| c / nq + u64::from((q as u64) < c % nq));
-                    s.spawn(move || generate(p, payload, limit, deadline, ctx, totals))
+                    let pacer = spec
+                        .rate_pps
+                        .map(|r| crate::pacing::Pacer::new(r / nq as f64, spec.burst, 0));
+                    let sizes = spec.sizes.clone();
+                    s.spawn(move || generate(p, sizes, pacer, limit, deadline, ctx, totals))
                 })
                 .collect();
             handles
@@ -853,59 +861,103 @@ impl Generator {
         for x in results {
             let s = x?;
             r.packets += s.packets;
-            r.bytes += s.packets * spec.frame_len as u64;
+            r.bytes += s.bytes;
         }
         Ok(r)
     }
 }
 
-/// One queue's generator loop: frames of `payload` bytes (a big-endian sequence number, then
-/// zeros) until `limit` frames or the deadline. Every frame is written whole once; after that,
-/// recycled frames are only re-stamped (sequence, IPv4 ID and checksum, UDP checksum).
+/// One queue's generator loop until `limit` frames or the deadline: frames of the mix's
+/// sizes (payload: a big-endian sequence number, then zeros), paced by `pacer` if given.
+///
+/// With one size, every frame of the UMEM is written whole once; after that, recycled frames
+/// are only re-stamped (sequence, IPv4 ID and checksum, UDP checksum). With a mix, each frame
+/// is written whole. `SendStats::bytes` counts frame bytes.
 fn generate(
     p: &mut TxPath,
-    payload: usize,
+    mut sizes: crate::pacing::Imix,
+    mut pacer: Option<crate::pacing::Pacer>,
     limit: Option<u64>,
     deadline: Option<Instant>,
     ctx: &OpCtx,
     totals: &Totals,
 ) -> Result<SendStats> {
     const ZEROS: [u8; 9216] = [0u8; 9216];
-    let seq_len = payload.min(8);
-    let frame_len = p.framer.frame_len(payload);
-    // Write every frame of the UMEM once.
-    for i in 0..p.free.len() {
-        let mut desc = p.free[i];
-        let ptr = p.frame_ptr(&mut desc, frame_len);
-        // SAFETY: a free frame of this UMEM, at least `frame_len` bytes (checked by the caller
-        // against the frame size); nothing else accesses it.
-        let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
-        p.framer
-            .emit(frame, payload, |w| w.put(&ZEROS[..payload]))
-            .map_err(|e| Error::InvalidOption(e.to_string()))?;
-        p.free[i] = desc;
+    let hdr = p.framer.header_len();
+    let single = (sizes.sizes().len() == 1).then(|| sizes.sizes()[0].0);
+    if let Some(frame_len) = single {
+        // Write every frame of the UMEM once.
+        let payload = frame_len - hdr;
+        for i in 0..p.free.len() {
+            let mut desc = p.free[i];
+            let ptr = p.frame_ptr(&mut desc, frame_len);
+            // SAFETY: a free frame of this UMEM, at least `frame_len` bytes (checked by the
+            // caller against the frame size); nothing else accesses it.
+            let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
+            p.framer
+                .emit(frame, payload, |w| w.put(&ZEROS[..payload]))
+                .map_err(|e| Error::InvalidOption(e.to_string()))?;
+            p.free[i] = desc;
+        }
     }
+    let clock = Instant::now();
+    let over =
+        |now: Instant| ctx.cancel.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d);
     let mut stats = SendStats::default();
     let mut reported = SendStats::default();
     let limit = limit.unwrap_or(u64::MAX);
-    while stats.packets < limit {
+    'send: while stats.packets < limit {
+        if let Some(pc) = pacer.as_mut() {
+            loop {
+                let now = Instant::now();
+                let now_ns = (now - clock).as_nanos() as u64;
+                if pc.allowed(now_ns) > 0 {
+                    break;
+                }
+                // Not due yet: put what is queued on the wire, then wait for the schedule.
+                p.submit()?;
+                p.reap();
+                if over(now) {
+                    break 'send;
+                }
+                let wait = pc.next_due_ns().saturating_sub(now_ns);
+                if wait > 200_000 {
+                    std::thread::sleep(Duration::from_nanos(wait - 100_000));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            pc.sent(1);
+        }
+        let frame_len = single.unwrap_or_else(|| sizes.next_size());
+        let payload = frame_len - hdr;
+        let seq = stats.packets.to_be_bytes();
+        let seq = &seq[..payload.min(8)];
         let mut desc = p.take()?;
         let ptr = p.frame_ptr(&mut desc, frame_len);
-        // SAFETY: as above: a frame we own until it is submitted.
+        // SAFETY: a frame of this UMEM we own until it is submitted, at least `frame_len` bytes.
         let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
-        p.framer
-            .restamp(frame, payload, &stats.packets.to_be_bytes()[..seq_len]);
+        if single.is_some() {
+            p.framer.restamp(frame, payload, seq);
+        } else {
+            p.framer
+                .emit(frame, payload, |w| {
+                    w.put(seq);
+                    w.put(&ZEROS[..payload - seq.len()]);
+                })
+                .map_err(|e| Error::InvalidOption(e.to_string()))?;
+        }
         p.batch.push(desc);
         if p.batch.len() == BATCH {
             p.submit()?;
             p.reap();
         }
         stats.packets += 1;
-        stats.bytes += payload as u64;
+        stats.bytes += frame_len as u64;
         if stats.packets - reported.packets == 4 * BATCH as u64 {
             let (b, n) = totals.add(stats, &mut reported);
             ctx.progress(b, n);
-            if ctx.cancel.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            if over(Instant::now()) {
                 break;
             }
         }

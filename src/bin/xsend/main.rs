@@ -55,7 +55,8 @@ enum Cmd {
     /// valid checksums) and report packets/s.
     #[command(after_help = "Examples:
   xsend bench --iface eth1 --to 198.18.0.2:9 --dst-mac 02:00:00:00:00:02 --size 64 --duration 10
-  xsend bench --to 198.18.0.2:9 --size 1514 --count 1000000 --queues 2 --json")]
+  xsend bench --to 198.18.0.2:9 --size 1514 --count 1000000 --queues 2 --json
+  xsend bench --to 198.18.0.2:9 --size imix --pps 1M --burst 8 --duration 30")]
     Bench(BenchArgs),
     /// Build, remove, use or demonstrate a veth lab (two namespaces joined by a veth pair).
     #[command(subcommand)]
@@ -196,9 +197,19 @@ struct BenchArgs {
     /// Destination MAC (default: neighbour table).
     #[arg(long)]
     dst_mac: Option<xsend::wire::ethernet::MacAddr>,
-    /// Ethernet frame length without FCS.
-    #[arg(long, default_value_t = 64)]
-    size: usize,
+    /// Ethernet frame length without FCS: `64`, a list `64,576,1500`, weighted
+    /// `7:64,4:576,1:1500`, or `imix`.
+    #[arg(long, default_value = "64")]
+    size: String,
+    /// Packets per second over all queues (open-loop schedule; default: as fast as possible).
+    #[arg(long, conflicts_with = "bps")]
+    pps: Option<String>,
+    /// Bits per second on the wire (frames + preamble, FCS and gap), e.g. 5G, 800M.
+    #[arg(long)]
+    bps: Option<String>,
+    /// Packets sent back to back per scheduled slot under --pps/--bps.
+    #[arg(long, default_value_t = 1)]
+    burst: u64,
     /// Seconds to send (default 10 unless --count is given).
     #[arg(long)]
     duration: Option<f64>,
@@ -218,13 +229,33 @@ struct BenchArgs {
     json: bool,
 }
 
+/// A rate like `1000000`, `1.5M`, `10G`, `800k`.
+fn parse_rate(s: &str) -> anyhow::Result<f64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1e6),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1e9),
+        _ => (s, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("not a rate: {s:?} (e.g. 1000000, 1.5M, 10G)"))?;
+    if v.is_nan() || v <= 0.0 {
+        bail!("rate must be above 0");
+    }
+    Ok(v * mul)
+}
+
 /// What `xsend bench` prints.
 #[derive(Serialize)]
 struct BenchSummary {
     #[serde(flatten)]
     info: BackendInfo,
     to: SocketAddr,
-    size: usize,
+    sizes: String,
+    mean_size: f64,
+    target_pps: Option<f64>,
     packets: u64,
     bytes: u64,
     seconds: f64,
@@ -253,8 +284,19 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
+    let sizes = xsend::pacing::Imix::parse(&a.size)
+        .map_err(|e| anyhow::anyhow!("--size {}: {e}", a.size))?;
+    let target_pps = match (&a.pps, &a.bps) {
+        (Some(p), _) => Some(parse_rate(p).with_context(|| format!("--pps {p}"))?),
+        (None, Some(b)) => Some(
+            parse_rate(b).with_context(|| format!("--bps {b}"))? / ((sizes.mean() + 24.0) * 8.0),
+        ),
+        (None, None) => None,
+    };
     let spec = xsend::backend::xdp::GenSpec {
-        frame_len: a.size,
+        sizes: sizes.clone(),
+        rate_pps: target_pps,
+        burst: a.burst.max(1),
         duration,
         count: a.count,
     };
@@ -267,7 +309,9 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let s = BenchSummary {
         info: gen.info().clone(),
         to: a.to,
-        size: a.size,
+        sizes: a.size.clone(),
+        mean_size: sizes.mean(),
+        target_pps,
         packets: r.packets,
         bytes: r.bytes,
         seconds: r.seconds,
@@ -281,7 +325,7 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "sent {} frames of {} bytes in {:.3} s: {:.0} packets/s, {:.2} Gbit/s on the wire ({} {}, {} queue(s))",
             s.packets,
-            s.size,
+            s.sizes,
             s.seconds,
             s.pps,
             s.gbps,
