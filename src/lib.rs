@@ -46,6 +46,7 @@ pub mod pacing;
 pub mod payload;
 pub mod recv;
 pub mod sigbus;
+pub mod stats;
 pub mod sys;
 pub mod wire;
 

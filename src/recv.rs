@@ -87,6 +87,9 @@ pub struct RecvReport {
     pub malformed: u64,
     /// The peer (TCP) or first sender (UDP).
     pub peer: Option<String>,
+    /// Chunked: one-way latency from the send timestamps in the xsend headers (meaningful
+    /// when sender and receiver share a clock, as in a lab on one machine).
+    pub latency: Option<crate::stats::Percentiles>,
 }
 
 /// Most out-of-order bytes held for in-order hashing before giving up the hash.
@@ -102,6 +105,7 @@ pub struct ChunkTracker {
     pending: BTreeMap<u64, Vec<u8>>,
     pending_bytes: usize,
     out: Option<File>,
+    latency: hdrhistogram::Histogram<u64>,
     /// The report being built.
     pub report: RecvReport,
 }
@@ -118,6 +122,7 @@ impl ChunkTracker {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             out,
+            latency: crate::stats::histogram(),
             report: RecvReport {
                 chunked: true,
                 ..Default::default()
@@ -137,6 +142,11 @@ impl ChunkTracker {
 
     /// Feed one datagram (header included).
     pub fn datagram(&mut self, d: &[u8]) -> io::Result<()> {
+        self.datagram_at(d, 0)
+    }
+
+    /// Feed one datagram that arrived at `now_ns` (CLOCK_REALTIME; 0 = unknown).
+    pub fn datagram_at(&mut self, d: &[u8], now_ns: u64) -> io::Result<()> {
         self.report.datagrams += 1;
         let Ok(p) = xsend::Packet::new_checked(d) else {
             self.report.malformed += 1;
@@ -162,6 +172,9 @@ impl ChunkTracker {
             return Ok(());
         }
         self.unique += 1;
+        if now_ns > 0 && r.timestamp_ns > 0 {
+            crate::stats::record(&mut self.latency, now_ns.saturating_sub(r.timestamp_ns), 1);
+        }
         match self.max_seq {
             Some(m) if r.seq < m => self.report.reordered += 1,
             _ => self.max_seq = Some(r.seq),
@@ -226,6 +239,7 @@ impl ChunkTracker {
             Some(h) if whole => Some(hex::encode(h.finalize())),
             _ => None,
         };
+        self.report.latency = crate::stats::Percentiles::of(&self.latency);
         self.report
     }
 }
@@ -393,6 +407,7 @@ fn receive_udp(cfg: &RecvConfig, ready: impl FnOnce(SocketAddr)) -> Result<RecvR
             peer = sockaddr_to_string(&sa);
         }
         last = now;
+        let arrived_ns = sys::realtime_ns();
         for i in 0..n {
             let len = msgs[i].msg_len as usize;
             let d = &bufs[i * BUF..i * BUF + len];
@@ -403,7 +418,9 @@ fn receive_udp(cfg: &RecvConfig, ready: impl FnOnce(SocketAddr)) -> Result<RecvR
                 }
             }
             match tracker.as_mut() {
-                Some(t) => t.datagram(d).map_err(|e| Error::io("writing --out", e))?,
+                Some(t) => t
+                    .datagram_at(d, arrived_ns)
+                    .map_err(|e| Error::io("writing --out", e))?,
                 None => {
                     raw.datagrams += 1;
                     raw.bytes += len as u64;
@@ -536,6 +553,20 @@ mod tests {
         t.datagram(b"short").unwrap();
         let r = t.finish();
         assert_eq!((r.lost, r.malformed, r.end_marker), (2, 1, false));
+    }
+
+    #[test]
+    fn one_way_latency_from_header_timestamps() {
+        let mut t = ChunkTracker::new(false, None);
+        for i in 0..100u64 {
+            let mut d = dgram(i, i, b"x");
+            xsend::Packet::new_unchecked(&mut d[..]).set_timestamp_ns(1_000_000);
+            t.datagram_at(&d, 1_000_000 + 1000 * (i + 1)).unwrap();
+        }
+        let l = t.finish().latency.unwrap();
+        assert_eq!(l.count, 100);
+        assert!((49_000..=52_000).contains(&l.p50_ns), "{l:?}");
+        assert!(l.max_ns >= 99_000);
     }
 
     #[test]

@@ -221,5 +221,7 @@ fn chunked_64_mib_file_verified_by_xsend_recv() {
         assert_eq!(v["bytes"], 64u64 << 20);
         assert_eq!(v["datagrams"], stats.packets);
         assert_eq!(v["sha256"], want.as_str());
+        // One-way latency from the send timestamps, one sample per datagram.
+        assert_eq!(v["latency"]["count"], stats.packets);
     }
 }

@@ -611,6 +611,9 @@ fn bench_counts_agree_with_the_peer_and_checksums_are_valid() {
     assert_eq!(v["packets"], 1200);
     assert_eq!(v["bytes"], 100 * (7 * 64 + 4 * 576 + 1500));
     assert_eq!(v["target_pps"], 20_000.0);
+    // Paced: departures and lateness are measured for every frame but the first.
+    assert_eq!(v["inter_departure"]["count"], 1199);
+    assert_eq!(v["lateness"]["count"], 1200);
     assert_eq!(lab.stats(Side::B).unwrap().rx_packets - before, 1200);
     // A frame size the path cannot carry is refused clearly.
     let out = xsend_in_a(

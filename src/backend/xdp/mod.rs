@@ -18,6 +18,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use socket2::{Domain, Protocol, Socket, Type};
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
@@ -231,6 +232,9 @@ fn fd_of(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
+/// Submission times of batches in flight, and the histogram of submission → completion.
+type CompletionClock = (std::collections::VecDeque<(usize, Instant)>, Histogram<u64>);
+
 /// One NIC queue: UMEM, rings and frame table.
 struct TxPath {
     umem: Umem,
@@ -244,6 +248,11 @@ struct TxPath {
     batch: Vec<FrameDesc>,
     in_flight: usize,
     last_completion: Instant,
+    /// Generator only: submission times of batches still in flight, and the histogram of
+    /// submission → completion times.
+    latency: Option<CompletionClock>,
+        hdrhistogram::Histogram<u64>,
+    )>,
     framer: UdpFramer,
     ifname: String,
 }
@@ -308,6 +317,7 @@ impl TxPath {
             free: descs,
             in_flight: 0,
             last_completion: Instant::now(),
+            latency: None,
             framer,
             ifname: ifname.to_string(),
         })
@@ -322,6 +332,23 @@ impl TxPath {
             self.free.extend_from_slice(&self.done[..n]);
             self.in_flight -= n;
             self.last_completion = Instant::now();
+            if let Some((pending, hist)) = &mut self.latency {
+                // Copy-mode completions come back in submission order.
+                let mut left = n;
+                while let Some(front) = pending.front_mut() {
+                    let take = left.min(front.0);
+                    let ns = (self.last_completion - front.1).as_nanos() as u64;
+                    crate::stats::record(hist, ns, take as u64);
+                    front.0 -= take;
+                    left -= take;
+                    if front.0 == 0 {
+                        pending.pop_front();
+                    }
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
         }
         n
     }
@@ -356,6 +383,9 @@ impl TxPath {
             if n == self.batch.len() {
                 self.in_flight += n;
                 self.batch.clear();
+                if let Some((pending, _)) = &mut self.latency {
+                    pending.push_back((n, Instant::now()));
+                }
             }
         }
         self.kick()
@@ -784,7 +814,7 @@ pub struct GenSpec {
 }
 
 /// What a generator run sent (frames whose completion came back).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct GenReport {
     /// Frames.
     pub packets: u64,
@@ -792,6 +822,12 @@ pub struct GenReport {
     pub bytes: u64,
     /// Wall time from the first submission to the last completion.
     pub seconds: f64,
+    /// Time from TX-ring submission to completion (per batch, every frame counted).
+    pub completion: Option<crate::stats::Percentiles>,
+    /// With a rate: time between consecutive departures (frames handed to the ring).
+    pub inter_departure: Option<crate::stats::Percentiles>,
+    /// With a rate: how late each frame was handed to the ring against its schedule.
+    pub lateness: Option<crate::stats::Percentiles>,
 }
 
 /// A line-rate frame generator on the AF_XDP TX path (`xsend bench`): synthetic UDP frames
@@ -832,7 +868,7 @@ impl Generator {
         let start = Instant::now();
         let deadline = spec.duration.map(|d| start + d);
         let totals = Totals::default();
-        let results: Vec<Result<SendStats>> = std::thread::scope(|s| {
+        let results: Vec<Result<(SendStats, [Histogram<u64>; 3])>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .inner
                 .paths
@@ -858,11 +894,22 @@ impl Generator {
             seconds: start.elapsed().as_secs_f64(),
             ..Default::default()
         };
+        let mut hists = [
+            crate::stats::histogram(),
+            crate::stats::histogram(),
+            crate::stats::histogram(),
+        ];
         for x in results {
-            let s = x?;
+            let (s, h) = x?;
             r.packets += s.packets;
             r.bytes += s.bytes;
+            for (all, one) in hists.iter_mut().zip(h.iter()) {
+                let _ = all.add(one);
+            }
         }
+        r.completion = crate::stats::Percentiles::of(&hists[0]);
+        r.inter_departure = crate::stats::Percentiles::of(&hists[1]);
+        r.lateness = crate::stats::Percentiles::of(&hists[2]);
         Ok(r)
     }
 }
@@ -881,9 +928,15 @@ fn generate(
     deadline: Option<Instant>,
     ctx: &OpCtx,
     totals: &Totals,
-) -> Result<SendStats> {
+) -> Result<(SendStats, [Histogram<u64>; 3])> {
     const ZEROS: [u8; 9216] = [0u8; 9216];
     let hdr = p.framer.header_len();
+    p.latency = Some((
+        std::collections::VecDeque::with_capacity(p.free.len() + 1),
+        crate::stats::histogram(),
+    ));
+    let (mut inter, mut late) = (crate::stats::histogram(), crate::stats::histogram());
+    let mut last_departure: Option<Instant> = None;
     let single = (sizes.sizes().len() == 1).then(|| sizes.sizes()[0].0);
     if let Some(frame_len) = single {
         // Write every frame of the UMEM once.
@@ -927,6 +980,14 @@ fn generate(
                     std::hint::spin_loop();
                 }
             }
+            // Timing of this departure: against the previous one and against the schedule.
+            let now = Instant::now();
+            let now_ns = (now - clock).as_nanos() as u64;
+            crate::stats::record(&mut late, now_ns.saturating_sub(pc.next_due_ns()), 1);
+            if let Some(prev) = last_departure {
+                crate::stats::record(&mut inter, (now - prev).as_nanos() as u64, 1);
+            }
+            last_departure = Some(now);
             pc.sent(1);
         }
         let frame_len = single.unwrap_or_else(|| sizes.next_size());
@@ -964,5 +1025,9 @@ fn generate(
     }
     p.drain()?;
     totals.add(stats, &mut reported);
-    Ok(stats)
+    let completion = p
+        .latency
+        .take()
+        .map_or_else(crate::stats::histogram, |(_, h)| h);
+    Ok((stats, [completion, inter, late]))
 }

@@ -261,6 +261,9 @@ struct BenchSummary {
     seconds: f64,
     pps: f64,
     gbps: f64,
+    completion: Option<xsend::stats::Percentiles>,
+    inter_departure: Option<xsend::stats::Percentiles>,
+    lateness: Option<xsend::stats::Percentiles>,
 }
 
 fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -318,6 +321,9 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         pps: r.packets as f64 / r.seconds.max(1e-9),
         // Line rate counts preamble, SFD, FCS and gap: 24 bytes per frame.
         gbps: (r.bytes + 24 * r.packets) as f64 * 8.0 / r.seconds.max(1e-9) / 1e9,
+        completion: r.completion,
+        inter_departure: r.inter_departure,
+        lateness: r.lateness,
     };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -333,6 +339,22 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             s.info.mode,
             a.queues
         );
+        let us = |p: &Option<xsend::stats::Percentiles>| {
+            p.map(|p| {
+                format!(
+                    "p50 {:.1} / p99 {:.1} / max {:.1} µs",
+                    p.p50_ns as f64 / 1e3,
+                    p.p99_ns as f64 / 1e3,
+                    p.max_ns as f64 / 1e3
+                )
+            })
+        };
+        if let Some(c) = us(&s.completion) {
+            println!("  submission → completion: {c}");
+        }
+        if let (Some(i), Some(l)) = (us(&s.inter_departure), us(&s.lateness)) {
+            println!("  inter-departure: {i}; lateness against schedule: {l}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -697,6 +719,14 @@ fn cmd_recv(a: RecvArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(h) = &r.sha256 {
             print!(", sha256 {h}");
+        }
+        if let Some(l) = &r.latency {
+            print!(
+                ", one-way latency p50 {:.1} / p99 {:.1} / max {:.1} µs",
+                l.p50_ns as f64 / 1e3,
+                l.p99_ns as f64 / 1e3,
+                l.max_ns as f64 / 1e3
+            );
         }
         println!();
     }
