@@ -251,8 +251,6 @@ struct TxPath {
     /// Generator only: submission times of batches still in flight, and the histogram of
     /// submission → completion times.
     latency: Option<CompletionClock>,
-        hdrhistogram::Histogram<u64>,
-    )>,
     framer: UdpFramer,
     ifname: String,
 }
