@@ -3,11 +3,13 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|mem|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|rate|mem|all] [--name NAME] [--reps N] [--seconds S]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
 #           peer's kernel sockets; goodput counted by the receiving application.
+#   rate    xsend bench paced at 10/50/90 % of its maximum: achieved rate at the peer vs target
+#           (error %) and the inter-departure p50/p99 and lateness p99 it reports.
 #   mem     max resident size of `xsend send` for a 4 MiB and a 4 GiB file, both backends.
 #   xdp     64 and 1514-byte UDP frames: xsend bench (AF_XDP), xsend send of a real file
 #           (chunked, checksums valid), dpdk-testpmd txonly on its net_af_xdp and
@@ -49,7 +51,14 @@ RES=$WORK/results.jsonl
 emit() { echo "$1" >> "$RES"; }
 
 rx_packets() {
-  ip -n "$B" -j -s link show "$IFB" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'
+  ip -n "$B" -s -o link show "$IFB" | awk '{for (i = 1; i <= NF; i++) if ($i == "RX:") { print $(i + 9); exit }}'
+}
+
+# "packets ns": the counter and the time it was read (midpoint of the read).
+rx_sample() {
+  local t0 v t1
+  t0=$(date +%s%N); v=$(rx_packets); t1=$(date +%s%N)
+  echo "$v $(( (t0 + t1) / 2 ))"
 }
 
 # Some tools (DPDK's PMDs) take the interface down and up, which flushes neighbour entries.
@@ -160,9 +169,9 @@ window() { # test tool rep size cmd...
     last=$now
   done
   sleep 0.5
-  a=$(rx_packets); t0=$(date +%s.%N)
+  read -r a t0 <<< "$(rx_sample)"
   sleep "$SECS"
-  b=$(rx_packets); t1=$(date +%s.%N)
+  read -r b t1 <<< "$(rx_sample)"
   stop_group $pid
   restore_neigh
   if [ $((b - a)) -lt 1000 ]; then
@@ -170,7 +179,7 @@ window() { # test tool rep size cmd...
     tail -20 "$WORK/tool.out" >&2
   fi
   emit "$(python3 -c "
-import json; pps = ($b - $a) / ($t1 - $t0)
+import json; pps = ($b - $a) / (($t1 - $t0) / 1e9)
 print(json.dumps({'test': '$test', 'tool': '$tool', 'rep': $rep, 'size': $size, 'pps': pps,
   'gbps': pps * ($size + 24) * 8 / 1e9}))")"
 }
@@ -241,6 +250,38 @@ suite_xdp() {
   rm -f "$WORK/file"
 }
 
+# ---------------------------------------------------------------- rate control
+# xsend bench at 10 %, 50 % and 90 % of its unpaced maximum (64-byte frames, drop sink):
+# the rate the peer counts over the window vs the target, and the inter-departure jitter.
+suite_rate() {
+  ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: rate suite, repetition $rep/$REPS" >&2
+    local max
+    max=$(inA "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --duration 2 --json | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pps"]))')
+    for pct in 10 50 90; do
+      local target=$((max * pct / 100))
+      window "rate $pct%" "xsend bench --pps" "$rep" 64 \
+        "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --pps "$target" --duration 120 --json
+      # The tool's own JSON (jitter) is in tool.out; attach it and the target to the row.
+      python3 - "$RES" "$WORK/tool.out" "$target" "$max" <<'PY'
+import json, sys
+res, out, target, mx = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+rows = [json.loads(l) for l in open(res)]
+tool = json.loads([l for l in open(out) if l.startswith("{")][-1])
+last = rows[-1]
+last.update({"target_pps": target, "max_pps": mx, "error_pct": (last["pps"] - target) / target * 100,
+             "inter_departure_p50_ns": tool["inter_departure"]["p50_ns"],
+             "inter_departure_p99_ns": tool["inter_departure"]["p99_ns"],
+             "lateness_p99_ns": tool["lateness"]["p99_ns"]})
+rows[-1] = last
+open(res, "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PY
+    done
+  done
+  ip -n "$B" link set dev "$IFB" xdp off
+}
+
 # ---------------------------------------------------------------- memory
 # Max resident size of `xsend send` for a 4 MiB and a 4 GiB file (UDP to a drop sink): the
 # UMEM and buffers are sized to the rings, so the two must be within a few MiB.
@@ -270,7 +311,8 @@ case $SUITE in
   kernel) suite_kernel ;;
   xdp) suite_xdp ;;
   mem) suite_mem ;;
-  all) suite_kernel; suite_xdp; suite_mem ;;
+  rate) suite_rate ;;
+  all) suite_kernel; suite_xdp; suite_rate; suite_mem ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac
 
@@ -281,7 +323,8 @@ import json, statistics, sys, platform, subprocess
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mem = [r for r in rows if r["test"] == "max RSS"]
-rows_perf = [r for r in rows if r["test"] != "max RSS"]
+rate = [r for r in rows if r["test"].startswith("rate ")]
+rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ")]
 groups = {}
 for r in rows_perf:
     groups.setdefault((r["test"], r["tool"]), []).append(r)
@@ -312,6 +355,9 @@ with open(out + ".md", "w") as f:
         f.write(f"| {s['test']} | {s['tool']} | {s['median_pps']:.0f} | {s['min_pps']:.0f} | {s['max_pps']:.0f} | {s['median_gbps']:.2f} | {s['runs']} |\n")
     f.write("\n| ratio of medians (pps; Gbit/s for tcp/udp goodput) | value |\n|---|---|\n")
     f.write("".join(f"| {k} | {v:.2f} |\n" for k, v in sorted(ratios.items())))
+    if rate:
+        f.write("\n| rate control (64 B, drop sink) | rep | target pps | counted at peer | error % | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|\n")
+        f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['inter_departure_p50_ns']/1e3:.2f} / {r['inter_departure_p99_ns']/1e3:.2f} | {r['lateness_p99_ns']/1e3:.1f} |\n" for r in rate))
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))
