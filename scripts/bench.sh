@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 xsend_setup
-xsend_apt_install iperf3 python3 dpdk dpdk-dev netsniff-ng xdp-tests
+xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests
 
 SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024
 while [ $# -gt 0 ]; do
@@ -317,8 +317,11 @@ case $SUITE in
 esac
 
 mkdir -p bench-results
+# Debian's interpreter: it has python3-matplotlib (another python3 may come first on PATH).
+SYS_PY=/usr/bin/python3
+[ -x "$SYS_PY" ] || SYS_PY=python3
 OUT=bench-results/$(date -u +%Y-%m-%d)-$NAME
-python3 - "$RES" "$OUT" "$REPS" "$SECS" <<'PY'
+"$SYS_PY" - "$RES" "$OUT" "$REPS" "$SECS" <<'PY'
 import json, statistics, sys, platform, subprocess
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -361,5 +364,31 @@ with open(out + ".md", "w") as f:
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))
+    f.write(f"\n![packets/s and Gbit/s per tool and frame size]({out.split('/')[-1]}.png)\n")
 print(open(out + ".md").read())
+
+# The plot: median packets/s and Gbit/s per tool, one group per test (frame size, sink).
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+tests = sorted({s["test"] for s in summary if s["test"].startswith("udp")})
+tools = sorted({s["tool"] for s in summary if s["test"] in tests})
+if tests:
+    fig, axes = plt.subplots(2, 1, figsize=(12, 9))
+    width = 0.8 / max(len(tools), 1)
+    for ax, key, label in ((axes[0], "median_pps", "packets/s (millions)"), (axes[1], "median_gbps", "Gbit/s on the wire")):
+        for i, tool in enumerate(tools):
+            vals = [next((s[key] for s in summary if s["test"] == t and s["tool"] == tool), 0) for t in tests]
+            if key == "median_pps":
+                vals = [v / 1e6 for v in vals]
+            ax.bar([x + i * width for x in range(len(tests))], vals, width, label=tool)
+        ax.set_xticks([x + width * (len(tools) - 1) / 2 for x in range(len(tests))])
+        ax.set_xticklabels(tests)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0, axes[0].get_ylim()[1] * 1.3)
+    axes[0].legend(fontsize=8, ncol=3, loc="upper left")
+    axes[0].set_title(f"{out.split('/')[-1]}: medians of {reps} interleaved runs, counted at the peer (veth, one sending core)")
+    fig.tight_layout()
+    fig.savefig(out + ".png", dpi=90)
 PY
