@@ -880,7 +880,14 @@ impl Generator {
                         .rate_pps
                         .map(|r| crate::pacing::Pacer::new(r / nq as f64, spec.burst, 0));
                     let sizes = spec.sizes.clone();
-                    s.spawn(move || generate(p, sizes, pacer, limit, deadline, ctx, totals))
+                    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    s.spawn(move || {
+                        // With several queues, one TX thread per CPU (best effort).
+                        if nq > 1 {
+                            let _ = sys::pin_to_cpu(q % cpus);
+                        }
+                        generate(p, sizes, pacer, limit, deadline, ctx, totals)
+                    })
                 })
                 .collect();
             handles

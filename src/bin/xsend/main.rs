@@ -303,9 +303,28 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         duration,
         count: a.count,
     };
+    // Live stats once a second on stderr (not with --json).
+    let live: Option<xsend::ProgressFn> = (!a.json).then(|| {
+        let last = Mutex::new((Instant::now(), 0u64, 0u64));
+        let mean = sizes.mean();
+        Arc::new(move |p: xsend::Progress| {
+            let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+            let dt = l.0.elapsed().as_secs_f64();
+            if dt >= 1.0 {
+                let pps = (p.packets - l.1) as f64 / dt;
+                eprintln!(
+                    "  {:>10.0} packets/s  {:>7.2} Gbit/s  ({} frames so far)",
+                    pps,
+                    pps * (mean + 24.0) * 8.0 / 1e9,
+                    p.packets
+                );
+                *l = (Instant::now(), p.packets, p.bytes);
+            }
+        }) as xsend::ProgressFn
+    });
     let ctx = xsend::backend::OpCtx {
         cancel,
-        progress: None,
+        progress: live,
         total: 0,
     };
     let r = gen.run(&spec, &ctx)?;
