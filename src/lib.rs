@@ -48,6 +48,7 @@ pub mod recv;
 pub mod sigbus;
 pub mod stats;
 pub mod sys;
+pub mod tcp;
 pub mod wire;
 
 pub use api::{
