@@ -22,4 +22,23 @@ fn main() {
         );
     }
     println!("cargo:rerun-if-changed={src}");
+
+    // Loss injection for the tests (bpf/lossy.bpf.c), one object per variant.
+    let lossy = "bpf/lossy.bpf.c";
+    for (name, defs) in [
+        ("lossy_data_1pct.bpf.o", ["-DDATA", "-DEVERY=100"]),
+        ("lossy_data_5pct.bpf.o", ["-DDATA", "-DEVERY=20"]),
+        ("lossy_acks_10pct.bpf.o", ["-DACKS", "-DEVERY=10"]),
+    ] {
+        let inc = format!("-I/usr/include/{multiarch}");
+        if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
+            .source(lossy)
+            .obj(out.join(name))
+            .clang_args(["-O2", "-g", "-Wall", &inc, defs[0], defs[1]])
+            .build()
+        {
+            panic!("building {lossy} ({name}) failed: {e:#}");
+        }
+    }
+    println!("cargo:rerun-if-changed={lossy}");
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * xsend's XDP program: redirects into the AF_XDP socket of the receiving queue only the
- * packets of xsend's own flows (protocol + local port, registered in `flows`), and passes
+ * packets of xsend's own flows (protocol + 4-tuple, registered in `flows`), and passes
  * everything else to the kernel untouched. Counters in `stats`: [0] redirected, [1] passed.
  */
 #include <linux/bpf.h>
@@ -12,10 +12,15 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+/* One of our flows, seen from inbound packets: local port = destination port, remote
+ * address and port = source. IPv4 addresses use the first 4 bytes of `raddr`. */
 struct flow_key {
 	__u8 proto;   /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 pad;
-	__be16 port;  /* our local port = destination port of inbound packets */
+	__be16 lport;
+	__be16 rport;
+	__u16 pad2;
+	__u8 raddr[16];
 };
 
 struct vlan_hdr {
@@ -80,12 +85,14 @@ int xsend_steer(struct xdp_md *ctx)
 		if (ip->frag_off & bpf_htons(0x1fff))
 			return count(1, XDP_PASS);
 		k.proto = ip->protocol;
+		__builtin_memcpy(k.raddr, &ip->saddr, 4);
 		l4 = (void *)ip + ip->ihl * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > end)
 			return count(1, XDP_PASS);
 		k.proto = ip6->nexthdr;
+		__builtin_memcpy(k.raddr, &ip6->saddr, 16);
 		l4 = ip6 + 1;
 	} else {
 		return count(1, XDP_PASS);
@@ -96,12 +103,15 @@ int xsend_steer(struct xdp_md *ctx)
 		__be16 *ports = l4;
 		if ((void *)(ports + 2) > end)
 			return count(1, XDP_PASS);
-		k.port = ports[1];
+		k.rport = ports[0];
+		k.lport = ports[1];
 	}
 	if (!bpf_map_lookup_elem(&flows, &k))
 		return count(1, XDP_PASS);
 	count(0, 0);
-	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	/* A packet of our flow on a queue without our socket is dropped, not passed: the kernel
+	 * would answer it with a RST. */
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

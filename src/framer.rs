@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::wire::checksum::{self, Accumulator};
 use crate::wire::ethernet::{self, MacAddr};
-use crate::wire::{ipv4, ipv6, udp};
+use crate::wire::{ipv4, ipv6, tcp, udp};
 
 /// Largest header: Ethernet + VLAN + IPv6 + UDP.
 pub const MAX_HEADER: usize =
@@ -256,6 +256,129 @@ impl UdpFramer {
     }
 }
 
+/// A TCP flow's Ethernet + IP header template; per segment the TCP header (with options) is
+/// written from a [`tcp::Repr`] and the checksum summed while the payload is copied.
+#[derive(Debug, Clone)]
+pub struct TcpFramer {
+    hdr: [u8; MAX_HEADER],
+    l3: usize,
+    l4: usize,
+    v6: bool,
+    ip_base: u64,
+    pseudo_base: u64,
+    src_port: u16,
+    dst_port: u16,
+    ident: u16,
+    mtu: usize,
+    ip_hdr: usize,
+}
+
+impl TcpFramer {
+    /// A framer for `flow` (its ports are the TCP ports) on an interface of `mtu`.
+    pub fn new(flow: &UdpFlow, mtu: u32) -> Self {
+        // The UDP template gives Ethernet and IP; the protocol byte is patched below.
+        let u = UdpFramer::new(flow, mtu);
+        let mut hdr = u.hdr;
+        let (l3, l4, v6) = (u.l3, u.l4, u.v6);
+        let ip_hdr = l4 - l3;
+        let ip_base = if v6 {
+            hdr[l3 + 6] = tcp::PROTO_TCP;
+            0
+        } else {
+            hdr[l3 + 9] = tcp::PROTO_TCP;
+            let mut h = [0u8; ipv4::HEADER_LEN];
+            h.copy_from_slice(&hdr[l3..l4]);
+            h[2..6].fill(0);
+            h[10..12].fill(0);
+            checksum::sum(&h)
+        };
+        TcpFramer {
+            hdr,
+            l3,
+            l4,
+            v6,
+            ip_base,
+            pseudo_base: tcp::pseudo_header(flow.src.ip(), flow.dst.ip(), 0),
+            src_port: flow.src.port(),
+            dst_port: flow.dst.port(),
+            ident: 1,
+            mtu: mtu as usize,
+            ip_hdr,
+        }
+    }
+
+    /// Largest segment payload with `options_len` bytes of TCP options (the MSS to announce is
+    /// this with no options).
+    pub fn max_payload(&self, options_len: usize) -> usize {
+        self.mtu
+            .saturating_sub(self.ip_hdr + tcp::HEADER_LEN + options_len)
+    }
+
+    /// Frame length of a segment.
+    pub fn frame_len(&self, seg: &tcp::Repr) -> usize {
+        self.l4 + seg.header_len() + seg.payload_len
+    }
+
+    /// Write segment `seg` (ports are filled in) with `seg.payload_len` bytes that `fill` must
+    /// `put`; returns the frame length.
+    #[inline]
+    pub fn emit(
+        &mut self,
+        frame: &mut [u8],
+        seg: &tcp::Repr,
+        fill: impl FnOnce(&mut PayloadWriter<'_>),
+    ) -> Result<usize, FrameError> {
+        let th = seg.header_len();
+        let max = self.max_payload(th - tcp::HEADER_LEN);
+        if seg.payload_len > max {
+            return Err(FrameError::TooLarge {
+                len: seg.payload_len,
+                max,
+            });
+        }
+        let start = self.l4 + th;
+        let total = start + seg.payload_len;
+        if frame.len() < total {
+            return Err(FrameError::BufferTooSmall {
+                need: total,
+                have: frame.len(),
+            });
+        }
+        frame[..self.l4].copy_from_slice(&self.hdr[..self.l4]);
+        let r = tcp::Repr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            ..*seg
+        };
+        r.emit(&mut frame[self.l4..start]);
+        let mut w = PayloadWriter {
+            buf: &mut frame[start..total],
+            pos: 0,
+            acc: Accumulator::default(),
+        };
+        fill(&mut w);
+        assert_eq!(w.pos, seg.payload_len, "framer: fill wrote a different length");
+        let payload_sum = w.acc.partial();
+        let tcp_len = (th + seg.payload_len) as u16;
+        let l3 = self.l3;
+        if self.v6 {
+            frame[l3 + 4..l3 + 6].copy_from_slice(&tcp_len.to_be_bytes());
+        } else {
+            let tot = ipv4::HEADER_LEN as u16 + tcp_len;
+            let id = self.ident;
+            self.ident = self.ident.wrapping_add(1);
+            frame[l3 + 2..l3 + 4].copy_from_slice(&tot.to_be_bytes());
+            frame[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+            let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
+            frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let hsum = checksum::sum(&frame[self.l4..start]);
+        let c = checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + payload_sum);
+        frame[self.l4 + 16..self.l4 + 18].copy_from_slice(&c.to_be_bytes());
+        Ok(total)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +550,62 @@ mod tests {
             let cut = cut.min(data.len());
             let n = fr.emit(&mut buf, data.len(), |w| { w.put(&data[..cut]); w.put(&data[cut..]); }).unwrap();
             proptest::prop_assert_eq!(check(&buf[..n], &f), data);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tcp_segments_check_out_with_etherparse(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..1448),
+            cut in 0usize..1448,
+            v6: bool,
+            vlan: bool,
+            seq: u32,
+            ts: Option<(u32, u32)>,
+        ) {
+            use crate::wire::tcp::{Flags, Options, Repr};
+            let f = flow(v6, vlan.then_some(7));
+            let mut fr = TcpFramer::new(&f, 1500);
+            let opts = Options { timestamps: ts, ..Default::default() };
+            let data = &data[..data.len().min(fr.max_payload(opts.buffer_len()))];
+            let seg = Repr {
+                seq,
+                ack: 99,
+                flags: Flags::ACK | Flags::PSH,
+                window: 512,
+                options: Options { timestamps: ts, ..Default::default() },
+                payload_len: data.len(),
+                ..Default::default()
+            };
+            let mut buf = vec![0u8; 2048];
+            let cut = cut.min(data.len());
+            let n = fr.emit(&mut buf, &seg, |w| { w.put(&data[..cut]); w.put(&data[cut..]); }).unwrap();
+            proptest::prop_assert_eq!(n, fr.frame_len(&seg));
+            let p = SlicedPacket::from_ethernet(&buf[..n]).expect("etherparse");
+            let (src, dst) = match p.net.as_ref().unwrap() {
+                NetSlice::Ipv4(v4) => {
+                    let h = v4.header();
+                    proptest::prop_assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+                    (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()))
+                }
+                NetSlice::Ipv6(v6) => (
+                    IpAddr::V6(v6.header().source_addr()),
+                    IpAddr::V6(v6.header().destination_addr()),
+                ),
+            };
+            let Some(TransportSlice::Tcp(t)) = p.transport else { panic!("not TCP") };
+            proptest::prop_assert_eq!(t.sequence_number(), seq);
+            proptest::prop_assert_eq!(t.payload(), &data[..]);
+            let sum = match (src, dst) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => t.to_header().calc_checksum_ipv4_raw(a.octets(), b.octets(), t.payload()).unwrap(),
+                (IpAddr::V6(a), IpAddr::V6(b)) => t.to_header().calc_checksum_ipv6_raw(a.octets(), b.octets(), t.payload()).unwrap(),
+                _ => unreachable!(),
+            };
+            proptest::prop_assert_eq!(sum, t.checksum());
+            // Too much data for the MTU is refused.
+            let big = Repr { payload_len: fr.max_payload(seg.options.buffer_len()) + 1, ..seg };
+            let refused = fr.emit(&mut buf, &big, |_| ()).is_err();
+            proptest::prop_assert!(refused);
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod net;
 pub mod prog;
+pub mod tcp;
 
 use std::ffi::CString;
 use std::io;
@@ -46,7 +47,10 @@ const END_MARKERS: usize = 3;
 
 /// Open an AF_XDP UDP transport for `cfg`; `reasons` collects why better modes were refused.
 pub fn open(cfg: &ConnConfig, reasons: Vec<String>) -> Result<Box<dyn Transport>> {
-    Ok(Box::new(XdpUdp::open(cfg, reasons)?))
+    match cfg.proto {
+        Proto::Tcp => Ok(Box::new(tcp::XdpTcp::open(cfg, reasons)?)),
+        Proto::Udp => Ok(Box::new(XdpUdp::open(cfg, reasons)?)),
+    }
 }
 
 impl XdpUdp {
@@ -55,11 +59,6 @@ impl XdpUdp {
             backend: "xdp",
             reason,
         };
-        if cfg.proto == Proto::Tcp {
-            return Err(unavailable(
-                "TCP over AF_XDP is not part of this build yet".into(),
-            ));
-        }
         // A kernel socket holds our source port (so the kernel neither reuses it nor answers for
         // it) and tells the source address and the path MTU.
         let reserve = |bind: Option<SocketAddr>, connect: bool| -> Result<Socket> {
@@ -161,14 +160,14 @@ impl XdpUdp {
                 dst: cfg.peer,
             };
             let framer = UdpFramer::new(&flow, mtu);
-            let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone()) {
+            let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone(), 0) {
                 Ok(p) => p,
                 Err(e) => {
                     if q == 0 {
                         reasons.push(format!("zero-copy on {ifname}: {e}"));
                     }
                     copy_mode = "copy";
-                    TxPath::new(&ifname, q, ring, frame_size, false, framer).map_err(|e| {
+                    TxPath::new(&ifname, q, ring, frame_size, false, framer, 0).map_err(|e| {
                         let what = format!("AF_XDP socket on {ifname} queue {q}: {e}");
                         match e.raw_os_error() {
                             Some(libc::EPERM) => Error::NoPermission { what },
@@ -240,8 +239,10 @@ struct TxPath {
     umem: Umem,
     tx: TxQueue,
     cq: CompQueue,
-    _fq: FillQueue,
-    _rx: RxQueue,
+    fq: FillQueue,
+    rx: RxQueue,
+    /// Scratch for RX descriptors (sized to the frames given to the fill ring).
+    rx_descs: Vec<FrameDesc>,
     fd: RawFd,
     free: Vec<FrameDesc>,
     done: Vec<FrameDesc>,
@@ -256,6 +257,8 @@ struct TxPath {
 }
 
 impl TxPath {
+    /// A socket on queue `q` with a TX ring of `ring` descriptors; `rx_frames` (a power of two
+    /// or 0) more frames are put in the fill ring for receiving.
     fn new(
         ifname: &str,
         q: u32,
@@ -263,6 +266,7 @@ impl TxPath {
         frame_size: u32,
         zerocopy: bool,
         framer: UdpFramer,
+        rx_frames: u32,
     ) -> io::Result<Self> {
         // Keep the OS error (its errno decides the fallback) with what failed.
         let err = |what: &str, e: &dyn std::error::Error| match e
@@ -276,14 +280,17 @@ impl TxPath {
             None => io::Error::other(format!("{what}: {e}")),
         };
         let qs = QueueSize::new(ring).map_err(|e| err("ring size", &e))?;
+        let rxq = QueueSize::new(rx_frames.max(64)).map_err(|e| err("rx ring", &e))?;
         let ucfg = UmemConfig::builder()
             .frame_size(FrameSize::new(frame_size).map_err(|e| err("frame size", &e))?)
-            .fill_queue_size(qs)
+            .fill_queue_size(rxq)
             .comp_queue_size(qs)
             .build()
             .map_err(|e| err("UMEM config", &e))?;
-        let frames = NonZeroU32::new(ring).ok_or_else(|| io::Error::other("ring size 0"))?;
-        let (umem, descs) = Umem::new(ucfg, frames, false).map_err(|e| err("UMEM", &e))?;
+        let frames =
+            NonZeroU32::new(ring + rx_frames).ok_or_else(|| io::Error::other("ring size 0"))?;
+        let (umem, mut descs) = Umem::new(ucfg, frames, false).map_err(|e| err("UMEM", &e))?;
+        let rx_descs = descs.split_off(ring as usize);
         let bind = BindFlags::XDP_USE_NEED_WAKEUP
             | if zerocopy {
                 BindFlags::XDP_ZEROCOPY
@@ -291,7 +298,7 @@ impl TxPath {
                 BindFlags::XDP_COPY
             };
         let scfg = SocketConfig::builder()
-            .rx_queue_size(QueueSize::new(64).map_err(|e| err("rx ring", &e))?)
+            .rx_queue_size(rxq)
             .tx_queue_size(qs)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
             .bind_flags(bind)
@@ -301,14 +308,22 @@ impl TxPath {
         // (INHIBIT_PROG_LOAD when re-binding a pair) does not arise; it is set anyway.
         let (tx, rx, fq_cq) =
             unsafe { xsk_rs::Socket::new(scfg, &umem, &name, q) }.map_err(|e| err("socket", &e))?;
-        let (fq, cq) = fq_cq.ok_or_else(|| io::Error::other("no fill/completion rings"))?;
+        let (mut fq, cq) = fq_cq.ok_or_else(|| io::Error::other("no fill/completion rings"))?;
         let fd = tx.fd().as_raw_fd();
+        if !rx_descs.is_empty() {
+            // SAFETY: these frames belong to this UMEM and are in no other ring or table.
+            let n = unsafe { fq.produce(&rx_descs) };
+            if n != rx_descs.len() {
+                return Err(io::Error::other("fill ring refused the RX frames"));
+            }
+        }
         Ok(TxPath {
             umem,
             tx,
             cq,
-            _fq: fq,
-            _rx: rx,
+            fq,
+            rx,
+            rx_descs,
             fd,
             done: vec![FrameDesc::default(); descs.len()],
             batch: Vec::with_capacity(BATCH),
@@ -319,6 +334,47 @@ impl TxPath {
             framer,
             ifname: ifname.to_string(),
         })
+    }
+
+    /// Hand every received frame to `f`, then give the frames back to the fill ring.
+    fn recv(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        if self.rx_descs.is_empty() {
+            return 0;
+        }
+        // SAFETY: `rx_descs` has room for every frame the fill ring was given; the RX ring
+        // returns frames of this UMEM.
+        let n = unsafe { self.rx.consume(&mut self.rx_descs) };
+        for d in &self.rx_descs[..n] {
+            // SAFETY: the frame was just consumed from the RX ring: ours until re-filled.
+            let data = unsafe { self.umem.data(d) };
+            f(data.contents());
+        }
+        if n > 0 {
+            // SAFETY: the same frames go back; the fill ring has room for all of them.
+            unsafe { self.fq.produce(&self.rx_descs[..n]) };
+        }
+        n
+    }
+
+    /// Queue frame `desc` holding `len` bytes written by `write` for TX.
+    fn push_frame(
+        &mut self,
+        mut desc: FrameDesc,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<bool> {
+        // SAFETY: `desc` is a frame of this UMEM that no ring holds (taken from `free`).
+        let mut data = unsafe { self.umem.data_mut(&mut desc) };
+        data.cursor().set_pos(len);
+        if !write(data.contents_mut()) {
+            self.free.push(desc);
+            return Ok(false);
+        }
+        self.batch.push(desc);
+        if self.batch.len() == BATCH {
+            self.submit()?;
+        }
+        Ok(true)
     }
 
     /// Return completed frames to the free table.

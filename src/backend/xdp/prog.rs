@@ -87,9 +87,17 @@ impl Steer {
             .map_err(|e| bpf_err("inserting the AF_XDP socket into the XSKMAP", e))
     }
 
-    /// Steer inbound packets of (`proto`, local `port`) to our sockets.
-    pub fn add_flow(&self, proto: u8, port: u16) -> Result<()> {
-        let key = [proto, 0, (port >> 8) as u8, port as u8];
+    /// Steer inbound packets of (`proto`, local `port`, `remote` address and port) to our
+    /// sockets.
+    pub fn add_flow(&self, proto: u8, port: u16, remote: std::net::SocketAddr) -> Result<()> {
+        let mut key = [0u8; 24];
+        key[0] = proto;
+        key[2..4].copy_from_slice(&port.to_be_bytes());
+        key[4..6].copy_from_slice(&remote.port().to_be_bytes());
+        match remote.ip() {
+            std::net::IpAddr::V4(a) => key[8..12].copy_from_slice(&a.octets()),
+            std::net::IpAddr::V6(a) => key[8..24].copy_from_slice(&a.octets()),
+        }
         self.map("flows")?
             .update(&key, &1u32.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| bpf_err("registering the flow", e))
