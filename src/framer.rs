@@ -357,7 +357,10 @@ impl TcpFramer {
             acc: Accumulator::default(),
         };
         fill(&mut w);
-        assert_eq!(w.pos, seg.payload_len, "framer: fill wrote a different length");
+        assert_eq!(
+            w.pos, seg.payload_len,
+            "framer: fill wrote a different length"
+        );
         let payload_sum = w.acc.partial();
         let tcp_len = (th + seg.payload_len) as u16;
         let l3 = self.l3;

@@ -1,35 +1,357 @@
-//! TCP over AF_XDP: a user-space sender against unmodified kernel receivers.
+//! TCP over AF_XDP: xsend's user-space sender against unmodified kernel receivers (plain
+//! sockets, socat, `xsend recv`), with loss injected by BPF programs on the receiver's veth.
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::*;
 use xsend::lab::{Lab, Side};
-use xsend::{BackendChoice, Connection, TransmitFlags};
+use xsend::{BackendChoice, Connection, Error, SendStats, TransmitFlags};
 
 fn b4(lab: &Lab, port: u16) -> SocketAddr {
     SocketAddr::from((lab.ip4_b, port))
 }
 
 fn connect_xdp(lab: &Lab, addr: SocketAddr) -> xsend::Result<Connection> {
-    lab.run_in(Side::A, || Connection::tcp(addr).backend(BackendChoice::Xdp).connect())
-        .unwrap()
+    lab.run_in(Side::A, || {
+        Connection::tcp(addr)
+            .backend(BackendChoice::Xdp)
+            .connect_timeout(Duration::from_secs(5))
+            .user_timeout(Duration::from_secs(5))
+            .connect()
+    })
+    .unwrap()
+}
+
+fn send_all(conn: &Connection, path: &Path) -> SendStats {
+    conn.send_file_with(Some(path), None, None, TransmitFlags::DISCONNECT)
+        .expect("send");
+    conn.last_stats()
+}
+
+/// A file of `len` bytes made of 1 MiB pattern blocks (each block differs).
+fn big_file(dir: &Path, len: u64) -> PathBuf {
+    let p = dir.join("big");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    let blocks: Vec<Vec<u8>> = (0..7).map(|i| pattern(1 << 20, 100 + i)).collect();
+    let mut left = len;
+    let mut i = 0u64;
+    while left > 0 {
+        let mut b = blocks[(i % 7) as usize].clone();
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        let n = left.min(b.len() as u64) as usize;
+        f.write_all(&b[..n]).unwrap();
+        left -= n as u64;
+        i += 1;
+    }
+    f.flush().unwrap();
+    p
+}
+
+/// The loss-injection objects built from bpf/lossy.bpf.c.
+fn lossy_obj(name: &str) -> String {
+    format!("{}/{name}", env!("OUT_DIR"))
+}
+
+fn ip_ok(lab: &Lab, side: Side, prog: &str, args: &[&str]) {
+    let out = lab.command(side, prog).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Drop every N-th data segment arriving at B (XDP on B's veth).
+fn drop_data(lab: &Lab, obj: &str) {
+    let o = lossy_obj(obj);
+    let dev = lab.if_b.clone();
+    ip_ok(
+        lab,
+        Side::B,
+        "ip",
+        &[
+            "link", "set", "dev", &dev, "xdpdrv", "obj", &o, "sec", "xdp",
+        ],
+    );
+}
+
+/// Drop every 10th pure ACK leaving B (tc egress on B's veth).
+fn drop_acks(lab: &Lab) {
+    let o = lossy_obj("lossy_acks_10pct.bpf.o");
+    let dev = lab.if_b.clone();
+    ip_ok(lab, Side::B, "tc", &["qdisc", "add", "dev", &dev, "clsact"]);
+    ip_ok(
+        lab,
+        Side::B,
+        "tc",
+        &[
+            "filter", "add", "dev", &dev, "egress", "bpf", "da", "obj", &o, "sec", "tc",
+        ],
+    );
+}
+
+fn xdp_attached(lab: &Lab, side: Side) -> bool {
+    let out = lab
+        .command(side, "ip")
+        .args(["-j", "link", "show", "dev", lab.iface(side)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("\"xdp\"")
 }
 
 #[test]
-fn smoke() {
+fn sizes_arrive_byte_exact_at_a_kernel_socket_and_socat() {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(dir.path(), "f", (1 << 20) + 7, 1);
-    let sink = tcp_sink(&lab, b4(&lab, 7100), 1);
-    let conn = connect_xdp(&lab, b4(&lab, 7100)).expect("connect");
-    eprintln!("{:?}", conn.info());
-    let n = conn
-        .send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT)
+    for (i, len) in [0usize, 1, (1 << 20) + 7].into_iter().enumerate() {
+        let (path, data) = file(dir.path(), &format!("f{i}"), len, i as u64 + 3);
+        let sink = tcp_sink(&lab, b4(&lab, 7100), 1);
+        let conn = connect_xdp(&lab, b4(&lab, 7100)).expect("connect");
+        assert_eq!(conn.info().backend, "xdp");
+        let st = send_all(&conn, &path);
+        assert_eq!(st.bytes, len as u64);
+        let got = sink.join().unwrap().remove(0);
+        assert_eq!(got.data.unwrap(), data, "size {len}");
+        // socat as the receiver (the issue's `socat -u TCP-LISTEN OPEN`).
+        let out = dir.path().join(format!("socat{i}.out"));
+        let mut socat = ChildGuard(Some(
+            lab.command(Side::B, "socat")
+                .args(["-u", "TCP-LISTEN:7101,bind=198.18.0.2,reuseaddr"])
+                .arg(format!("OPEN:{},creat,trunc", out.display()))
+                .spawn()
+                .expect("socat"),
+        ));
+        let conn = (0..200)
+            .find_map(|_| match connect_xdp(&lab, b4(&lab, 7101)) {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(25));
+                    None
+                }
+            })
+            .expect("socat never listened");
+        send_all(&conn, &path);
+        assert!(socat.0.take().unwrap().wait().unwrap().success());
+        assert_eq!(std::fs::read(&out).unwrap(), data, "socat, size {len}");
+    }
+}
+
+#[test]
+fn one_gib_to_xsend_recv_and_ipv6() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_file(dir.path(), 1 << 30);
+    let want = sha256_file(&path);
+    let recv = spawn_recv(
+        &lab,
+        &[
+            "--listen",
+            "198.18.0.2:7102",
+            "--expect-sha256",
+            &want,
+            "--json",
+        ],
+    );
+    let conn = connect_xdp(&lab, b4(&lab, 7102)).expect("connect");
+    let st = send_all(&conn, &path);
+    assert_eq!(st.bytes, 1 << 30);
+    let out = recv.wait_output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let j = json(&out.stdout);
+    assert_eq!(j["bytes"], 1u64 << 30);
+    eprintln!("1 GiB over AF_XDP TCP: {st:?}");
+
+    // IPv6, with pre and post buffers.
+    let (small, data) = file(dir.path(), "s", 300_001, 4);
+    let addr: SocketAddr = "[2001:db8::2]:7103".parse().unwrap();
+    let sink = tcp_sink(&lab, addr, 1);
+    let conn = connect_xdp(&lab, addr).expect("connect v6");
+    conn.send_file_with(
+        Some(&small),
+        Some(b"PRE"),
+        Some(b"POST"),
+        TransmitFlags::DISCONNECT,
+    )
+    .unwrap();
+    let got = sink.join().unwrap().remove(0);
+    assert_eq!(got.data.unwrap(), [&b"PRE"[..], &data, b"POST"].concat());
+}
+
+fn lossy_transfer(lab: &Lab, port: u16, len: u64) -> SendStats {
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_file(dir.path(), len);
+    let want = sha256_file(&path);
+    let sink = tcp_sink(lab, b4(lab, port), 1);
+    let conn = connect_xdp(lab, b4(lab, port)).expect("connect");
+    let st = send_all(&conn, &path);
+    let got = sink.join().unwrap().remove(0);
+    assert_eq!(got.len, len);
+    assert_eq!(got.sha256, want);
+    st
+}
+
+#[test]
+fn data_loss_1_and_5_percent_and_ack_loss_are_recovered() {
+    need_root!();
+    for (what, port) in [("1pct", 7110u16), ("5pct", 7111), ("acks", 7112)] {
+        let lab = lab();
+        match what {
+            "acks" => drop_acks(&lab),
+            p => drop_data(&lab, &format!("lossy_data_{p}.bpf.o")),
+        }
+        let st = lossy_transfer(&lab, port, 32 << 20);
+        let t = st.tcp.expect("tcp stats");
+        eprintln!("loss {what}: {t:?}");
+        if what != "acks" {
+            assert!(
+                t.retransmits > 0,
+                "{what}: drops must cause retransmissions"
+            );
+        }
+    }
+}
+
+#[test]
+fn slow_receiver_forces_zero_windows_and_completes() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(dir.path(), "f", 3 << 20, 8);
+    let l = lab
+        .run_in(Side::B, || {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            s.set_reuse_address(true)?;
+            // A small receive buffer fills at once.
+            s.set_recv_buffer_size(16 << 10)?;
+            s.bind(&b4(&lab, 7120).into())?;
+            s.listen(1)?;
+            Ok::<TcpListener, std::io::Error>(s.into())
+        })
+        .unwrap()
         .unwrap();
-    assert_eq!(n, data.len() as u64);
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut v = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            // Read with pauses: the window closes between reads.
+            std::thread::sleep(Duration::from_millis(20));
+            match s.read(&mut buf).unwrap() {
+                0 => break,
+                n => v.extend_from_slice(&buf[..n]),
+            }
+        }
+        v
+    });
+    let conn = connect_xdp(&lab, b4(&lab, 7120)).expect("connect");
+    let st = send_all(&conn, &path);
+    assert!(reader.join().unwrap() == data);
+    eprintln!("slow receiver: {:?}", st.tcp);
+}
+
+#[test]
+fn refused_and_vanished_receivers_fail_clearly_and_release_everything() {
+    need_root!();
+    let lab = lab();
+    // Nobody listens: RST → refused, quickly.
+    match connect_xdp(&lab, b4(&lab, 7130)) {
+        Err(Error::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        r => panic!("{r:?}"),
+    }
+    assert!(!xdp_attached(&lab, Side::A), "XDP program left attached");
+
+    // The receiver closes with unread data mid-transfer: the kernel resets, we stop.
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_file(dir.path(), 256 << 20);
+    let l = lab
+        .run_in(Side::B, || TcpListener::bind(b4(&lab, 7131)))
+        .unwrap()
+        .unwrap();
+    let quitter = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let _ = s.read(&mut buf);
+        // Unread data in the buffer makes close() send RST.
+    });
+    let conn = connect_xdp(&lab, b4(&lab, 7131)).expect("connect");
+    let r = conn.send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT);
+    quitter.join().unwrap();
+    match r {
+        Err(Error::PeerGone { source, sent, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionReset);
+            assert!(sent < 256 << 20);
+        }
+        r => panic!("{r:?}"),
+    }
+    drop(conn);
+    assert!(!xdp_attached(&lab, Side::A), "XDP program left attached");
+
+    // The receiver's host disappears mid-transfer: the veth pair goes (deleting the named
+    // namespace alone would not do it while the sink's socket keeps the namespace alive).
+    let _sink = tcp_sink(&lab, b4(&lab, 7132), 1);
+    let (deleted, cb) = on_first_progress(&["ip", "-n", &lab.ns_a, "link", "del", &lab.if_a]);
+    let conn = lab
+        .run_in(Side::A, || {
+            Connection::tcp(b4(&lab, 7132))
+                .backend(BackendChoice::Xdp)
+                .user_timeout(Duration::from_secs(3))
+                .on_progress(cb)
+                .connect()
+        })
+        .unwrap()
+        .expect("connect");
+    let r = conn.send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT);
+    assert!(deleted.load(std::sync::atomic::Ordering::SeqCst));
+    // The kick sees the interface gone, or nothing is acknowledged within the user timeout.
+    assert!(
+        matches!(r, Err(Error::InterfaceDown { .. } | Error::PeerGone { .. })),
+        "{r:?}"
+    );
+    drop(conn);
+}
+
+#[test]
+fn sequence_numbers_wrap_cli_json_reports_the_path() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(dir.path(), "f", 5 << 20, 31);
+    let sink = tcp_sink(&lab, b4(&lab, 7140), 1);
+    // The initial sequence number 2^32 - 1000: the stream wraps after 1000 bytes.
+    let out = lab
+        .command(Side::A, xsend_bin())
+        .env("XSEND_TCP_ISS", (u32::MAX - 1000).to_string())
+        .args([
+            "send",
+            "--backend",
+            "xdp",
+            "--json",
+            "--to",
+            "198.18.0.2:7140",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json(&out.stdout);
+    assert_eq!(j["backend"], "xdp", "{j}");
     let got = sink.join().unwrap().remove(0);
     assert_eq!(got.data.unwrap(), data);
 }

@@ -172,6 +172,10 @@ pub struct SendStats {
     pub bytes: u64,
     /// Datagrams (UDP), or TCP segments as the kernel counted them (`tcpi_segs_out`).
     pub packets: u64,
+    /// TCP over AF_XDP: the user-space sender's counters for the connection so far
+    /// (retransmissions, recoveries, RTO expirations, window probes, RTT, cwnd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<crate::tcp::Stats>,
 }
 
 /// A connected transport: the I/O layer one connection drives.

@@ -225,8 +225,7 @@ impl XdpTcp {
         let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
         let udp = UdpFramer::new(&flow, mtu);
         let mut copy_mode = "zerocopy";
-        let path = match TxPath::new(&ifname, 0, ring, frame_size, true, udp.clone(), RX_FRAMES)
-        {
+        let path = match TxPath::new(&ifname, 0, ring, frame_size, true, udp.clone(), RX_FRAMES) {
             Ok(p) => p,
             Err(e) => {
                 reasons.push(format!("zero-copy on {ifname}: {e}"));
@@ -504,6 +503,7 @@ impl XdpTcp {
         Ok(SendStats {
             bytes: total,
             packets: self.sm.stats().segments_out - segs_before,
+            tcp: Some(self.sm.stats()),
         })
     }
 }
