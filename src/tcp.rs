@@ -120,6 +120,8 @@ pub struct Stats {
     pub dup_acks: u64,
     /// Zero-window probes sent.
     pub window_probes: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub tail_probes: u64,
     /// Segments received.
     pub segments_in: u64,
     /// Smoothed RTT in microseconds (0 before any sample).
@@ -273,6 +275,10 @@ pub struct Sender {
     rto: Duration,
     rto_at: Option<Instant>,
     persist_at: Option<Instant>,
+    /// Tail loss probe timer (RFC 8985 §7): an ACK lost at the end of a flight, or the last
+    /// segments lost, are found in ~2 RTT instead of an RTO.
+    pto_at: Option<Instant>,
+    tlp_due: bool,
     persist_backoff: u32,
     probe_due: bool,
     timed: Option<(u64, Instant)>,
@@ -334,6 +340,8 @@ impl Sender {
             rttvar: Duration::ZERO,
             rto_at: None,
             persist_at: None,
+            pto_at: None,
+            tlp_due: false,
             persist_backoff: 0,
             probe_due: false,
             timed: None,
@@ -442,9 +450,23 @@ impl Sender {
         if self.error.is_some() || self.state == State::Closed {
             return None;
         }
-        match (self.rto_at, self.persist_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [self.rto_at, self.persist_at, self.pto_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Arm (or re-arm) the tail loss probe while data is outstanding outside recovery.
+    fn arm_pto(&mut self, now: Instant) {
+        self.pto_at = None;
+        if self.flight() == 0 || self.recover.is_some() || self.state == State::SynSent {
+            return;
+        }
+        let srtt = self.srtt.unwrap_or(self.rto / 2);
+        let pto = (srtt * 2).max(Duration::from_millis(10));
+        let at = now + pto;
+        if self.rto_at.is_none_or(|r| at < r) {
+            self.pto_at = Some(at);
         }
     }
 
@@ -460,11 +482,21 @@ impl Sender {
                 self.persist_backoff = (self.persist_backoff + 1).min(10);
             }
         }
+        if let Some(t) = self.pto_at {
+            if now >= t {
+                self.pto_at = None;
+                if self.flight() > 0 && self.recover.is_none() {
+                    self.tlp_due = true;
+                }
+            }
+        }
         let Some(t) = self.rto_at else { return };
         if now < t {
             return;
         }
         self.rto_at = None;
+        self.pto_at = None;
+        self.tlp_due = false;
         if self.state == State::SynSent {
             if now - self.started >= self.cfg.connect_timeout {
                 self.fail(ConnError::ConnectTimeout);
@@ -722,6 +754,7 @@ impl Sender {
                     .clamp(self.cfg.min_rto, self.cfg.max_rto);
             }
             self.rto_at = (self.flight() > 0).then(|| now + self.rto);
+            self.arm_pto(now);
         } else if self.flight() > 0
             && seg.payload_len == 0
             && !seg.flags.contains(Flags::FIN)
@@ -775,6 +808,8 @@ impl Sender {
         }
         self.rtx_una = true;
         self.timed = None;
+        self.pto_at = None;
+        self.tlp_due = false;
     }
 
     fn persist_interval(&self) -> Duration {
@@ -871,6 +906,25 @@ impl Sender {
                     self.stats.sack_retransmits += 1;
                     return Some(self.data_segment(now, at, len, true));
                 }
+            }
+        }
+        // 2b. Tail loss probe: new data if the peer's window allows, else the last segment.
+        if self.tlp_due {
+            self.tlp_due = false;
+            self.stats.tail_probes += 1;
+            let rwnd_room = (self.una + self.snd_wnd).saturating_sub(self.nxt);
+            if self.nxt < self.end && rwnd_room > 0 && self.nxt == self.max_sent {
+                let len = (self.end - self.nxt).min(mss).min(rwnd_room);
+                return Some(self.data_segment(now, self.nxt, len, false));
+            }
+            let at = self
+                .end
+                .min(self.max_sent)
+                .saturating_sub(mss)
+                .max(self.una);
+            let len = self.end.min(self.max_sent).saturating_sub(at);
+            if len > 0 || self.fin_sent {
+                return Some(self.data_segment(now, at, len, true));
             }
         }
         // 3. New data (or data again after an RTO) within min(cwnd, rwnd).
@@ -974,6 +1028,9 @@ impl Sender {
         self.max_sent = self.max_sent.max(at + len);
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rto);
+        }
+        if !rtx {
+            self.arm_pto(now);
         }
         t
     }

@@ -307,18 +307,25 @@ fn rto_backs_off_then_user_timeout_fails() {
     drain(&mut s, t0);
     let mut now = t0;
     let mut rtx_at = vec![];
+    let mut first = true;
     while s.error().is_none() {
         now = s.poll_timeout().unwrap();
         s.on_timeout(now);
         for t in drain(&mut s, now) {
-            if t.len > 0 {
+            if t.len > 0 && first {
+                // The tail loss probe comes first (after max(2 SRTT, 10 ms)): the last segment.
+                assert_eq!((t.offset, t.len), (2000, 1000));
+                assert_eq!((now - t0).as_millis(), 10);
+                first = false;
+            } else if t.len > 0 {
                 assert_eq!(t.offset, 0, "go back to una with cwnd 1");
                 rtx_at.push((now - t0).as_millis() as u64);
             }
         }
     }
     assert_eq!(s.error(), Some(ConnError::Timeout));
-    // Initial RTO 1 s (no sample from a handshake at the same instant? yes: sample 0 → 200 ms).
+    assert_eq!(s.stats().tail_probes, 1);
+    // Then RTOs, doubling each time.
     let gaps: Vec<u64> = rtx_at.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.windows(2).all(|g| g[1] == 2 * g[0]), "{rtx_at:?}");
     assert!(now - t0 >= Duration::from_secs(5));
