@@ -1,4 +1,5 @@
-//! TCP over the kernel backend, verified byte for byte by receivers that are not xsend.
+//! The foundation's TCP semantics, run against both backends (kernel `sendfile` and xsend's
+//! user-space TCP over AF_XDP), verified byte for byte by receivers that are not xsend.
 
 mod common;
 
@@ -19,14 +20,10 @@ fn b4(lab: &Lab, port: u16) -> SocketAddr {
     SocketAddr::from((lab.ip4_b, port))
 }
 
-fn connect(lab: &Lab, addr: SocketAddr) -> Connection {
-    lab.run_in(Side::A, || {
-        Connection::tcp(addr)
-            .backend(BackendChoice::Kernel)
-            .connect()
-    })
-    .unwrap()
-    .expect("connect")
+fn connect(lab: &Lab, backend: BackendChoice, addr: SocketAddr) -> Connection {
+    lab.run_in(Side::A, || Connection::tcp(addr).backend(backend).connect())
+        .unwrap()
+        .expect("connect")
 }
 
 /// A minimal executor: the operation handle is a plain `std::future::Future`.
@@ -48,8 +45,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
-#[test]
-fn files_of_many_sizes_arrive_byte_exact() {
+fn files_of_many_sizes_arrive_byte_exact(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -59,7 +55,7 @@ fn files_of_many_sizes_arrive_byte_exact() {
     {
         let (path, data) = file(dir.path(), &format!("f{i}"), len, i as u64 + 1);
         let sink = tcp_sink(&lab, b4(&lab, 7000), 1);
-        let conn = connect(&lab, b4(&lab, 7000));
+        let conn = connect(&lab, backend, b4(&lab, 7000));
         let sent = conn
             .send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT)
             .unwrap();
@@ -67,19 +63,22 @@ fn files_of_many_sizes_arrive_byte_exact() {
         let got = sink.join().unwrap().remove(0);
         assert_eq!(got.len, len as u64, "size {len}");
         assert_eq!(got.data.unwrap(), data, "size {len}");
-        assert_eq!(conn.info().backend, "kernel");
-        assert_eq!(conn.info().mode, "sendfile");
+        if backend == BackendChoice::Kernel {
+            assert_eq!(conn.info().backend, "kernel");
+            assert_eq!(conn.info().mode, "sendfile");
+        } else {
+            assert_eq!(conn.info().backend, "xdp");
+        }
     }
 }
 
-#[test]
-fn pre_and_post_buffers_wrap_the_file() {
+fn pre_and_post_buffers_wrap_the_file(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "body", 100_003, 9);
     let sink = tcp_sink(&lab, b4(&lab, 7001), 1);
-    let conn = connect(&lab, b4(&lab, 7001));
+    let conn = connect(&lab, backend, b4(&lab, 7001));
     let sent = conn
         .send_file_with(
             Some(&path),
@@ -96,7 +95,7 @@ fn pre_and_post_buffers_wrap_the_file() {
 
     // Buffers only (no file), as .NET allows.
     let sink = tcp_sink(&lab, b4(&lab, 7002), 1);
-    let conn = connect(&lab, b4(&lab, 7002));
+    let conn = connect(&lab, backend, b4(&lab, 7002));
     conn.send_file_with(
         None,
         Some(b"just"),
@@ -110,14 +109,13 @@ fn pre_and_post_buffers_wrap_the_file() {
     );
 }
 
-#[test]
-fn disconnect_ends_the_stream_and_closes_the_connection() {
+fn disconnect_ends_the_stream_and_closes_the_connection(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 4096, 3);
     let sink = tcp_sink(&lab, b4(&lab, 7003), 1);
-    let conn = connect(&lab, b4(&lab, 7003));
+    let conn = connect(&lab, backend, b4(&lab, 7003));
     // Without DISCONNECT the stream stays open: a second send continues it.
     conn.send_file(&path).unwrap();
     conn.send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT)
@@ -129,12 +127,11 @@ fn disconnect_ends_the_stream_and_closes_the_connection() {
     assert!(matches!(conn.reconnect(), Err(Error::Closed)));
 }
 
-#[test]
-fn reuse_socket_allows_reconnect() {
+fn reuse_socket_allows_reconnect(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let sink = tcp_sink(&lab, b4(&lab, 7004), 2);
-    let conn = connect(&lab, b4(&lab, 7004));
+    let conn = connect(&lab, backend, b4(&lab, 7004));
     let flags = TransmitFlags::DISCONNECT | TransmitFlags::REUSE_SOCKET;
     conn.send_file_with(None, Some(b"first"), None, flags)
         .unwrap();
@@ -155,8 +152,7 @@ fn reuse_socket_allows_reconnect() {
     ));
 }
 
-#[test]
-fn ranges_and_mixed_elements_with_send_packets() {
+fn ranges_and_mixed_elements_with_send_packets(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +175,7 @@ fn ranges_and_mixed_elements_with_send_packets() {
 
     for send_size in [0, 7, SEND_SIZE_PACKETS] {
         let sink = tcp_sink(&lab, b4(&lab, 7005), 1);
-        let conn = connect(&lab, b4(&lab, 7005));
+        let conn = connect(&lab, backend, b4(&lab, 7005));
         let opts = SendPacketsOptions {
             send_size,
             flags: TransmitFlags::DISCONNECT,
@@ -198,15 +194,15 @@ fn ranges_and_mixed_elements_with_send_packets() {
     }
 }
 
-#[test]
-fn begin_end_callback_future_and_misuse() {
+fn begin_end_callback_future_and_misuse(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 3 << 20, 11);
     let sink = tcp_sink(&lab, b4(&lab, 7006), 1);
-    let conn = connect(&lab, b4(&lab, 7006));
-    let other = connect(&lab, b4(&lab, 7006));
+    let conn = connect(&lab, backend, b4(&lab, 7006));
+    // One AF_XDP connection per interface at a time: the second one uses the kernel.
+    let other = connect(&lab, BackendChoice::Kernel, b4(&lab, 7006));
 
     // Callback fires once with the byte count.
     let (tx, rx) = mpsc::channel();
@@ -256,8 +252,7 @@ fn begin_end_callback_future_and_misuse() {
     assert_eq!(got.sha256, sha256(&data.repeat(2)));
 }
 
-#[test]
-fn second_operation_while_one_runs_is_refused() {
+fn second_operation_while_one_runs_is_refused(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -275,7 +270,7 @@ fn second_operation_while_one_runs_is_refused() {
         std::io::Read::read_to_end(&mut s, &mut v).unwrap();
         v
     });
-    let conn = connect(&lab, b4(&lab, 7010));
+    let conn = connect(&lab, backend, b4(&lab, 7010));
     let op = conn
         .begin_send_file(Some(&path), None, None, TransmitFlags::DISCONNECT, None)
         .unwrap();
@@ -292,8 +287,7 @@ fn second_operation_while_one_runs_is_refused() {
     assert!(sink.join().unwrap() == data);
 }
 
-#[test]
-fn file_over_2_gib_sparse() {
+fn file_over_2_gib_sparse(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -309,7 +303,7 @@ fn file_over_2_gib_sparse() {
     drop(f);
     let want = sha256_file(&path);
     let sink = tcp_sink(&lab, b4(&lab, 7007), 1);
-    let conn = connect(&lab, b4(&lab, 7007));
+    let conn = connect(&lab, backend, b4(&lab, 7007));
     let sent = conn
         .send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT)
         .unwrap();
@@ -319,8 +313,7 @@ fn file_over_2_gib_sparse() {
     assert_eq!(got.sha256, want);
 }
 
-#[test]
-fn socat_receiver_and_ipv6() {
+fn socat_receiver_and_ipv6(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -337,11 +330,7 @@ fn socat_receiver_and_ipv6() {
     // socat needs a moment to listen: retry connecting (not a timed assertion).
     let conn = (0..200)
         .find_map(|_| {
-            let c = lab.run_in(Side::A, || {
-                Connection::tcp(addr)
-                    .backend(BackendChoice::Kernel)
-                    .connect()
-            });
+            let c = lab.run_in(Side::A, || Connection::tcp(addr).backend(backend).connect());
             match c.unwrap() {
                 Ok(c) => Some(c),
                 Err(_) => {
@@ -358,14 +347,13 @@ fn socat_receiver_and_ipv6() {
     assert_eq!(std::fs::read(&out).unwrap(), data);
 }
 
-#[test]
-fn write_behind_returns_once_queued() {
+fn write_behind_returns_once_queued(backend: BackendChoice) {
     need_root!();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 2 << 20, 8);
     let sink = tcp_sink(&lab, b4(&lab, 7009), 1);
-    let conn = connect(&lab, b4(&lab, 7009));
+    let conn = connect(&lab, backend, b4(&lab, 7009));
     let n = conn
         .send_file_with(
             Some(&path),
@@ -377,3 +365,28 @@ fn write_behind_returns_once_queued() {
     assert_eq!(n, data.len() as u64);
     assert_eq!(sink.join().unwrap()[0].data.as_deref().unwrap(), &data[..]);
 }
+
+/// Every test above, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod kernel {
+            $( #[test] fn $name() { super::$name(xsend::BackendChoice::Kernel) } )*
+        }
+        mod xdp {
+            $( #[test] fn $name() { super::$name(xsend::BackendChoice::Xdp) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    files_of_many_sizes_arrive_byte_exact,
+    pre_and_post_buffers_wrap_the_file,
+    disconnect_ends_the_stream_and_closes_the_connection,
+    reuse_socket_allows_reconnect,
+    ranges_and_mixed_elements_with_send_packets,
+    begin_end_callback_future_and_misuse,
+    second_operation_while_one_runs_is_refused,
+    file_over_2_gib_sparse,
+    socat_receiver_and_ipv6,
+    write_behind_returns_once_queued
+);

@@ -355,3 +355,36 @@ fn sequence_numbers_wrap_cli_json_reports_the_path() {
     let got = sink.join().unwrap().remove(0);
     assert_eq!(got.data.unwrap(), data);
 }
+
+#[test]
+fn file_truncated_mid_send_is_an_error_and_the_peer_is_reset() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_file(dir.path(), 256 << 20);
+    let sink = tcp_sink(&lab, b4(&lab, 7150), 1);
+    let (_, truncate) = on_first_progress(&["truncate", "-s", "4096", path.to_str().unwrap()]);
+    let conn = lab
+        .run_in(Side::A, || {
+            Connection::tcp(b4(&lab, 7150))
+                .backend(BackendChoice::Xdp)
+                .on_progress(truncate)
+                .connect()
+        })
+        .unwrap()
+        .expect("connect");
+    let r = conn.send_file_with(Some(&path), None, None, TransmitFlags::DISCONNECT);
+    match r {
+        Err(e @ Error::FileTruncated { .. }) => {
+            assert!(e.to_string().contains("4096"), "{e}")
+        }
+        r => panic!("{r:?}"),
+    }
+    drop(conn);
+    // The sink sees the stream end early (RST or FIN), never the whole file.
+    let got = sink.join();
+    if let Ok(mut g) = got {
+        assert!(g.remove(0).len < 256 << 20);
+    }
+    assert!(!xdp_attached(&lab, Side::A));
+}
