@@ -314,6 +314,35 @@ impl TcpFramer {
             .saturating_sub(self.ip_hdr + tcp::HEADER_LEN + options_len)
     }
 
+    /// Bytes of headers before the payload of a segment without options.
+    pub fn header_len(&self) -> usize {
+        self.l4 + tcp::HEADER_LEN
+    }
+
+    /// Re-stamp a frame written by [`TcpFramer::emit`] for a segment without options whose
+    /// payload is `prefix` followed by zeros: writes the new sequence number and `prefix`,
+    /// patches the IPv4 ID and checksum and the TCP checksum (stateless generators).
+    #[inline]
+    pub fn restamp(&mut self, frame: &mut [u8], seg: &tcp::Repr, prefix: &[u8]) {
+        let (l3, l4) = (self.l3, self.l4);
+        let start = l4 + tcp::HEADER_LEN;
+        frame[l4 + 4..l4 + 8].copy_from_slice(&seg.seq.to_be_bytes());
+        frame[l4 + 16..l4 + 18].fill(0);
+        frame[start..start + prefix.len()].copy_from_slice(prefix);
+        let tcp_len = (tcp::HEADER_LEN + seg.payload_len) as u16;
+        if !self.v6 {
+            let tot = ipv4::HEADER_LEN as u16 + tcp_len;
+            let id = self.ident;
+            self.ident = self.ident.wrapping_add(1);
+            frame[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+            let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
+            frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let hsum = checksum::sum(&frame[l4..start]);
+        let c = checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + checksum::sum(prefix));
+        frame[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+    }
+
     /// Frame length of a segment.
     pub fn frame_len(&self, seg: &tcp::Repr) -> usize {
         self.l4 + seg.header_len() + seg.payload_len
@@ -609,6 +638,27 @@ mod tests {
             let big = Repr { payload_len: fr.max_payload(seg.options.buffer_len()) + 1, ..seg };
             let refused = fr.emit(&mut buf, &big, |_| ()).is_err();
             proptest::prop_assert!(refused);
+            // Re-stamping a zero-payload frame keeps it valid.
+            if !data.is_empty() && ts.is_none() {
+                let z = vec![0u8; data.len()];
+                let n = fr.emit(&mut buf, &seg, |w| w.put(&z)).unwrap();
+                let prefix = &data[..data.len().min(8)];
+                let seg2 = Repr { seq: seq.wrapping_add(77), ..seg };
+                fr.restamp(&mut buf[..n], &seg2, prefix);
+                let p = SlicedPacket::from_ethernet(&buf[..n]).expect("etherparse");
+                let Some(TransportSlice::Tcp(t)) = p.transport else { panic!("not TCP") };
+                proptest::prop_assert_eq!(t.sequence_number(), seq.wrapping_add(77));
+                let sum = match (src, dst) {
+                    (IpAddr::V4(a), IpAddr::V4(b)) => t.to_header().calc_checksum_ipv4_raw(a.octets(), b.octets(), t.payload()).unwrap(),
+                    (IpAddr::V6(a), IpAddr::V6(b)) => t.to_header().calc_checksum_ipv6_raw(a.octets(), b.octets(), t.payload()).unwrap(),
+                    _ => unreachable!(),
+                };
+                proptest::prop_assert_eq!(sum, t.checksum());
+                if let Some(etherparse::NetSlice::Ipv4(v4)) = p.net.as_ref() {
+                    let h = v4.header();
+                    proptest::prop_assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+                }
+            }
         }
     }
 }

@@ -135,21 +135,46 @@ fn send_and_recv_json_tcp_and_udp() {
         assert_eq!(rj["chunked"], !extra.contains(&"--raw"));
         assert_eq!(rj["datagrams"], s["packets"]);
     }
-    // TCP with auto: AF_XDP TCP is not built yet, so the kernel path is used and says why.
+    // TCP with auto: AF_XDP is preferred; the user-space sender's counters are reported.
     let to = format!("{}:6050", lab.ip4_b);
     let recv = spawn_recv(&lab, &["--listen", &to, "--json"]);
     let out = xsend_in_a(&lab, &["send", p, "--to", &to, "--json"]);
     assert!(out.status.success());
+    let s = json(&out.stdout);
+    assert_eq!(s["backend"], "xdp", "{s}");
+    assert_eq!(s["proto"], "tcp");
+    assert!(s["tcp"]["segments_out"].as_u64().unwrap() > 2000, "{s}");
+    let r = recv.wait_output();
+    assert!(r.status.success());
+    assert_eq!(json(&r.stdout)["bytes"], 3_000_001);
+    // Where AF_XDP cannot work (loopback), auto falls back to the kernel and says why.
+    let lo: std::net::SocketAddr = "127.0.0.1:6051".parse().unwrap();
+    let l = lab
+        .run_in(Side::A, || std::net::TcpListener::bind(lo))
+        .unwrap()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut v = vec![];
+        std::io::Read::read_to_end(&mut c, &mut v).unwrap();
+        v.len()
+    });
+    let out = xsend_in_a(&lab, &["send", p, "--to", "127.0.0.1:6051", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = json(&out.stdout);
     assert_eq!(s["backend"], "kernel");
     assert!(
         s["fallback_reasons"][0]
             .as_str()
             .unwrap()
-            .contains("TCP over AF_XDP"),
+            .contains("loopback"),
         "{s}"
     );
-    assert!(recv.wait_output().status.success());
+    assert_eq!(reader.join().unwrap(), 3_000_001);
 }
 
 #[test]

@@ -96,16 +96,27 @@ fn unknown_interface_and_unreachable_peer() {
     // No listener: refused.
     let r = lab.run_in(Side::A, || tcp(&lab, 9002).connect()).unwrap();
     assert!(matches!(r, Err(Error::Connect { .. })), "{r:?}");
-    // The xdp backend is asked for explicitly but this build has none: typed error.
+    // The same over AF_XDP (user-space TCP): RST to our SYN is a refused connect.
     let r = lab
         .run_in(Side::A, || {
             tcp(&lab, 9002).backend(BackendChoice::Xdp).connect()
         })
         .unwrap();
     assert!(
-        matches!(r, Err(Error::BackendUnavailable { backend: "xdp", .. })),
+        matches!(&r, Err(Error::Connect { source, .. }) if source.kind() == std::io::ErrorKind::ConnectionRefused),
         "{r:?}"
     );
+    // AF_XDP towards nobody: the next hop's MAC cannot be resolved, a clear error, no hang.
+    let r = lab
+        .run_in(Side::A, || {
+            Connection::tcp(nobody)
+                .backend(BackendChoice::Xdp)
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+        })
+        .unwrap();
+    let e = r.expect_err("nobody there");
+    assert!(e.to_string().contains("198.18.0.99"), "{e}");
 }
 
 #[test]

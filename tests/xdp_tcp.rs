@@ -352,6 +352,7 @@ fn sequence_numbers_wrap_cli_json_reports_the_path() {
     );
     let j = json(&out.stdout);
     assert_eq!(j["backend"], "xdp", "{j}");
+    assert!(j["tcp"]["segments_out"].as_u64().unwrap() > 3000, "{j}");
     let got = sink.join().unwrap().remove(0);
     assert_eq!(got.data.unwrap(), data);
 }
@@ -387,4 +388,91 @@ fn file_truncated_mid_send_is_an_error_and_the_peer_is_reset() {
         assert!(g.remove(0).len < 256 << 20);
     }
     assert!(!xdp_attached(&lab, Side::A));
+}
+
+/// Frames of a classic pcap file (as written by `tcpdump -w`).
+fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
+    assert!(b.len() >= 24, "no pcap header");
+    let mut v = vec![];
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let incl = u32::from_le_bytes(b[i + 8..i + 12].try_into().unwrap()) as usize;
+        v.push(b[i + 16..i + 16 + incl].to_vec());
+        i += 16 + incl;
+    }
+    v
+}
+
+#[test]
+fn stateless_tcp_generator_frames_consistent_valid_segments() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("cap.pcap");
+    let mut dump = lab
+        .command(Side::B, "tcpdump")
+        .args([
+            "-i", &lab.if_b, "-n", "-U", "-s", "2000", "-c", "3000", "-w",
+        ])
+        .arg(&cap)
+        .args(["tcp", "and", "dst", "port", "7160"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    let err = dump.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+    assert!(lines.any(|l| l.map(|l| l.contains("listening on")).unwrap_or(false)));
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "bench",
+            "--tcp-stateless",
+            "--to",
+            "198.18.0.2:7160",
+            "--size",
+            "1000",
+            "--count",
+            "3000",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json(&out.stdout);
+    assert_eq!(j["proto"], "tcp-stateless");
+    assert_eq!(j["packets"], 3000);
+    assert!(dump.wait().unwrap().success());
+    let frames = pcap_frames(&std::fs::read(&cap).unwrap());
+    assert_eq!(frames.len(), 3000, "every segment arrived");
+    let mut next_seq: Option<u32> = None;
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f.len(), 1000);
+        let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+            panic!("not IPv4")
+        };
+        let h = ip.header();
+        assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+        let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else {
+            panic!("not TCP")
+        };
+        assert!(t.ack() && t.psh() && !t.syn());
+        let sum = t
+            .to_header()
+            .calc_checksum_ipv4_raw(
+                h.source_addr().octets(),
+                h.destination_addr().octets(),
+                t.payload(),
+            )
+            .unwrap();
+        assert_eq!(sum, t.checksum(), "segment {i}");
+        assert_eq!(&t.payload()[..8], &(i as u64).to_be_bytes());
+        if let Some(n) = next_seq {
+            assert_eq!(t.sequence_number(), n, "segment {i}");
+        }
+        next_seq = Some(t.sequence_number().wrapping_add(t.payload().len() as u32));
+    }
 }

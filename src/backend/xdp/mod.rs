@@ -29,7 +29,7 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 use super::{BackendInfo, ConnConfig, Job, OpCtx, SendStats, Transport};
 use crate::api::{Proto, TransmitFlags};
 use crate::error::{Error, Result};
-use crate::framer::{UdpFlow, UdpFramer};
+use crate::framer::{TcpFramer, UdpFlow, UdpFramer};
 use crate::payload::{for_each_range, Boundaries, Datagrams, MappedFile, SegmentData};
 use crate::sys;
 use crate::wire::{ethernet, xsend};
@@ -134,6 +134,7 @@ impl XdpUdp {
         let nq = cfg.queues.max(1);
         let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
         let mut paths = Vec::with_capacity(nq as usize);
+        let mut flows = Vec::with_capacity(nq as usize);
         let mut reserved = vec![];
         let mut copy_mode = "zerocopy";
         let mut budget = Some(TX_BUDGET as u32);
@@ -159,6 +160,7 @@ impl XdpUdp {
                 src: SocketAddr::new(src.ip(), port),
                 dst: cfg.peer,
             };
+            flows.push(flow);
             let framer = UdpFramer::new(&flow, mtu);
             let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone(), 0) {
                 Ok(p) => p,
@@ -218,6 +220,8 @@ impl XdpUdp {
         Ok(XdpUdp {
             info,
             paths,
+            flows,
+            mtu,
             _steer: steer,
             _reserved: (sock0, reserved),
             max_payload,
@@ -564,6 +568,9 @@ impl TxPath {
 struct XdpUdp {
     info: BackendInfo,
     paths: Vec<TxPath>,
+    /// Per queue: the flow its frames carry (the generator frames stateless TCP from it).
+    flows: Vec<UdpFlow>,
+    mtu: u32,
     _steer: Option<prog::Steer>,
     _reserved: (Socket, Vec<Socket>),
     max_payload: u64,
@@ -865,6 +872,10 @@ pub struct GenSpec {
     pub duration: Option<Duration>,
     /// Stop after this many frames (over all queues).
     pub count: Option<u64>,
+    /// Frame TCP segments instead of UDP datagrams (`--tcp-stateless`): ACK|PSH segments
+    /// with consistent sequence numbers (advancing by the payload) and valid checksums, no
+    /// handshake, for device-under-test benchmarking.
+    pub tcp_stateless: bool,
 }
 
 /// What a generator run sent (frames whose completion came back).
@@ -905,7 +916,19 @@ impl Generator {
 
     /// Send until the spec's duration or count is reached, or `ctx.cancel` is set.
     pub fn run(&mut self, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
-        let hdr = self.inner.paths[0].framer.header_len();
+        let tcp_framers: Vec<Option<TcpFramer>> = self
+            .inner
+            .flows
+            .iter()
+            .map(|f| {
+                spec.tcp_stateless
+                    .then(|| TcpFramer::new(f, self.inner.mtu))
+            })
+            .collect();
+        let hdr = match &tcp_framers[0] {
+            Some(t) => t.header_len(),
+            None => self.inner.paths[0].framer.header_len(),
+        };
         let max = self.inner.paths[0]
             .framer
             .frame_len(self.inner.max_payload as usize);
@@ -927,8 +950,9 @@ impl Generator {
                 .inner
                 .paths
                 .iter_mut()
+                .zip(tcp_framers)
                 .enumerate()
-                .map(|(q, p)| {
+                .map(|(q, (p, tcpf))| {
                     let totals = &totals;
                     // The count split over queues: the first `count % nq` send one more.
                     let limit = spec.count.map(|c| c / nq + u64::from((q as u64) < c % nq));
@@ -942,7 +966,7 @@ impl Generator {
                         if nq > 1 {
                             let _ = sys::pin_to_cpu(q % cpus);
                         }
-                        generate(p, sizes, pacer, limit, deadline, ctx, totals)
+                        generate(p, tcpf, sizes, pacer, limit, deadline, ctx, totals)
                     })
                 })
                 .collect();
@@ -981,8 +1005,10 @@ impl Generator {
 /// With one size, every frame of the UMEM is written whole once; after that, recycled frames
 /// are only re-stamped (sequence, IPv4 ID and checksum, UDP checksum). With a mix, each frame
 /// is written whole. `SendStats::bytes` counts frame bytes.
+#[allow(clippy::too_many_arguments)]
 fn generate(
     p: &mut TxPath,
+    mut tcp: Option<TcpFramer>,
     mut sizes: crate::pacing::Imix,
     mut pacer: Option<crate::pacing::Pacer>,
     limit: Option<u64>,
@@ -991,7 +1017,17 @@ fn generate(
     totals: &Totals,
 ) -> Result<(SendStats, [Histogram<u64>; 3])> {
     const ZEROS: [u8; 9216] = [0u8; 9216];
-    let hdr = p.framer.header_len();
+    let hdr = tcp
+        .as_ref()
+        .map_or(p.framer.header_len(), |t| t.header_len());
+    // Stateless TCP: sequence numbers advance by the payload of each segment.
+    let mut seg = crate::wire::tcp::Repr {
+        seq: 1,
+        ack: 1,
+        flags: crate::wire::tcp::Flags::ACK | crate::wire::tcp::Flags::PSH,
+        window: 65535,
+        ..Default::default()
+    };
     p.latency = Some((
         std::collections::VecDeque::with_capacity(p.free.len() + 1),
         crate::stats::histogram(),
@@ -1008,9 +1044,14 @@ fn generate(
             // SAFETY: a free frame of this UMEM, at least `frame_len` bytes (checked by the
             // caller against the frame size); nothing else accesses it.
             let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
-            p.framer
-                .emit(frame, payload, |w| w.put(&ZEROS[..payload]))
-                .map_err(|e| Error::InvalidOption(e.to_string()))?;
+            match tcp.as_mut() {
+                Some(t) => {
+                    seg.payload_len = payload;
+                    t.emit(frame, &seg, |w| w.put(&ZEROS[..payload]))
+                }
+                None => p.framer.emit(frame, payload, |w| w.put(&ZEROS[..payload])),
+            }
+            .map_err(|e| Error::InvalidOption(e.to_string()))?;
             p.free[i] = desc;
         }
     }
@@ -1060,16 +1101,27 @@ fn generate(
         let ptr = p.frame_ptr(&mut desc, frame_len);
         // SAFETY: a frame of this UMEM we own until it is submitted, at least `frame_len` bytes.
         let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
-        if single.is_some() {
-            p.framer.restamp(frame, payload, seq);
-        } else {
-            p.framer
-                .emit(frame, payload, |w| {
+        seg.payload_len = payload;
+        match (tcp.as_mut(), single.is_some()) {
+            (Some(t), true) => t.restamp(frame, &seg, seq),
+            (None, true) => p.framer.restamp(frame, payload, seq),
+            (Some(t), false) => {
+                t.emit(frame, &seg, |w| {
                     w.put(seq);
                     w.put(&ZEROS[..payload - seq.len()]);
                 })
                 .map_err(|e| Error::InvalidOption(e.to_string()))?;
+            }
+            (None, false) => {
+                p.framer
+                    .emit(frame, payload, |w| {
+                        w.put(seq);
+                        w.put(&ZEROS[..payload - seq.len()]);
+                    })
+                    .map_err(|e| Error::InvalidOption(e.to_string()))?;
+            }
         }
+        seg.seq = seg.seq.wrapping_add(payload as u32);
         p.batch.push(desc);
         if p.batch.len() == BATCH {
             p.submit()?;

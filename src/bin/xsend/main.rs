@@ -125,7 +125,8 @@ struct SendArgs {
     /// Bytes to send after the file.
     #[arg(long)]
     post: Option<PathBuf>,
-    /// Return once queued instead of waiting for the peer's acknowledgement (TCP).
+    /// Return once queued instead of waiting for the peer's acknowledgement (kernel TCP; over
+    /// AF_XDP the user-space sender is the retransmit buffer and always waits).
     #[arg(long)]
     write_behind: bool,
     /// Seconds sent data may stay unacknowledged, and connect timeout.
@@ -222,6 +223,10 @@ struct BenchArgs {
     /// TX ring size (descriptors).
     #[arg(long, default_value_t = 2048)]
     ring_size: u32,
+    /// Send stateless TCP segments (ACK|PSH, consistent sequence numbers, valid checksums, no
+    /// handshake) instead of UDP datagrams: for benchmarking a device under test.
+    #[arg(long)]
+    tcp_stateless: bool,
     /// Enter this network namespace first.
     #[arg(long)]
     netns: Option<String>,
@@ -253,6 +258,8 @@ struct BenchSummary {
     #[serde(flatten)]
     info: BackendInfo,
     to: SocketAddr,
+    /// `udp` or `tcp-stateless`.
+    proto: &'static str,
     sizes: String,
     mean_size: f64,
     target_pps: Option<f64>,
@@ -302,6 +309,7 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         burst: a.burst.max(1),
         duration,
         count: a.count,
+        tcp_stateless: a.tcp_stateless,
     };
     // Live stats once a second on stderr (not with --json).
     let live: Option<xsend::ProgressFn> = (!a.json).then(|| {
@@ -331,6 +339,11 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let s = BenchSummary {
         info: gen.info().clone(),
         to: a.to,
+        proto: if a.tcp_stateless {
+            "tcp-stateless"
+        } else {
+            "udp"
+        },
         sizes: a.size.clone(),
         mean_size: sizes.mean(),
         target_pps,
@@ -468,6 +481,9 @@ struct SendSummary {
     seconds: f64,
     gbps: f64,
     pps: f64,
+    /// TCP over AF_XDP: the user-space sender's counters (retransmissions, RTOs, RTT, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<xsend::tcp::Stats>,
 }
 
 pub(crate) fn rate(bytes: u64, packets: u64, secs: f64) -> (f64, f64) {
@@ -615,7 +631,8 @@ fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
         SendStatus::Pending(op) => conn.end_send_packets(op)?,
     };
     let seconds = start.elapsed().as_secs_f64();
-    let packets = conn.last_stats().packets;
+    let last = conn.last_stats();
+    let packets = last.packets;
     let (gbps, pps) = rate(bytes, packets, seconds);
     let s = SendSummary {
         info: conn.info(),
@@ -628,6 +645,7 @@ fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
         seconds,
         gbps,
         pps,
+        tcp: last.tcp,
     };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -653,6 +671,18 @@ fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
             s.info.iface.as_deref().unwrap_or("by route"),
             why
         );
+        if let Some(t) = &s.tcp {
+            println!(
+                "tcp: {} segments, {} retransmitted ({} fast recoveries, {} RTOs, {} tail probes, {} window probes), srtt {} us",
+                t.segments_out,
+                t.retransmits,
+                t.fast_recoveries,
+                t.rto_expirations,
+                t.tail_probes,
+                t.window_probes,
+                t.srtt_us
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
