@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|rate|mem|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|all] [--name NAME] [--reps N] [--seconds S]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -11,6 +11,9 @@
 #   rate    xsend bench paced at 10/50/90 % of its maximum: achieved rate at the peer vs target
 #           (error %) and the inter-departure p50/p99 and lateness p99 it reports.
 #   mem     max resident size of `xsend send` for a 4 MiB and a 4 GiB file, both backends.
+#   tcp     TCP over AF_XDP (xsend's user-space sender) vs xsend's AF_XDP chunked UDP, xsend
+#           kernel sendfile and iperf3 -Z, with TSO/GSO on and off on the sending veth
+#           (MTU 1500); goodput counted by the receiving application.
 #   xdp     64 and 1514-byte UDP frames: xsend bench (AF_XDP), xsend send of a real file
 #           (chunked, checksums valid), dpdk-testpmd txonly on its net_af_xdp and
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
@@ -142,6 +145,63 @@ suite_kernel() {
     echo "bench.sh: kernel suite, repetition $rep/$REPS" >&2
     run_xsend_tcp "$rep"; run_iperf_tcp "$rep"; run_xsend_udp "$rep"; run_iperf_udp "$rep"
   done
+  rm -f "$WORK/file"
+}
+
+# ---------------------------------------------------------------- tcp suite
+run_xsend_recv() { # test tool rep port send-args...
+  local test=$1 tool=$2 rep=$3 port=$4; shift 4
+  local rargs=(--listen $PEER:$port --count-only --json)
+  case " $* " in *" udp "*) rargs+=(--proto udp --idle-timeout 1) ;; esac
+  inB "$X" recv "${rargs[@]}" > "$WORK/r.json" 2>/dev/null &
+  case " $* " in *" udp "*) wait_listen u "$port" ;; *) wait_listen t "$port" ;; esac
+  inA "$X" send "$WORK/file" --to $PEER:$port --json "$@" > "$WORK/s.json"
+  wait
+  emit "$(python3 - "$test" "$tool" "$rep" "$WORK/s.json" "$WORK/r.json" <<'PY'
+import json, sys
+test, tool, rep = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s, r = json.load(open(sys.argv[4])), json.load(open(sys.argv[5]))
+row = {"test": test, "tool": tool, "rep": rep, "gbps": r["bytes"] * 8 / s["seconds"] / 1e9,
+  "pps": s["packets"] / s["seconds"], "bytes": r["bytes"], "mode": s.get("mode")}
+if "tcp" in s:
+    row["tcp"] = s["tcp"]
+print(json.dumps(row))
+PY
+)"
+}
+
+suite_tcp() {
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/file"
+  cat "$WORK/file" > /dev/null
+  for rep in $(seq "$REPS"); do
+    for tso in off on; do
+      echo "bench.sh: tcp suite, repetition $rep/$REPS, TSO/GSO $tso" >&2
+      inA ethtool -K "$IFA" tso $tso gso $tso >/dev/null
+      local t="tcp tso-$tso"
+      # Rotate the order each repetition.
+      local order=(xdp udp kernel iperf) n=4 i
+      for i in $(seq 0 $((n - 1))); do
+        case ${order[$(( (i + rep) % n ))]} in
+          xdp) run_xsend_recv "$t" "xsend tcp (AF_XDP)" "$rep" 5311 --backend xdp ;;
+          udp) run_xsend_recv "$t" "xsend udp chunked (AF_XDP)" "$rep" 5312 --proto udp --backend xdp ;;
+          kernel) run_xsend_recv "$t" "xsend kernel sendfile" "$rep" 5313 --backend kernel ;;
+          iperf)
+            inB iperf3 -s -1 -B $PEER -p 5314 -J > "$WORK/ir.json" 2>/dev/null &
+            wait_listen t 5314
+            inA iperf3 -c $PEER -p 5314 -Z -t "$SECS" -J > "$WORK/is.json"
+            wait
+            emit "$(python3 - "$rep" "$WORK/is.json" "$t" <<'PY'
+import json, sys
+rx = json.load(open(sys.argv[2]))["end"]["sum_received"]
+print(json.dumps({"test": sys.argv[3], "tool": "iperf3 -Z", "rep": int(sys.argv[1]),
+  "gbps": rx["bits_per_second"] / 1e9, "pps": 0, "bytes": rx["bytes"]}))
+PY
+)" ;;
+        esac
+      done
+    done
+  done
+  inA ethtool -K "$IFA" tso on gso on >/dev/null
   rm -f "$WORK/file"
 }
 
@@ -312,7 +372,8 @@ case $SUITE in
   xdp) suite_xdp ;;
   mem) suite_mem ;;
   rate) suite_rate ;;
-  all) suite_kernel; suite_xdp; suite_rate; suite_mem ;;
+  tcp) suite_tcp ;;
+  all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac
 
@@ -343,9 +404,15 @@ for test in sorted({s["test"] for s in summary}):
     refs = [s for s in summary if s["test"] == test and not s["tool"].startswith("xsend")]
     for m in mine:
         for r in refs:
-            key = "median_gbps" if test in ("tcp", "udp") else "median_pps"
+            key = "median_gbps" if test in ("tcp", "udp") or test.startswith("tcp ") else "median_pps"
             if r[key] > 1e-3 * m[key]:  # a tool that did not run is no reference
                 ratios[f"{test}: {m['tool']} / {r['tool']}"] = m[key] / r[key]
+# TCP over AF_XDP against every other tool of its test (incl. xsend's own UDP and kernel paths).
+for test in sorted({s["test"] for s in summary if s["test"].startswith("tcp ")}):
+    me = next((s for s in summary if s["test"] == test and s["tool"] == "xsend tcp (AF_XDP)"), None)
+    for r in summary:
+        if me and r["test"] == test and r is not me and r["median_gbps"] > 0:
+            ratios[f"{test}: {me['tool']} / {r['tool']}"] = me["median_gbps"] / r["median_gbps"]
 meta = {"kernel": platform.release(), "cpus": subprocess.getoutput("nproc"), "repetitions": reps,
         "window_or_iperf_seconds": secs, "lab": "veth pair between two netns, MTU 1500, copy mode",
         "counted_at": "receiver: peer interface rx counter (xdp suite) or receiving application (kernel suite)"}
