@@ -631,3 +631,79 @@ fn bench_counts_agree_with_the_peer_and_checksums_are_valid() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("frame size 1515"));
 }
+
+#[test]
+fn multi_flow_generator_cycles_every_port_and_address_combination() {
+    need_root!();
+    let _l = udp_lock();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("cap.pcap");
+    let mut dump = lab
+        .command(Side::B, "tcpdump")
+        .args(["-i", &lab.if_b, "-n", "-U", "-c", "400", "-w"])
+        .arg(&cap)
+        .args(["udp", "and", "dst", "portrange", "9-13"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    let err = dump.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+    assert!(lines.any(|l| l.map(|l| l.contains("listening on")).unwrap_or(false)));
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "bench",
+            "--to",
+            "198.18.0.2:9",
+            "--size",
+            "64",
+            "--count",
+            "400",
+            "--pps",
+            "50k",
+            "--src-ports",
+            "1000-1003",
+            "--dst-ports",
+            "9-13",
+            "--dst-ips",
+            "198.18.0.2-198.18.0.2",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dump.wait().unwrap().success());
+    let frames = pcap_frames(&std::fs::read(&cap).unwrap());
+    assert_eq!(frames.len(), 400);
+    let mut seen = std::collections::HashMap::new();
+    for f in &frames {
+        let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+            panic!("not IPv4")
+        };
+        let h = ip.header();
+        assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+        let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+            panic!("not UDP")
+        };
+        let sum = u
+            .to_header()
+            .calc_checksum_ipv4_raw(
+                h.source_addr().octets(),
+                h.destination_addr().octets(),
+                u.payload(),
+            )
+            .unwrap();
+        assert_eq!(sum, u.checksum());
+        *seen
+            .entry((u.source_port(), u.destination_port()))
+            .or_insert(0) += 1;
+    }
+    // 4 source ports x 5 destination ports, 20 packets each.
+    assert_eq!(seen.len(), 20, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 20), "{seen:?}");
+}

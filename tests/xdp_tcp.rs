@@ -390,19 +390,6 @@ fn file_truncated_mid_send_is_an_error_and_the_peer_is_reset() {
     assert!(!xdp_attached(&lab, Side::A));
 }
 
-/// Frames of a classic pcap file (as written by `tcpdump -w`).
-fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
-    assert!(b.len() >= 24, "no pcap header");
-    let mut v = vec![];
-    let mut i = 24;
-    while i + 16 <= b.len() {
-        let incl = u32::from_le_bytes(b[i + 8..i + 12].try_into().unwrap()) as usize;
-        v.push(b[i + 16..i + 16 + incl].to_vec());
-        i += 16 + incl;
-    }
-    v
-}
-
 #[test]
 fn stateless_tcp_generator_frames_consistent_valid_segments() {
     need_root!();

@@ -252,3 +252,16 @@ pub fn on_first_progress<S: AsRef<str>>(
         }
     })
 }
+
+/// Frames of a classic pcap file (as written by `tcpdump -w`).
+pub fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
+    assert!(b.len() >= 24, "no pcap header");
+    let mut v = vec![];
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let incl = u32::from_le_bytes(b[i + 8..i + 12].try_into().unwrap()) as usize;
+        v.push(b[i + 16..i + 16 + incl].to_vec());
+        i += 16 + incl;
+    }
+    v
+}

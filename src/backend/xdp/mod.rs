@@ -876,6 +876,102 @@ pub struct GenSpec {
     /// with consistent sequence numbers (advancing by the payload) and valid checksums, no
     /// handshake, for device-under-test benchmarking.
     pub tcp_stateless: bool,
+    /// Multi-flow: ranges (inclusive) substituted into each queue's flow; packets cycle
+    /// through every combination, round robin. `None` keeps the connection's value.
+    pub flows: FlowRanges,
+}
+
+/// Ranges of addresses and ports for multi-flow generation (inclusive bounds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowRanges {
+    /// Source ports.
+    pub src_ports: Option<(u16, u16)>,
+    /// Destination ports.
+    pub dst_ports: Option<(u16, u16)>,
+    /// Source addresses (same family as the destination).
+    pub src_ips: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    /// Destination addresses.
+    pub dst_ips: Option<(std::net::IpAddr, std::net::IpAddr)>,
+}
+
+/// Most flows one generator run may cycle through.
+pub const MAX_FLOWS: u64 = 1 << 16;
+
+fn ip_range(r: (std::net::IpAddr, std::net::IpAddr)) -> Result<(u128, u64)> {
+    use std::net::IpAddr;
+    let n = |a: IpAddr| match a {
+        IpAddr::V4(v) => u32::from(v) as u128,
+        IpAddr::V6(v) => u128::from(v),
+    };
+    if r.0.is_ipv4() != r.1.is_ipv4() || n(r.1) < n(r.0) {
+        return Err(Error::InvalidOption(format!(
+            "address range {}-{} is empty or mixes families",
+            r.0, r.1
+        )));
+    }
+    let count = n(r.1) - n(r.0) + 1;
+    Ok((n(r.0), count.min(u64::MAX as u128) as u64))
+}
+
+impl FlowRanges {
+    /// Every flow of the ranges applied to `base`, in round-robin order (at most
+    /// [`MAX_FLOWS`]).
+    pub fn expand(&self, base: &UdpFlow) -> Result<Vec<UdpFlow>> {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+        let port_range = |r: Option<(u16, u16)>, dflt: u16| -> Result<(u64, u64)> {
+            let (a, b) = r.unwrap_or((dflt, dflt));
+            if b < a {
+                return Err(Error::InvalidOption(format!("port range {a}-{b} is empty")));
+            }
+            Ok((a as u64, (b - a) as u64 + 1))
+        };
+        let (sp0, spn) = port_range(self.src_ports, base.src.port())?;
+        let (dp0, dpn) = port_range(self.dst_ports, base.dst.port())?;
+        let (si0, sin) = ip_range(self.src_ips.unwrap_or((base.src.ip(), base.src.ip())))?;
+        let (di0, din) = ip_range(self.dst_ips.unwrap_or((base.dst.ip(), base.dst.ip())))?;
+        let v6 = base.dst.is_ipv6();
+        for r in [self.src_ips, self.dst_ips].into_iter().flatten() {
+            if r.0.is_ipv6() != v6 {
+                return Err(Error::InvalidOption(format!(
+                    "address range {}-{} is not of the destination's family",
+                    r.0, r.1
+                )));
+            }
+        }
+        let total = spn
+            .checked_mul(dpn)
+            .and_then(|x| x.checked_mul(sin))
+            .and_then(|x| x.checked_mul(din))
+            .filter(|&t| t <= MAX_FLOWS)
+            .ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "{spn} x {dpn} x {sin} x {din} flows: at most {MAX_FLOWS}"
+                ))
+            })?;
+        let ip = |x: u128| -> IpAddr {
+            if v6 {
+                IpAddr::V6(Ipv6Addr::from(x))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(x as u32))
+            }
+        };
+        Ok((0..total)
+            .map(|mut i| {
+                let sp = sp0 + i % spn;
+                i /= spn;
+                let dp = dp0 + i % dpn;
+                i /= dpn;
+                let si = si0 + (i % sin) as u128;
+                i /= sin;
+                let di = di0 + (i % din) as u128;
+                UdpFlow {
+                    src: SocketAddr::new(ip(si), sp as u16),
+                    dst: SocketAddr::new(ip(di), dp as u16),
+                    ..*base
+                }
+            })
+            .collect())
+    }
 }
 
 /// What a generator run sent (frames whose completion came back).
@@ -916,18 +1012,21 @@ impl Generator {
 
     /// Send until the spec's duration or count is reached, or `ctx.cancel` is set.
     pub fn run(&mut self, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
-        let tcp_framers: Vec<Option<TcpFramer>> = self
-            .inner
-            .flows
-            .iter()
-            .map(|f| {
-                spec.tcp_stateless
-                    .then(|| TcpFramer::new(f, self.inner.mtu))
-            })
-            .collect();
-        let hdr = match &tcp_framers[0] {
-            Some(t) => t.header_len(),
-            None => self.inner.paths[0].framer.header_len(),
+        let mtu = self.inner.mtu;
+        let mut framers: Vec<Framers> = Vec::with_capacity(self.inner.flows.len());
+        for f in &self.inner.flows {
+            let flows = spec.flows.expand(f)?;
+            framers.push(if spec.tcp_stateless {
+                Framers::Tcp(flows.iter().map(|f| TcpFramer::new(f, mtu)).collect())
+            } else if flows.len() > 1 {
+                Framers::Udp(flows.iter().map(|f| UdpFramer::new(f, mtu)).collect())
+            } else {
+                Framers::Path
+            });
+        }
+        let hdr = match &framers[0] {
+            Framers::Tcp(t) => t[0].header_len(),
+            _ => self.inner.paths[0].framer.header_len(),
         };
         let max = self.inner.paths[0]
             .framer
@@ -950,9 +1049,9 @@ impl Generator {
                 .inner
                 .paths
                 .iter_mut()
-                .zip(tcp_framers)
+                .zip(framers)
                 .enumerate()
-                .map(|(q, (p, tcpf))| {
+                .map(|(q, (p, fr))| {
                     let totals = &totals;
                     // The count split over queues: the first `count % nq` send one more.
                     let limit = spec.count.map(|c| c / nq + u64::from((q as u64) < c % nq));
@@ -966,7 +1065,7 @@ impl Generator {
                         if nq > 1 {
                             let _ = sys::pin_to_cpu(q % cpus);
                         }
-                        generate(p, tcpf, sizes, pacer, limit, deadline, ctx, totals)
+                        generate(p, fr, sizes, pacer, limit, deadline, ctx, totals)
                     })
                 })
                 .collect();
@@ -1005,10 +1104,20 @@ impl Generator {
 /// With one size, every frame of the UMEM is written whole once; after that, recycled frames
 /// are only re-stamped (sequence, IPv4 ID and checksum, UDP checksum). With a mix, each frame
 /// is written whole. `SendStats::bytes` counts frame bytes.
+/// How a generator queue frames its packets.
+enum Framers {
+    /// The path's own UDP flow (re-stamped frames with one size).
+    Path,
+    /// Several UDP flows, round robin (every frame written whole).
+    Udp(Vec<UdpFramer>),
+    /// Stateless TCP, one or more flows, round robin.
+    Tcp(Vec<TcpFramer>),
+}
+
 #[allow(clippy::too_many_arguments)]
 fn generate(
     p: &mut TxPath,
-    mut tcp: Option<TcpFramer>,
+    mut framers: Framers,
     mut sizes: crate::pacing::Imix,
     mut pacer: Option<crate::pacing::Pacer>,
     limit: Option<u64>,
@@ -1017,10 +1126,17 @@ fn generate(
     totals: &Totals,
 ) -> Result<(SendStats, [Histogram<u64>; 3])> {
     const ZEROS: [u8; 9216] = [0u8; 9216];
-    let hdr = tcp
-        .as_ref()
-        .map_or(p.framer.header_len(), |t| t.header_len());
-    // Stateless TCP: sequence numbers advance by the payload of each segment.
+    let hdr = match &framers {
+        Framers::Tcp(v) => v[0].header_len(),
+        _ => p.framer.header_len(),
+    };
+    let nflows = match &framers {
+        Framers::Path => 1,
+        Framers::Udp(v) => v.len(),
+        Framers::Tcp(v) => v.len(),
+    };
+    // Stateless TCP: per flow, sequence numbers advance by the payload of each segment.
+    let mut seqs = vec![1u32; nflows];
     let mut seg = crate::wire::tcp::Repr {
         seq: 1,
         ack: 1,
@@ -1035,7 +1151,9 @@ fn generate(
     let (mut inter, mut late) = (crate::stats::histogram(), crate::stats::histogram());
     let mut last_departure: Option<Instant> = None;
     let single = (sizes.sizes().len() == 1).then(|| sizes.sizes()[0].0);
-    if let Some(frame_len) = single {
+    // Frames can be written once and re-stamped when every packet has one size and one flow.
+    let restamp = single.is_some() && nflows == 1;
+    if let (Some(frame_len), true) = (single, restamp) {
         // Write every frame of the UMEM once.
         let payload = frame_len - hdr;
         for i in 0..p.free.len() {
@@ -1044,12 +1162,13 @@ fn generate(
             // SAFETY: a free frame of this UMEM, at least `frame_len` bytes (checked by the
             // caller against the frame size); nothing else accesses it.
             let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
-            match tcp.as_mut() {
-                Some(t) => {
+            match &mut framers {
+                Framers::Tcp(v) => {
                     seg.payload_len = payload;
-                    t.emit(frame, &seg, |w| w.put(&ZEROS[..payload]))
+                    v[0].emit(frame, &seg, |w| w.put(&ZEROS[..payload]))
                 }
-                None => p.framer.emit(frame, payload, |w| w.put(&ZEROS[..payload])),
+                Framers::Udp(v) => v[0].emit(frame, payload, |w| w.put(&ZEROS[..payload])),
+                Framers::Path => p.framer.emit(frame, payload, |w| w.put(&ZEROS[..payload])),
             }
             .map_err(|e| Error::InvalidOption(e.to_string()))?;
             p.free[i] = desc;
@@ -1101,27 +1220,31 @@ fn generate(
         let ptr = p.frame_ptr(&mut desc, frame_len);
         // SAFETY: a frame of this UMEM we own until it is submitted, at least `frame_len` bytes.
         let frame = unsafe { std::slice::from_raw_parts_mut(ptr, frame_len) };
+        let k = (stats.packets % nflows as u64) as usize;
         seg.payload_len = payload;
-        match (tcp.as_mut(), single.is_some()) {
-            (Some(t), true) => t.restamp(frame, &seg, seq),
-            (None, true) => p.framer.restamp(frame, payload, seq),
-            (Some(t), false) => {
-                t.emit(frame, &seg, |w| {
-                    w.put(seq);
-                    w.put(&ZEROS[..payload - seq.len()]);
-                })
-                .map_err(|e| Error::InvalidOption(e.to_string()))?;
-            }
-            (None, false) => {
-                p.framer
-                    .emit(frame, payload, |w| {
-                        w.put(seq);
-                        w.put(&ZEROS[..payload - seq.len()]);
-                    })
-                    .map_err(|e| Error::InvalidOption(e.to_string()))?;
-            }
+        seg.seq = seqs[k];
+        seqs[k] = seqs[k].wrapping_add(payload as u32);
+        let fill = |w: &mut crate::framer::PayloadWriter<'_>| {
+            w.put(seq);
+            w.put(&ZEROS[..payload - seq.len()]);
+        };
+        match (&mut framers, restamp) {
+            (Framers::Tcp(v), true) => v[0].restamp(frame, &seg, seq),
+            (Framers::Path, true) => p.framer.restamp(frame, payload, seq),
+            (Framers::Tcp(v), false) => v[k]
+                .emit(frame, &seg, fill)
+                .map(|_| ())
+                .map_err(|e| Error::InvalidOption(e.to_string()))?,
+            (Framers::Udp(v), _) => v[k]
+                .emit(frame, payload, fill)
+                .map(|_| ())
+                .map_err(|e| Error::InvalidOption(e.to_string()))?,
+            (Framers::Path, false) => p
+                .framer
+                .emit(frame, payload, fill)
+                .map(|_| ())
+                .map_err(|e| Error::InvalidOption(e.to_string()))?,
         }
-        seg.seq = seg.seq.wrapping_add(payload as u32);
         p.batch.push(desc);
         if p.batch.len() == BATCH {
             p.submit()?;
@@ -1144,4 +1267,58 @@ fn generate(
         .take()
         .map_or_else(crate::stats::histogram, |(_, h)| h);
     Ok((stats, [completion, inter, late]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> UdpFlow {
+        UdpFlow {
+            src_mac: "02:58:53:00:00:0a".parse().unwrap(),
+            dst_mac: "02:58:53:00:00:0b".parse().unwrap(),
+            vlan: None,
+            src: "198.18.0.1:40000".parse().unwrap(),
+            dst: "198.18.0.2:9".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn flow_ranges_expand_to_every_combination_in_round_robin() {
+        let r = FlowRanges {
+            src_ports: Some((1000, 1001)),
+            dst_ips: Some(("198.18.0.2".parse().unwrap(), "198.18.0.4".parse().unwrap())),
+            ..Default::default()
+        };
+        let f = r.expand(&base()).unwrap();
+        assert_eq!(f.len(), 6);
+        assert_eq!(f[0].src.port(), 1000);
+        assert_eq!(f[1].src.port(), 1001);
+        assert_eq!(f[1].dst.ip().to_string(), "198.18.0.2");
+        assert_eq!(f[2].dst.ip().to_string(), "198.18.0.3");
+        assert_eq!(f[5].dst.to_string(), "198.18.0.4:9");
+        let set: std::collections::HashSet<_> = f.iter().map(|x| (x.src, x.dst)).collect();
+        assert_eq!(set.len(), 6);
+        // Defaults keep the base flow; bad ranges are refused with a reason.
+        assert_eq!(FlowRanges::default().expand(&base()).unwrap(), vec![base()]);
+        let bad = FlowRanges {
+            dst_ports: Some((10, 9)),
+            ..Default::default()
+        };
+        assert!(bad.expand(&base()).is_err());
+        let v6 = FlowRanges {
+            dst_ips: Some((
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            )),
+            ..Default::default()
+        };
+        assert!(v6.expand(&base()).is_err(), "family mismatch");
+        let huge = FlowRanges {
+            src_ports: Some((0, 65535)),
+            dst_ports: Some((0, 1)),
+            ..Default::default()
+        };
+        assert!(huge.expand(&base()).is_err(), "over MAX_FLOWS");
+    }
 }

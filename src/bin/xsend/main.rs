@@ -223,6 +223,18 @@ struct BenchArgs {
     /// TX ring size (descriptors).
     #[arg(long, default_value_t = 2048)]
     ring_size: u32,
+    /// Multi-flow: source ports `A-B` (packets cycle through every combination of the ranges).
+    #[arg(long)]
+    src_ports: Option<String>,
+    /// Multi-flow: destination ports `A-B` (default: the port of --to).
+    #[arg(long)]
+    dst_ports: Option<String>,
+    /// Multi-flow: source addresses `A-B` (default: the interface's).
+    #[arg(long)]
+    src_ips: Option<String>,
+    /// Multi-flow: destination addresses `A-B`, all sent to the same next hop (default: --to).
+    #[arg(long)]
+    dst_ips: Option<String>,
     /// Send stateless TCP segments (ACK|PSH, consistent sequence numbers, valid checksums, no
     /// handshake) instead of UDP datagrams: for benchmarking a device under test.
     #[arg(long)]
@@ -232,6 +244,18 @@ struct BenchArgs {
     netns: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+/// An inclusive range `A-B` (or a single value `A`).
+fn parse_range<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<(T, T)> {
+    // IPv6 addresses contain no '-', so the first '-' splits.
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let p = |x: &str| {
+        x.trim()
+            .parse::<T>()
+            .map_err(|_| anyhow::anyhow!("--{what} {s}: expected A-B"))
+    };
+    Ok((p(a)?, p(b)?))
 }
 
 /// A rate like `1000000`, `1.5M`, `10G`, `800k`.
@@ -310,6 +334,28 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         duration,
         count: a.count,
         tcp_stateless: a.tcp_stateless,
+        flows: xsend::backend::xdp::FlowRanges {
+            src_ports: a
+                .src_ports
+                .as_deref()
+                .map(|r| parse_range(r, "src-ports"))
+                .transpose()?,
+            dst_ports: a
+                .dst_ports
+                .as_deref()
+                .map(|r| parse_range(r, "dst-ports"))
+                .transpose()?,
+            src_ips: a
+                .src_ips
+                .as_deref()
+                .map(|r| parse_range(r, "src-ips"))
+                .transpose()?,
+            dst_ips: a
+                .dst_ips
+                .as_deref()
+                .map(|r| parse_range(r, "dst-ips"))
+                .transpose()?,
+        },
     };
     // Live stats once a second on stderr (not with --json).
     let live: Option<xsend::ProgressFn> = (!a.json).then(|| {
