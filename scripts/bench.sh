@@ -8,8 +8,10 @@
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
 #           peer's kernel sockets; goodput counted by the receiving application.
-#   rate    xsend bench paced at 10/50/90 % of its maximum: achieved rate at the peer vs target
-#           (error %) and the inter-departure p50/p99 and lateness p99 it reports.
+#   rate    xsend bench paced at 10/50/90 % of its maximum for RATE_SECS (--rate-seconds, 20)
+#           seconds: rate counted over the whole run at the peer vs target (error %), the
+#           slowest and fastest second, and the inter-departure p50/p99 and lateness p99 it
+#           reports.
 #   mem     max resident size of `xsend send` for a 4 MiB and a 4 GiB file, both backends.
 #   tcp     TCP over AF_XDP (xsend's user-space sender) vs xsend's AF_XDP chunked UDP, xsend
 #           kernel sendfile and iperf3 -Z, with TSO/GSO on and off on the sending veth
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/.."
 xsend_setup
 xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests
 
-SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024
+SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024 RATE_SECS=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) SUITE=$2; shift 2 ;;
@@ -33,12 +35,16 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift 2 ;;
     --seconds) SECS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
+    --rate-seconds) RATE_SECS=$2; shift 2 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 NAME=${NAME:-$SUITE}
 
 cargo build --release -q
+# Debian's interpreter: it has python3-matplotlib (another python3 may come first on PATH).
+SYS_PY=/usr/bin/python3
+[ -x "$SYS_PY" ] || SYS_PY=python3
 X=$PWD/target/release/xsend
 LAB=xb$$
 WORK=$(mktemp -d)
@@ -311,8 +317,14 @@ suite_xdp() {
 }
 
 # ---------------------------------------------------------------- rate control
-# xsend bench at 10 %, 50 % and 90 % of its unpaced maximum (64-byte frames, drop sink):
-# the rate the peer counts over the window vs the target, and the inter-departure jitter.
+# xsend bench at 10 %, 50 % and 90 % of its unpaced maximum (64-byte frames, drop sink),
+# RATE_SECS seconds of packets each (--count): the peer counts the whole run
+# (scripts/peer_rate.py polls its rx counter every millisecond, pinned to the CPU the sender
+# does not use) and its rate is compared with the target; the tool reports the
+# inter-departure jitter and its lateness against the schedule. The whole run is measured
+# rather than a window: an open-loop sender that is held up (the CPU is shared with the
+# veth receive path) catches up afterwards, so a window placed after a hold-up would count
+# the catch-up burst and miss the hold-up.
 suite_rate() {
   ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
   for rep in $(seq "$REPS"); do
@@ -320,23 +332,29 @@ suite_rate() {
     local max
     max=$(inA "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --duration 2 --json | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pps"]))')
     for pct in 10 50 90; do
-      local target=$((max * pct / 100))
-      window "rate $pct%" "xsend bench --pps" "$rep" 64 \
-        "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --pps "$target" --duration 120 --json
-      # The tool's own JSON (jitter) is in tool.out; attach it and the target to the row.
-      python3 - "$RES" "$WORK/tool.out" "$target" "$max" <<'PY'
+      local target=$((max * pct / 100)) spid
+      inB taskset -c 1 "$SYS_PY" scripts/peer_rate.py "$IFB" 1.0 $((RATE_SECS + 30)) > "$WORK/peer.json" &
+      spid=$!
+      sleep 0.5
+      inA "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --pps "$target" \
+        --count $((target * RATE_SECS)) --json > "$WORK/tool.out"
+      wait $spid
+      emit "$(python3 - "$WORK/peer.json" "$WORK/tool.out" "$target" "$max" "$pct" "$rep" <<'PY'
 import json, sys
-res, out, target, mx = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-rows = [json.loads(l) for l in open(res)]
+peer, out, target, mx, pct, rep = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+p = json.load(open(peer))
 tool = json.loads([l for l in open(out) if l.startswith("{")][-1])
-last = rows[-1]
-last.update({"target_pps": target, "max_pps": mx, "error_pct": (last["pps"] - target) / target * 100,
-             "inter_departure_p50_ns": tool["inter_departure"]["p50_ns"],
-             "inter_departure_p99_ns": tool["inter_departure"]["p99_ns"],
-             "lateness_p99_ns": tool["lateness"]["p99_ns"]})
-rows[-1] = last
-open(res, "w").write("".join(json.dumps(r) + "\n" for r in rows))
+per = p.get("per_second_pps") or [0]
+print(json.dumps({"test": f"rate {pct}%", "tool": "xsend bench --pps", "rep": rep, "size": 64,
+  "pps": p["pps"], "gbps": p["pps"] * 88 * 8 / 1e9, "target_pps": target, "max_pps": mx,
+  "error_pct": (p["pps"] - target) / target * 100, "seconds_at_peer": p["seconds"],
+  "counted": p["total"], "sent": tool["packets"], "sender_pps": tool["pps"],
+  "per_second_min_pps": min(per), "per_second_max_pps": max(per),
+  "inter_departure_p50_ns": tool["inter_departure"]["p50_ns"],
+  "inter_departure_p99_ns": tool["inter_departure"]["p99_ns"],
+  "lateness_p99_ns": tool["lateness"]["p99_ns"]}))
 PY
+)"
     done
   done
   ip -n "$B" link set dev "$IFB" xdp off
@@ -378,9 +396,6 @@ case $SUITE in
 esac
 
 mkdir -p bench-results
-# Debian's interpreter: it has python3-matplotlib (another python3 may come first on PATH).
-SYS_PY=/usr/bin/python3
-[ -x "$SYS_PY" ] || SYS_PY=python3
 OUT=bench-results/$(date -u +%Y-%m-%d)-$NAME
 "$SYS_PY" - "$RES" "$OUT" "$REPS" "$SECS" <<'PY'
 import json, statistics, sys, platform, subprocess
@@ -426,8 +441,8 @@ with open(out + ".md", "w") as f:
     f.write("\n| ratio of medians (pps; Gbit/s for tcp/udp goodput) | value |\n|---|---|\n")
     f.write("".join(f"| {k} | {v:.2f} |\n" for k, v in sorted(ratios.items())))
     if rate:
-        f.write("\n| rate control (64 B, drop sink) | rep | target pps | counted at peer | error % | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|\n")
-        f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['inter_departure_p50_ns']/1e3:.2f} / {r['inter_departure_p99_ns']/1e3:.2f} | {r['lateness_p99_ns']/1e3:.1f} |\n" for r in rate))
+        f.write("\n| rate control (64 B, drop sink, whole run at the peer) | rep | target pps | pps at peer | error % | seconds at peer | slowest / fastest second pps | sent = counted | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|---|---|---|\n")
+        f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['seconds_at_peer']:.3f} | {r['per_second_min_pps']:.0f} / {r['per_second_max_pps']:.0f} | {r['sent']} = {r['counted']} | {r['inter_departure_p50_ns']/1e3:.2f} / {r['inter_departure_p99_ns']/1e3:.2f} | {r['lateness_p99_ns']/1e3:.1f} |\n" for r in rate))
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))

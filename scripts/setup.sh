@@ -4,7 +4,7 @@
 set -euo pipefail
 
 XSEND_APT_PACKAGES=(
-  # build: libbpf/libxdp (-sys crates) and the BPF program
+  # build: libbpf (-sys crate) and the BPF program
   clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 make gcc libc6-dev
   # lab and tests
   iproute2 socat ethtool tcpdump procps coreutils

@@ -49,11 +49,13 @@ pub enum FrameError {
     },
 }
 
-/// Writes payload pieces into a frame while summing them for the UDP checksum.
+/// Writes payload pieces into a frame while summing them for the L4 checksum (plain copies
+/// when the checksum is offloaded).
 pub struct PayloadWriter<'f> {
     buf: &'f mut [u8],
     pos: usize,
     acc: Accumulator,
+    sum: bool,
 }
 
 impl PayloadWriter<'_> {
@@ -61,7 +63,11 @@ impl PayloadWriter<'_> {
     #[inline]
     pub fn put(&mut self, src: &[u8]) {
         let end = self.pos + src.len();
-        checksum::copy_and_add(&mut self.buf[self.pos..end], src, &mut self.acc);
+        if self.sum {
+            checksum::copy_and_add(&mut self.buf[self.pos..end], src, &mut self.acc);
+        } else {
+            self.buf[self.pos..end].copy_from_slice(src);
+        }
         self.pos = end;
     }
 
@@ -70,7 +76,9 @@ impl PayloadWriter<'_> {
     #[inline]
     pub fn in_place(&mut self, len: usize) {
         let end = self.pos + len;
-        self.acc.add(&self.buf[self.pos..end]);
+        if self.sum {
+            self.acc.add(&self.buf[self.pos..end]);
+        }
         self.pos = end;
     }
 }
@@ -85,8 +93,11 @@ pub struct UdpFramer {
     v6: bool,
     ip_base: u64,
     pseudo_base: u64,
+    /// Pseudo-header without length (addresses and protocol), for offloaded checksums.
+    pseudo_addrs: u64,
     ident: u16,
     max_payload: usize,
+    offload: bool,
 }
 
 impl UdpFramer {
@@ -155,9 +166,24 @@ impl UdpFramer {
             v6,
             ip_base,
             pseudo_base,
+            pseudo_addrs: udp::pseudo_header(flow.src.ip(), flow.dst.ip(), 0),
             ident: 1,
             max_payload: (mtu as usize).saturating_sub(ip_hdr + udp::HEADER_LEN),
+            offload: false,
         }
+    }
+
+    /// Leave the UDP checksum to the device (`true`): the field gets the pseudo-header sum
+    /// (as for `CHECKSUM_PARTIAL`) and the payload is copied without summing. The frames are
+    /// valid only once the device has completed them ([`UdpFramer::checksum_request`]).
+    pub fn set_checksum_offload(&mut self, on: bool) {
+        self.offload = on;
+    }
+
+    /// With offload on: where the device must start summing and where it puts the result
+    /// (offsets of the L4 header in the frame and of the checksum field in that header).
+    pub fn checksum_request(&self) -> Option<(u16, u16)> {
+        self.offload.then_some((self.l4 as u16, 6))
     }
 
     /// Bytes of headers before the payload.
@@ -202,6 +228,7 @@ impl UdpFramer {
             buf: &mut frame[self.hdr_len..total],
             pos: 0,
             acc: Accumulator::default(),
+            sum: !self.offload,
         };
         fill(&mut w);
         assert_eq!(
@@ -223,8 +250,13 @@ impl UdpFramer {
             frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         }
         frame[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
-        // Length counted twice: once in the pseudo-header, once in the UDP header.
-        let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + payload_sum);
+        let c = if self.offload {
+            // The device sums the UDP header and payload over this.
+            checksum::fold(self.pseudo_addrs + udp_len as u64)
+        } else {
+            // Length counted twice: once in the pseudo-header, once in the UDP header.
+            udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + payload_sum)
+        };
         frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
         Ok(total)
     }
@@ -250,6 +282,10 @@ impl UdpFramer {
             let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
             frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         }
+        if self.offload {
+            // The pseudo-header sum in the field does not change.
+            return;
+        }
         // Zeros add nothing to the sum: only the prefix counts.
         let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + checksum::sum(prefix));
         frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
@@ -271,6 +307,7 @@ pub struct TcpFramer {
     ident: u16,
     mtu: usize,
     ip_hdr: usize,
+    offload: bool,
 }
 
 impl TcpFramer {
@@ -304,7 +341,18 @@ impl TcpFramer {
             ident: 1,
             mtu: mtu as usize,
             ip_hdr,
+            offload: false,
         }
+    }
+
+    /// Leave the TCP checksum to the device, as [`UdpFramer::set_checksum_offload`].
+    pub fn set_checksum_offload(&mut self, on: bool) {
+        self.offload = on;
+    }
+
+    /// With offload on: the L4 header's offset in the frame and the checksum field's in it.
+    pub fn checksum_request(&self) -> Option<(u16, u16)> {
+        self.offload.then_some((self.l4 as u16, 16))
     }
 
     /// Largest segment payload with `options_len` bytes of TCP options (the MSS to announce is
@@ -327,7 +375,6 @@ impl TcpFramer {
         let (l3, l4) = (self.l3, self.l4);
         let start = l4 + tcp::HEADER_LEN;
         frame[l4 + 4..l4 + 8].copy_from_slice(&seg.seq.to_be_bytes());
-        frame[l4 + 16..l4 + 18].fill(0);
         frame[start..start + prefix.len()].copy_from_slice(prefix);
         let tcp_len = (tcp::HEADER_LEN + seg.payload_len) as u16;
         if !self.v6 {
@@ -338,6 +385,11 @@ impl TcpFramer {
             let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
             frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         }
+        if self.offload {
+            // Same length: the pseudo-header sum in the field stands.
+            return;
+        }
+        frame[l4 + 16..l4 + 18].fill(0);
         let hsum = checksum::sum(&frame[l4..start]);
         let c = checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + checksum::sum(prefix));
         frame[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
@@ -384,6 +436,7 @@ impl TcpFramer {
             buf: &mut frame[start..total],
             pos: 0,
             acc: Accumulator::default(),
+            sum: !self.offload,
         };
         fill(&mut w);
         assert_eq!(
@@ -404,8 +457,12 @@ impl TcpFramer {
             let c = checksum::finish(self.ip_base + tot as u64 + id as u64);
             frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         }
-        let hsum = checksum::sum(&frame[self.l4..start]);
-        let c = checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + payload_sum);
+        let c = if self.offload {
+            checksum::fold(self.pseudo_base + tcp_len as u64)
+        } else {
+            let hsum = checksum::sum(&frame[self.l4..start]);
+            checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + payload_sum)
+        };
         frame[self.l4 + 16..self.l4 + 18].copy_from_slice(&c.to_be_bytes());
         Ok(total)
     }
@@ -521,6 +578,83 @@ mod tests {
                 assert!(n <= 1500 + 14 + if vlan.is_some() { 4 } else { 0 });
                 assert_eq!(check(&buf[..n], &f), data);
             }
+        }
+    }
+
+    /// What a device (or the kernel's `skb_checksum_help`) does with a `CHECKSUM_PARTIAL`
+    /// frame: sum from `start` to the end, over the pseudo-header sum left in the field, and
+    /// store the complement.
+    fn complete(frame: &mut [u8], (start, offset): (u16, u16)) {
+        let (start, field) = (start as usize, start as usize + offset as usize);
+        let c = checksum::finish(checksum::sum(&frame[start..]));
+        frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn offloaded_checksums_complete_like_a_device() {
+        for (v6, vlan) in [
+            (false, None),
+            (true, None),
+            (false, Some(42)),
+            (true, Some(7)),
+        ] {
+            let f = flow(v6, vlan);
+            let mut fr = UdpFramer::new(&f, 1500);
+            fr.set_checksum_offload(true);
+            let req = fr.checksum_request().unwrap();
+            let mut buf = vec![0u8; 2048];
+            for len in [0usize, 1, 3, 17, 1000, fr.max_payload()] {
+                let data: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8).collect();
+                let n = fr
+                    .emit(&mut buf, len, |w| {
+                        let cut = len.min(5);
+                        w.put(&data[..cut]);
+                        w.put(&data[cut..]);
+                    })
+                    .unwrap();
+                complete(&mut buf[..n], req);
+                assert_eq!(check(&buf[..n], &f), data);
+            }
+            // Re-stamped frames keep a valid pseudo-header sum.
+            let n = fr.emit(&mut buf, 100, |w| w.put(&[0u8; 100])).unwrap();
+            for k in 0u64..3 {
+                let mut frame = buf[..n].to_vec();
+                fr.restamp(&mut frame, 100, &k.to_be_bytes());
+                complete(&mut frame, req);
+                assert_eq!(check(&frame, &f)[..8], k.to_be_bytes());
+            }
+
+            let mut t = TcpFramer::new(&f, 1500);
+            t.set_checksum_offload(true);
+            let req = t.checksum_request().unwrap();
+            let seg = tcp::Repr {
+                seq: 0xfffffff0,
+                ack: 77,
+                flags: tcp::Flags::ACK | tcp::Flags::PSH,
+                window: 1000,
+                payload_len: 999,
+                ..Default::default()
+            };
+            let data: Vec<u8> = (0..999).map(|i| (i * 3) as u8).collect();
+            let n = t.emit(&mut buf, &seg, |w| w.put(&data)).unwrap();
+            complete(&mut buf[..n], req);
+            let p = etherparse::SlicedPacket::from_ethernet(&buf[..n]).unwrap();
+            let Some(etherparse::TransportSlice::Tcp(th)) = p.transport else {
+                panic!("not TCP")
+            };
+            let want = match (f.src.ip(), f.dst.ip()) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => th
+                    .to_header()
+                    .calc_checksum_ipv4_raw(a.octets(), b.octets(), th.payload())
+                    .unwrap(),
+                (IpAddr::V6(a), IpAddr::V6(b)) => th
+                    .to_header()
+                    .calc_checksum_ipv6_raw(a.octets(), b.octets(), th.payload())
+                    .unwrap(),
+                _ => unreachable!(),
+            };
+            assert_eq!(th.checksum(), want, "v6 {v6} vlan {vlan:?}");
+            assert_eq!(th.payload(), &data[..]);
         }
     }
 

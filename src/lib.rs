@@ -52,9 +52,9 @@ pub mod tcp;
 pub mod wire;
 
 pub use api::{
-    BackendChoice, CancelHandle, CompletionFn, Connection, ConnectionBuilder, Progress, ProgressFn,
-    Proto, SendOperation, SendPacketsOptions, SendStatus, TransmitFlags, SEND_SIZE_AUTO,
-    SEND_SIZE_PACKETS,
+    BackendChoice, CancelHandle, ChecksumChoice, CompletionFn, Connection, ConnectionBuilder,
+    Progress, ProgressFn, Proto, SendOperation, SendPacketsOptions, SendStatus, TransmitFlags,
+    SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
 };
 pub use backend::{BackendInfo, SendStats};
 pub use error::{Error, Result};

@@ -14,8 +14,8 @@ use common::*;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use xsend::lab::{Lab, LabConfig, Side};
 use xsend::{
-    BackendChoice, Connection, ConnectionBuilder, Error, SendPacketsElement, SendPacketsOptions,
-    SendStatus, TransmitFlags,
+    BackendChoice, ChecksumChoice, Connection, ConnectionBuilder, Error, SendPacketsElement,
+    SendPacketsOptions, SendStatus, TransmitFlags,
 };
 
 fn xdp(addr: SocketAddr) -> ConnectionBuilder {
@@ -148,11 +148,32 @@ fn frames_on_the_wire_are_valid() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = file(dir.path(), "f", 100_000, 5);
-    for (i, v6) in [false, true].into_iter().enumerate() {
+    // Software checksums, then offloaded ones with TX checksumming off on the sending veth:
+    // the kernel then completes each checksum from our TX metadata request (csum_start,
+    // csum_offset, pseudo-header sum) before the frame leaves, so the capture shows whether
+    // those requests were right. (With it on, veth hands the partial sum to the peer's stack,
+    // which trusts it, and a capture shows the partial sum.)
+    let modes = [
+        (ChecksumChoice::Software, "software"),
+        (ChecksumChoice::Offload, "offload"),
+    ];
+    for (i, ((mode, name), v6)) in modes
+        .into_iter()
+        .flat_map(|m| [(m, false), (m, true)])
+        .enumerate()
+    {
+        if mode == ChecksumChoice::Offload {
+            let st = lab
+                .command(Side::A, "ethtool")
+                .args(["-K", &lab.if_a, "tx", "off"])
+                .status()
+                .unwrap();
+            assert!(st.success(), "ethtool -K tx off");
+        }
         let dst = if v6 {
             SocketAddr::from((lab.ip6_b.unwrap(), 10_100 + i as u16))
         } else {
-            SocketAddr::from((lab.ip4_b, 10_100))
+            SocketAddr::from((lab.ip4_b, 10_100 + i as u16))
         };
         // A raw AF_PACKET socket in the peer namespace sees the frames exactly as sent.
         let raw = lab
@@ -171,7 +192,11 @@ fn frames_on_the_wire_are_valid() {
             })
             .unwrap();
         let _sink = udp_sink(&lab, dst);
-        let conn = lab.run_in(Side::A, || xdp(dst).connect()).unwrap().unwrap();
+        let conn = lab
+            .run_in(Side::A, || xdp(dst).checksum(mode).connect())
+            .unwrap()
+            .unwrap();
+        assert_eq!(conn.info().checksum.as_deref(), Some(name));
         let sent = chunked(&conn, &path, 7).unwrap();
         assert_eq!(sent, 100_000);
         let mut payload = Vec::new();
@@ -224,7 +249,7 @@ fn frames_on_the_wire_are_valid() {
                     .unwrap(),
                 _ => unreachable!(),
             };
-            assert_eq!(u.checksum(), want, "UDP checksum on the wire");
+            assert_eq!(u.checksum(), want, "UDP checksum on the wire ({name})");
             let h = xsend::wire::xsend::Packet::new_checked(pl).unwrap();
             if h.flags() & xsend::wire::xsend::FLAG_END != 0 {
                 ends += 1;
@@ -668,6 +693,9 @@ fn multi_flow_generator_cycles_every_port_and_address_combination() {
             "9-13",
             "--dst-ips",
             "198.18.0.2-198.18.0.2",
+            // The capture checks checksums: complete them before they leave.
+            "--checksum",
+            "software",
             "--json",
         ],
     );

@@ -409,10 +409,21 @@ fn stateless_tcp_generator_frames_consistent_valid_segments() {
     let err = dump.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
     assert!(lines.any(|l| l.map(|l| l.contains("listening on")).unwrap_or(false)));
+    // Checksums offloaded through TX metadata, with TX checksumming off on the sending veth:
+    // the kernel completes them from our requests (TCP: csum_offset 16) before the frames
+    // leave, so the capture checks those requests.
+    let st = lab
+        .command(Side::A, "ethtool")
+        .args(["-K", &lab.if_a, "tx", "off"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "ethtool -K tx off");
     let out = xsend_in_a(
         &lab,
         &[
             "bench",
+            "--checksum",
+            "offload",
             "--tcp-stateless",
             "--to",
             "198.18.0.2:7160",
@@ -430,6 +441,7 @@ fn stateless_tcp_generator_frames_consistent_valid_segments() {
     );
     let j = json(&out.stdout);
     assert_eq!(j["proto"], "tcp-stateless");
+    assert_eq!(j["checksum"], "offload");
     assert_eq!(j["packets"], 3000);
     assert!(dump.wait().unwrap().success());
     let frames = pcap_frames(&std::fs::read(&cap).unwrap());

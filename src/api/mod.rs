@@ -49,6 +49,20 @@ pub enum BackendChoice {
     Xdp,
 }
 
+/// AF_XDP: who computes the UDP/TCP checksums of the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumChoice {
+    /// Offload through AF_XDP TX metadata (`XDP_TXMD_FLAGS_CHECKSUM`) when the kernel accepts
+    /// it, software otherwise; [`BackendInfo::checksum`](crate::BackendInfo) says which.
+    #[default]
+    Auto,
+    /// Always in user space (frames are complete when they leave: what a capture on a veth
+    /// peer shows is what the wire carries).
+    Software,
+    /// Offload only; an error if the kernel refuses TX metadata.
+    Offload,
+}
+
 bitflags::bitflags! {
     /// .NET's `TransmitFileOptions`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -181,6 +195,11 @@ impl ConnectionBuilder {
         self.cfg.ring_size = n;
         self
     }
+    /// AF_XDP: checksum offload or software checksums (default: offload when possible).
+    pub fn checksum(mut self, c: ChecksumChoice) -> Self {
+        self.cfg.checksum = c;
+        self
+    }
     /// Progress callback for every operation of this connection.
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.cfg.progress = Some(Arc::new(f));
@@ -288,6 +307,7 @@ impl Connection {
                 vlan: None,
                 queues: 1,
                 ring_size: 2048,
+                checksum: ChecksumChoice::Auto,
             },
         }
     }

@@ -75,6 +75,8 @@ pub struct ConnConfig {
     pub queues: u32,
     /// AF_XDP: ring size in descriptors.
     pub ring_size: u32,
+    /// AF_XDP: checksum offload or software.
+    pub checksum: crate::api::ChecksumChoice,
 }
 
 /// A validated operation, ready for a backend.

@@ -1,4 +1,4 @@
-//! The AF_XDP backend (xsk-rs): UDP datagrams framed in user space straight into UMEM frames
+//! The AF_XDP backend (own UMEM/rings in [`xsk`]): UDP datagrams framed in user space straight into UMEM frames
 //! and pushed to a NIC queue's TX ring.
 //!
 //! Per queue: a UMEM sized to the ring (not the file), our own free-frame table (the
@@ -10,21 +10,17 @@
 pub mod net;
 pub mod prog;
 pub mod tcp;
+pub mod xsk;
 
-use std::ffi::CString;
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use socket2::{Domain, Protocol, Socket, Type};
-use xsk_rs::config::{
-    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
-};
-use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
+use xsk::Frame;
 
 use super::{BackendInfo, ConnConfig, Job, OpCtx, SendStats, Transport};
 use crate::api::{Proto, TransmitFlags};
@@ -162,22 +158,15 @@ impl XdpUdp {
             };
             flows.push(flow);
             let framer = UdpFramer::new(&flow, mtu);
-            let path = match TxPath::new(&ifname, q, ring, frame_size, true, framer.clone(), 0) {
-                Ok(p) => p,
-                Err(e) => {
-                    if q == 0 {
-                        reasons.push(format!("zero-copy on {ifname}: {e}"));
-                    }
-                    copy_mode = "copy";
-                    TxPath::new(&ifname, q, ring, frame_size, false, framer, 0).map_err(|e| {
-                        let what = format!("AF_XDP socket on {ifname} queue {q}: {e}");
-                        match e.raw_os_error() {
-                            Some(libc::EPERM) => Error::NoPermission { what },
-                            _ => unavailable(what),
-                        }
-                    })?
-                }
-            };
+            let path = open_path(
+                &ifname,
+                q,
+                (ring, frame_size, 0),
+                framer,
+                cfg.checksum,
+                &mut reasons,
+                &mut copy_mode,
+            )?;
             if let Some(s) = &steer {
                 s.add_socket(q, path.fd)?;
             }
@@ -213,7 +202,7 @@ impl XdpUdp {
             queues: Some(nq),
             ring_size: Some(ring),
             frame_size: Some(frame_size),
-            checksum: Some("software".into()),
+            checksum: Some(checksum_name(paths[0].offload).into()),
             tx_budget: budget,
             dst_mac: Some(dst_mac.to_string()),
         };
@@ -230,6 +219,76 @@ impl XdpUdp {
     }
 }
 
+/// "offload" or "software", as reported in [`BackendInfo::checksum`].
+fn checksum_name(offload: bool) -> &'static str {
+    if offload {
+        "offload"
+    } else {
+        "software"
+    }
+}
+
+/// Open queue `q`'s path: zero-copy first, then copy mode (`copy_mode` says which was had);
+/// checksum offload as `checksum` asks. `geom` is (ring, frame size, RX frames). Why better
+/// modes were refused goes to `reasons` (for queue 0).
+#[allow(clippy::too_many_arguments)]
+fn open_path(
+    ifname: &str,
+    q: u32,
+    geom: (u32, u32, u32),
+    framer: UdpFramer,
+    checksum: crate::api::ChecksumChoice,
+    reasons: &mut Vec<String>,
+    copy_mode: &mut &'static str,
+) -> Result<TxPath> {
+    use crate::api::ChecksumChoice;
+    let (ring, frame_size, rx_frames) = geom;
+    let offload = checksum != ChecksumChoice::Software;
+    let unavailable = |reason: String| Error::BackendUnavailable {
+        backend: "xdp",
+        reason,
+    };
+    let path = match TxPath::new(
+        ifname,
+        q,
+        ring,
+        frame_size,
+        true,
+        framer.clone(),
+        rx_frames,
+        offload,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            if q == 0 {
+                reasons.push(format!("zero-copy on {ifname}: {e}"));
+            }
+            *copy_mode = "copy";
+            TxPath::new(
+                ifname, q, ring, frame_size, false, framer, rx_frames, offload,
+            )
+            .map_err(|e| {
+                let what = format!("AF_XDP socket on {ifname} queue {q}: {e}");
+                match e.raw_os_error() {
+                    Some(libc::EPERM) => Error::NoPermission { what },
+                    _ => unavailable(what),
+                }
+            })?
+        }
+    };
+    if offload && !path.offload {
+        let why =
+            "the kernel refused a UMEM with TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+)";
+        if checksum == ChecksumChoice::Offload {
+            return Err(unavailable(format!("checksum offload on {ifname}: {why}")));
+        }
+        if q == 0 {
+            reasons.push(format!("checksum offload: {why}; checksums in software"));
+        }
+    }
+    Ok(path)
+}
+
 fn fd_of(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: only used for the duration of one setsockopt while the socket is alive.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
@@ -240,17 +299,15 @@ type CompletionClock = (std::collections::VecDeque<(usize, Instant)>, Histogram<
 
 /// One NIC queue: UMEM, rings and frame table.
 struct TxPath {
-    umem: Umem,
-    tx: TxQueue,
-    cq: CompQueue,
-    fq: FillQueue,
-    rx: RxQueue,
-    /// Scratch for RX descriptors (sized to the frames given to the fill ring).
-    rx_descs: Vec<FrameDesc>,
+    xsk: xsk::Xsk,
+    /// Scratch for received descriptors (sized to the frames given to the fill ring).
+    rx_descs: Vec<(Frame, u32)>,
+    /// Scratch for frames going back to the fill ring.
+    refill: Vec<Frame>,
     fd: RawFd,
-    free: Vec<FrameDesc>,
-    done: Vec<FrameDesc>,
-    batch: Vec<FrameDesc>,
+    free: Vec<Frame>,
+    done: Vec<Frame>,
+    batch: Vec<Frame>,
     in_flight: usize,
     last_completion: Instant,
     /// Generator only: submission times of batches still in flight, and the histogram of
@@ -258,78 +315,61 @@ struct TxPath {
     latency: Option<CompletionClock>,
     framer: UdpFramer,
     ifname: String,
+    /// Checksums completed by the device/kernel from TX metadata (else in software).
+    offload: bool,
 }
 
 impl TxPath {
     /// A socket on queue `q` with a TX ring of `ring` descriptors; `rx_frames` (a power of two
-    /// or 0) more frames are put in the fill ring for receiving.
+    /// or 0) more frames are put in the fill ring for receiving. With `offload`, the UMEM gets
+    /// a TX metadata area and the framer leaves checksums to the device; if the kernel refuses
+    /// that, the path falls back to software checksums (see [`TxPath::offload`]).
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ifname: &str,
         q: u32,
         ring: u32,
         frame_size: u32,
         zerocopy: bool,
-        framer: UdpFramer,
+        mut framer: UdpFramer,
         rx_frames: u32,
+        offload: bool,
     ) -> io::Result<Self> {
-        // Keep the OS error (its errno decides the fallback) with what failed.
-        let err = |what: &str, e: &dyn std::error::Error| match e
-            .source()
-            .and_then(|s| s.downcast_ref::<io::Error>())
-        {
-            Some(os) => match os.raw_os_error() {
-                Some(c) => io::Error::from_raw_os_error(c),
-                None => io::Error::new(os.kind(), format!("{what}: {e}")),
-            },
-            None => io::Error::other(format!("{what}: {e}")),
+        let ifindex = sys::if_nametoindex(ifname).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no interface {ifname}"))
+        })?;
+        let mut cfg = xsk::Config {
+            frame_size,
+            frames: ring + rx_frames,
+            tx_size: ring,
+            rx_size: rx_frames.max(64),
+            zerocopy,
+            tx_metadata: offload,
         };
-        let qs = QueueSize::new(ring).map_err(|e| err("ring size", &e))?;
-        let rxq = QueueSize::new(rx_frames.max(64)).map_err(|e| err("rx ring", &e))?;
-        let ucfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(frame_size).map_err(|e| err("frame size", &e))?)
-            .fill_queue_size(rxq)
-            .comp_queue_size(qs)
-            .build()
-            .map_err(|e| err("UMEM config", &e))?;
-        let frames =
-            NonZeroU32::new(ring + rx_frames).ok_or_else(|| io::Error::other("ring size 0"))?;
-        let (umem, mut descs) = Umem::new(ucfg, frames, false).map_err(|e| err("UMEM", &e))?;
-        let rx_descs = descs.split_off(ring as usize);
-        let bind = BindFlags::XDP_USE_NEED_WAKEUP
-            | if zerocopy {
-                BindFlags::XDP_ZEROCOPY
-            } else {
-                BindFlags::XDP_COPY
-            };
-        let scfg = SocketConfig::builder()
-            .rx_queue_size(rxq)
-            .tx_queue_size(qs)
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(bind)
-            .build();
-        let name = Interface::new(CString::new(ifname).map_err(|e| err("interface name", &e))?);
-        // SAFETY: this UMEM is used by this one socket only, so the shared-UMEM contract
-        // (INHIBIT_PROG_LOAD when re-binding a pair) does not arise; it is set anyway.
-        let (tx, rx, fq_cq) =
-            unsafe { xsk_rs::Socket::new(scfg, &umem, &name, q) }.map_err(|e| err("socket", &e))?;
-        let (mut fq, cq) = fq_cq.ok_or_else(|| io::Error::other("no fill/completion rings"))?;
-        let fd = tx.fd().as_raw_fd();
-        if !rx_descs.is_empty() {
+        let mut xsk = match xsk::Xsk::new(ifindex, q, &cfg) {
+            Err(e) if offload && e.raw_os_error() == Some(libc::EINVAL) => {
+                // A kernel without TX metadata (before 6.8) refuses the UMEM registration.
+                cfg.tx_metadata = false;
+                xsk::Xsk::new(ifindex, q, &cfg)?
+            }
+            r => r?,
+        };
+        framer.set_checksum_offload(cfg.tx_metadata);
+        let mut descs: Vec<Frame> = xsk.frames().collect();
+        let rx_frames_v = descs.split_off(ring as usize);
+        if !rx_frames_v.is_empty() {
             // SAFETY: these frames belong to this UMEM and are in no other ring or table.
-            let n = unsafe { fq.produce(&rx_descs) };
-            if n != rx_descs.len() {
+            if !unsafe { xsk.fill(&rx_frames_v) } {
                 return Err(io::Error::other("fill ring refused the RX frames"));
             }
         }
+        let fd = xsk.fd();
         Ok(TxPath {
-            umem,
-            tx,
-            cq,
-            fq,
-            rx,
-            rx_descs,
+            xsk,
+            rx_descs: Vec::with_capacity(rx_frames_v.len()),
+            refill: Vec::with_capacity(rx_frames_v.len()),
             fd,
-            done: vec![FrameDesc::default(); descs.len()],
+            done: Vec::with_capacity(descs.len()),
             batch: Vec::with_capacity(BATCH),
             free: descs,
             in_flight: 0,
@@ -337,57 +377,76 @@ impl TxPath {
             latency: None,
             framer,
             ifname: ifname.to_string(),
+            offload: cfg.tx_metadata,
         })
     }
 
     /// Hand every received frame to `f`, then give the frames back to the fill ring.
     fn recv(&mut self, mut f: impl FnMut(&[u8])) -> usize {
-        if self.rx_descs.is_empty() {
+        if self.rx_descs.capacity() == 0 {
             return 0;
         }
-        // SAFETY: `rx_descs` has room for every frame the fill ring was given; the RX ring
-        // returns frames of this UMEM.
-        let n = unsafe { self.rx.consume(&mut self.rx_descs) };
-        for d in &self.rx_descs[..n] {
+        self.rx_descs.clear();
+        let n = self.xsk.receive(&mut self.rx_descs);
+        self.refill.clear();
+        for &(frame, off) in &self.rx_descs {
             // SAFETY: the frame was just consumed from the RX ring: ours until re-filled.
-            let data = unsafe { self.umem.data(d) };
-            f(data.contents());
+            f(unsafe { self.xsk.rx_data(frame, off) });
+            self.refill.push(frame);
         }
         if n > 0 {
-            // SAFETY: the same frames go back; the fill ring has room for all of them.
-            unsafe { self.fq.produce(&self.rx_descs[..n]) };
+            // SAFETY: the same frames go back; the fill ring has room for all of them (it
+            // was sized to hold every RX frame).
+            unsafe { self.xsk.fill(&self.refill) };
         }
         n
     }
 
-    /// Queue frame `desc` holding `len` bytes written by `write` for TX.
+    /// Queue frame `desc` holding `len` bytes written by `write` for TX; `csum` asks the
+    /// device to complete the L4 checksum (the framer wrote the pseudo-header sum).
     fn push_frame(
         &mut self,
-        mut desc: FrameDesc,
+        mut desc: Frame,
         len: usize,
+        csum: Option<(u16, u16)>,
         write: impl FnOnce(&mut [u8]) -> bool,
     ) -> Result<bool> {
         // SAFETY: `desc` is a frame of this UMEM that no ring holds (taken from `free`).
-        let mut data = unsafe { self.umem.data_mut(&mut desc) };
-        data.cursor().set_pos(len);
-        if !write(data.contents_mut()) {
+        let data = unsafe { self.xsk.data_mut(desc, len) };
+        if !write(data) {
             self.free.push(desc);
             return Ok(false);
+        }
+        desc.len = len as u32;
+        self.queue(desc, csum)?;
+        Ok(true)
+    }
+
+    /// Add a written frame to the batch (with its checksum request), submitting full batches.
+    #[inline]
+    fn queue(&mut self, desc: Frame, csum: Option<(u16, u16)>) -> Result<()> {
+        if self.offload {
+            // Every descriptor carries XDP_TX_METADATA: write it even when no checksum is asked
+            // for, so a re-used frame never brings an old request along.
+            let req = csum.map(|(start, offset)| xsk::CsumRequest { start, offset });
+            // SAFETY: `desc` is ours (written, not yet submitted); the UMEM has TX metadata.
+            unsafe { self.xsk.write_tx_metadata(desc, req) };
         }
         self.batch.push(desc);
         if self.batch.len() == BATCH {
             self.submit()?;
+            self.reap();
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Return completed frames to the free table.
     fn reap(&mut self) -> usize {
-        // SAFETY: the completion ring returns descriptors of frames of this UMEM that this
-        // path submitted; `done` has room for a whole ring.
-        let n = unsafe { self.cq.consume(&mut self.done) };
+        // `done` has room for every TX frame: nothing completed is left behind.
+        self.done.clear();
+        let n = self.xsk.complete(&mut self.done);
         if n > 0 {
-            self.free.extend_from_slice(&self.done[..n]);
+            self.free.extend_from_slice(&self.done);
             self.in_flight -= n;
             self.last_completion = Instant::now();
             if let Some((pending, hist)) = &mut self.latency {
@@ -412,7 +471,7 @@ impl TxPath {
     }
 
     fn kick(&mut self) -> Result<()> {
-        if !self.tx.needs_wakeup() {
+        if !self.xsk.tx_needs_wakeup() {
             return Ok(());
         }
         match sys::xsk_kick(self.fd) {
@@ -437,8 +496,8 @@ impl TxPath {
         if !self.batch.is_empty() {
             // SAFETY: every descriptor in `batch` is a frame of this UMEM, fully written and
             // in no ring.
-            let n = unsafe { self.tx.produce(&self.batch) };
-            if n == self.batch.len() {
+            if unsafe { self.xsk.tx_submit(&self.batch, self.offload) } {
+                let n = self.batch.len();
                 self.in_flight += n;
                 self.batch.clear();
                 if let Some((pending, _)) = &mut self.latency {
@@ -503,32 +562,27 @@ impl TxPath {
 
     /// The data area of free frame `desc`, sized for a frame of `len` bytes. The pointer
     /// stays valid while the UMEM lives; the frame is ours until it is submitted.
-    fn frame_ptr(&self, desc: &mut FrameDesc, len: usize) -> *mut u8 {
-        // SAFETY: `desc` came from the free table: a frame of this UMEM that no ring holds.
-        let mut data = unsafe { self.umem.data_mut(desc) };
-        data.cursor().set_pos(len);
-        data.contents_mut().as_mut_ptr()
+    fn frame_ptr(&self, desc: &mut Frame, len: usize) -> *mut u8 {
+        debug_assert!(len <= self.xsk.frame_capacity());
+        desc.len = len as u32;
+        self.xsk.data_ptr(*desc)
     }
 
     /// Write the headers (and what `fill` puts) into frame `desc` and queue it for TX.
     fn finish(
         &mut self,
-        mut desc: FrameDesc,
+        mut desc: Frame,
         payload_len: usize,
         fill: impl FnOnce(&mut crate::framer::PayloadWriter<'_>),
     ) -> Result<()> {
         let len = self.framer.frame_len(payload_len);
         // SAFETY: `desc` is a frame of this UMEM that no ring holds (taken from `free`).
-        let mut data = unsafe { self.umem.data_mut(&mut desc) };
-        data.cursor().set_pos(len);
-        match self.framer.emit(data.contents_mut(), payload_len, fill) {
+        let data = unsafe { self.xsk.data_mut(desc, len) };
+        match self.framer.emit(data, payload_len, fill) {
             Ok(_) => {
-                self.batch.push(desc);
-                if self.batch.len() == BATCH {
-                    self.submit()?;
-                    self.reap();
-                }
-                Ok(())
+                desc.len = len as u32;
+                let csum = self.framer.checksum_request();
+                self.queue(desc, csum)
             }
             Err(e) => {
                 self.free.push(desc);
@@ -544,7 +598,7 @@ impl TxPath {
     }
 
     /// A free frame, waiting for completions if there is none.
-    fn take(&mut self) -> Result<FrameDesc> {
+    fn take(&mut self) -> Result<Frame> {
         if self.free.is_empty() {
             self.submit()?;
             self.wait_frame()?;
@@ -605,7 +659,7 @@ impl Totals {
 /// One datagram of a batch: its frame and its place in the stream.
 #[derive(Clone, Copy)]
 struct Slot {
-    desc: FrameDesc,
+    desc: Frame,
     span: crate::payload::Span,
     seq: u64,
     off: u64,
@@ -1144,6 +1198,11 @@ fn generate(
         window: 65535,
         ..Default::default()
     };
+    match &mut framers {
+        Framers::Tcp(v) => v.iter_mut().for_each(|f| f.set_checksum_offload(p.offload)),
+        Framers::Udp(v) => v.iter_mut().for_each(|f| f.set_checksum_offload(p.offload)),
+        Framers::Path => {}
+    }
     p.latency = Some((
         std::collections::VecDeque::with_capacity(p.free.len() + 1),
         crate::stats::histogram(),
@@ -1245,11 +1304,12 @@ fn generate(
                 .map(|_| ())
                 .map_err(|e| Error::InvalidOption(e.to_string()))?,
         }
-        p.batch.push(desc);
-        if p.batch.len() == BATCH {
-            p.submit()?;
-            p.reap();
-        }
+        let csum = match &framers {
+            Framers::Tcp(v) => v[k].checksum_request(),
+            Framers::Udp(v) => v[k].checksum_request(),
+            Framers::Path => p.framer.checksum_request(),
+        };
+        p.queue(desc, csum)?;
         stats.packets += 1;
         stats.bytes += frame_len as u64;
         if stats.packets - reported.packets == 4 * BATCH as u64 {

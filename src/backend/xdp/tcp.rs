@@ -225,20 +225,15 @@ impl XdpTcp {
         let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
         let udp = UdpFramer::new(&flow, mtu);
         let mut copy_mode = "zerocopy";
-        let path = match TxPath::new(&ifname, 0, ring, frame_size, true, udp.clone(), RX_FRAMES) {
-            Ok(p) => p,
-            Err(e) => {
-                reasons.push(format!("zero-copy on {ifname}: {e}"));
-                copy_mode = "copy";
-                TxPath::new(&ifname, 0, ring, frame_size, false, udp, RX_FRAMES).map_err(|e| {
-                    let what = format!("AF_XDP socket on {ifname} queue 0: {e}");
-                    match e.raw_os_error() {
-                        Some(libc::EPERM) => Error::NoPermission { what },
-                        _ => unavailable(what),
-                    }
-                })?
-            }
-        };
+        let path = super::open_path(
+            &ifname,
+            0,
+            (ring, frame_size, RX_FRAMES),
+            udp,
+            cfg.checksum,
+            &mut reasons,
+            &mut copy_mode,
+        )?;
         steer.add_socket(0, path.fd)?;
         steer.add_flow(tcp::PROTO_TCP, local.port(), peer)?;
         let budget = sys::setsockopt_int(
@@ -248,7 +243,8 @@ impl XdpTcp {
             TX_BUDGET,
         )
         .is_ok();
-        let framer = TcpFramer::new(&flow, mtu);
+        let mut framer = TcpFramer::new(&flow, mtu);
+        framer.set_checksum_offload(path.offload);
         let mss = framer.max_payload(0).min(u16::MAX as usize) as u16;
         let mut conf = sm::Config::new(mss, random_iss(local));
         conf.connect_timeout = cfg.connect_timeout;
@@ -266,7 +262,7 @@ impl XdpTcp {
             queues: Some(1),
             ring_size: Some(ring),
             frame_size: Some(frame_size),
-            checksum: Some("software".into()),
+            checksum: Some(super::checksum_name(path.offload).into()),
             tx_budget: budget.then_some(TX_BUDGET as u32),
             dst_mac: Some(dst_mac.to_string()),
         };
@@ -360,7 +356,8 @@ impl XdpTcp {
                 self.path.free.push(desc);
                 continue;
             }
-            self.path.push_frame(desc, len, |buf| {
+            let csum = framer.checksum_request();
+            self.path.push_frame(desc, len, csum, |buf| {
                 framer
                     .emit(buf, &seg, |w| {
                         if let Some((s, span)) = data {
@@ -461,9 +458,10 @@ impl XdpTcp {
         if let Some(desc) = self.path.free.pop() {
             let len = self.framer.frame_len(&seg);
             let framer = &mut self.framer;
-            let _ = self
-                .path
-                .push_frame(desc, len, |buf| framer.emit(buf, &seg, |_| ()).is_ok());
+            let csum = framer.checksum_request();
+            let _ = self.path.push_frame(desc, len, csum, |buf| {
+                framer.emit(buf, &seg, |_| ()).is_ok()
+            });
             let _ = self.path.drain();
         }
         self.usable = false;

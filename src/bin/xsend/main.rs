@@ -17,8 +17,8 @@ use serde::Serialize;
 use xsend::lab::{Lab, LabConfig};
 use xsend::recv::{RecvConfig, RecvReport};
 use xsend::{
-    BackendChoice, BackendInfo, Connection, Error, Proto, SendPacketsElement, SendPacketsOptions,
-    SendStatus, TransmitFlags, SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
+    BackendChoice, BackendInfo, ChecksumChoice, Connection, Error, Proto, SendPacketsElement,
+    SendPacketsOptions, SendStatus, TransmitFlags, SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
 };
 
 /// Exit code when an expectation of `xsend recv` fails.
@@ -95,6 +95,26 @@ impl From<BackendArg> for BackendChoice {
     }
 }
 
+#[derive(Copy, Clone, ValueEnum)]
+pub(crate) enum ChecksumArg {
+    /// Offloaded through AF_XDP TX metadata when the kernel accepts it, else software.
+    Auto,
+    /// Computed in user space.
+    Software,
+    /// Offloaded, or an error.
+    Offload,
+}
+
+impl From<ChecksumArg> for ChecksumChoice {
+    fn from(c: ChecksumArg) -> Self {
+        match c {
+            ChecksumArg::Auto => ChecksumChoice::Auto,
+            ChecksumArg::Software => ChecksumChoice::Software,
+            ChecksumArg::Offload => ChecksumChoice::Offload,
+        }
+    }
+}
+
 #[derive(Args)]
 struct SendArgs {
     /// File to send.
@@ -141,6 +161,10 @@ struct SendArgs {
     /// AF_XDP: TX ring size (descriptors).
     #[arg(long, default_value_t = 2048)]
     ring_size: u32,
+    /// AF_XDP: UDP/TCP checksums offloaded (TX metadata; on veth the peer's stack trusts
+    /// them and a capture there shows the partial sum) or computed in software.
+    #[arg(long, value_enum, default_value = "auto")]
+    checksum: ChecksumArg,
     /// AF_XDP: 802.1Q VLAN id for the frames.
     #[arg(long)]
     vlan: Option<u16>,
@@ -223,6 +247,9 @@ struct BenchArgs {
     /// TX ring size (descriptors).
     #[arg(long, default_value_t = 2048)]
     ring_size: u32,
+    /// UDP/TCP checksums offloaded through AF_XDP TX metadata or computed in software.
+    #[arg(long, value_enum, default_value = "auto")]
+    checksum: ChecksumArg,
     /// Multi-flow: source ports `A-B` (packets cycle through every combination of the ranges).
     #[arg(long)]
     src_ports: Option<String>,
@@ -303,7 +330,8 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = Connection::udp(a.to)
         .backend(BackendChoice::Xdp)
         .queues(a.queues)
-        .ring_size(a.ring_size);
+        .ring_size(a.ring_size)
+        .checksum(a.checksum.into());
     if let Some(i) = &a.iface {
         cfg = cfg.iface(i.clone());
     }
@@ -605,7 +633,8 @@ fn cmd_send(a: SendArgs) -> anyhow::Result<ExitCode> {
         .user_timeout(timeout)
         .on_progress(progress_bar(show_bar))
         .queues(a.queues)
-        .ring_size(a.ring_size);
+        .ring_size(a.ring_size)
+        .checksum(a.checksum.into());
     if let Some(i) = &a.iface {
         builder = builder.iface(i.clone());
     }
