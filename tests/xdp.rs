@@ -666,7 +666,9 @@ fn multi_flow_generator_cycles_every_port_and_address_combination() {
     let cap = dir.path().join("cap.pcap");
     let mut dump = lab
         .command(Side::B, "tcpdump")
-        .args(["-i", &lab.if_b, "-n", "-U", "-c", "400", "-w"])
+        .args([
+            "-i", &lab.if_b, "-n", "-U", "-B", "16384", "-c", "400", "-w",
+        ])
         .arg(&cap)
         .args(["udp", "and", "dst", "portrange", "9-13"])
         .stderr(std::process::Stdio::piped())
@@ -704,7 +706,7 @@ fn multi_flow_generator_cycles_every_port_and_address_combination() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(dump.wait().unwrap().success());
+    wait_capture(&mut dump, std::time::Duration::from_secs(10));
     let frames = pcap_frames(&std::fs::read(&cap).unwrap());
     assert_eq!(frames.len(), 400);
     let mut seen = std::collections::HashMap::new();

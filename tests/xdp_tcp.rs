@@ -399,7 +399,7 @@ fn stateless_tcp_generator_frames_consistent_valid_segments() {
     let mut dump = lab
         .command(Side::B, "tcpdump")
         .args([
-            "-i", &lab.if_b, "-n", "-U", "-s", "2000", "-c", "3000", "-w",
+            "-i", &lab.if_b, "-n", "-U", "-B", "16384", "-s", "2000", "-c", "3000", "-w",
         ])
         .arg(&cap)
         .args(["tcp", "and", "dst", "port", "7160"])
@@ -443,7 +443,7 @@ fn stateless_tcp_generator_frames_consistent_valid_segments() {
     assert_eq!(j["proto"], "tcp-stateless");
     assert_eq!(j["checksum"], "offload");
     assert_eq!(j["packets"], 3000);
-    assert!(dump.wait().unwrap().success());
+    wait_capture(&mut dump, std::time::Duration::from_secs(10));
     let frames = pcap_frames(&std::fs::read(&cap).unwrap());
     assert_eq!(frames.len(), 3000, "every segment arrived");
     let mut next_seq: Option<u32> = None;

@@ -253,6 +253,23 @@ pub fn on_first_progress<S: AsRef<str>>(
     })
 }
 
+/// Wait for a capture (`tcpdump -c N`) to finish after the sender is done; if it has not seen
+/// its N frames within `grace` (it never will: frames were lost), stop it and let the caller's
+/// count assertion report the loss instead of hanging.
+pub fn wait_capture(dump: &mut std::process::Child, grace: std::time::Duration) {
+    let until = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < until {
+        if dump.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SIGINT: tcpdump flushes what it captured and exits.
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(dump.id() as i32, libc::SIGINT) };
+    let _ = dump.wait();
+}
+
 /// Frames of a classic pcap file (as written by `tcpdump -w`).
 pub fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
     assert!(b.len() >= 24, "no pcap header");

@@ -180,6 +180,12 @@ impl XdpUdp {
             {
                 budget = None;
             }
+            let mut path = path;
+            path.kick_every = if budget.is_some() {
+                TX_BUDGET as usize
+            } else {
+                BATCH
+            };
             paths.push(path);
         }
         if budget.is_none() {
@@ -309,6 +315,10 @@ struct TxPath {
     done: Vec<Frame>,
     batch: Vec<Frame>,
     in_flight: usize,
+    /// Frames on the TX ring since the last kick, and how many one kick may send (the TX
+    /// budget): full batches are published at once but kicked only this often.
+    unkicked: usize,
+    kick_every: usize,
     last_completion: Instant,
     /// Generator only: submission times of batches still in flight, and the histogram of
     /// submission → completion times.
@@ -373,6 +383,8 @@ impl TxPath {
             batch: Vec::with_capacity(BATCH),
             free: descs,
             in_flight: 0,
+            unkicked: 0,
+            kick_every: BATCH,
             last_completion: Instant::now(),
             latency: None,
             framer,
@@ -434,7 +446,10 @@ impl TxPath {
         }
         self.batch.push(desc);
         if self.batch.len() == BATCH {
-            self.submit()?;
+            self.publish();
+            if self.unkicked >= self.kick_every {
+                self.kick()?;
+            }
             self.reap();
         }
         Ok(())
@@ -471,6 +486,7 @@ impl TxPath {
     }
 
     fn kick(&mut self) -> Result<()> {
+        self.unkicked = 0;
         if !self.xsk.tx_needs_wakeup() {
             return Ok(());
         }
@@ -493,6 +509,12 @@ impl TxPath {
     /// Put the current batch on the TX ring (all or nothing; the ring always has room for
     /// every frame of this UMEM) and kick.
     fn submit(&mut self) -> Result<()> {
+        self.publish();
+        self.kick()
+    }
+
+    /// Put the current batch on the TX ring, without a kick.
+    fn publish(&mut self) {
         if !self.batch.is_empty() {
             // SAFETY: every descriptor in `batch` is a frame of this UMEM, fully written and
             // in no ring.
@@ -500,12 +522,12 @@ impl TxPath {
                 let n = self.batch.len();
                 self.in_flight += n;
                 self.batch.clear();
+                self.unkicked += n;
                 if let Some((pending, _)) = &mut self.latency {
                     pending.push_back((n, Instant::now()));
                 }
             }
         }
-        self.kick()
     }
 
     /// Kick and reap until a frame is free, detecting a stalled queue.
@@ -1232,6 +1254,10 @@ fn generate(
             .map_err(|e| Error::InvalidOption(e.to_string()))?;
             p.free[i] = desc;
         }
+    }
+    if pacer.is_some() {
+        // Paced: every batch leaves at once (a lazier kick would bunch departures).
+        p.kick_every = BATCH;
     }
     let clock = Instant::now();
     let over =

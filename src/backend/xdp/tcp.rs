@@ -225,7 +225,7 @@ impl XdpTcp {
         let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
         let udp = UdpFramer::new(&flow, mtu);
         let mut copy_mode = "zerocopy";
-        let path = super::open_path(
+        let mut path = super::open_path(
             &ifname,
             0,
             (ring, frame_size, RX_FRAMES),
@@ -243,6 +243,9 @@ impl XdpTcp {
             TX_BUDGET,
         )
         .is_ok();
+        if budget {
+            path.kick_every = TX_BUDGET as usize;
+        }
         let mut framer = TcpFramer::new(&flow, mtu);
         framer.set_checksum_offload(path.offload);
         let mss = framer.max_payload(0).min(u16::MAX as usize) as u16;
