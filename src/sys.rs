@@ -193,6 +193,18 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
+/// Name of interface `index` in the calling thread's network namespace.
+pub fn if_indextoname(index: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write (NUL included).
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
 /// Move the calling thread into the network namespace open at `fd` (`setns(2)`).
 pub fn setns_net(fd: RawFd) -> io::Result<()> {
     // SAFETY: setns only reads the descriptor; an invalid one gives EBADF.

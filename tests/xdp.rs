@@ -737,3 +737,52 @@ fn multi_flow_generator_cycles_every_port_and_address_combination() {
     assert_eq!(seen.len(), 20, "{seen:?}");
     assert!(seen.values().all(|&n| n == 20), "{seen:?}");
 }
+
+#[test]
+fn destination_mac_is_resolved_over_netlink_or_refused_clearly() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    // The lab installs permanent neighbour entries: remove them, so xsend has to make the
+    // kernel resolve the peer (ARP for IPv4, neighbour discovery for IPv6) and then read the
+    // entry over rtnetlink.
+    for ip in [lab.ip4_b.to_string(), lab.ip6_b.unwrap().to_string()] {
+        let st = lab
+            .command(Side::A, "ip")
+            .args(["neigh", "del", &ip, "dev", &lab.if_a])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip neigh del {ip}");
+    }
+    for (i, dst) in [
+        SocketAddr::from((lab.ip4_b, 10_400)),
+        SocketAddr::from((lab.ip6_b.unwrap(), 10_401)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sink = udp_sink(&lab, dst);
+        let conn = lab.run_in(Side::A, || xdp(dst).connect()).unwrap().unwrap();
+        assert_eq!(conn.info().dst_mac.as_deref(), Some(lab.mac_b.as_str()));
+        let el = [SendPacketsElement::buffer(vec![i as u8; 100]).end_of_packet(true)];
+        let opts = SendPacketsOptions {
+            flags: TransmitFlags::CALLER_THREAD,
+            ..Default::default()
+        };
+        conn.send_packets(&el, opts).unwrap();
+        assert_eq!(recv_datagrams(&sink, 1)[0], vec![i as u8; 100]);
+    }
+    // An on-link address nobody answers for: a clear error naming the address and the
+    // way out, and nothing left attached.
+    let nobody = SocketAddr::from(([198, 18, 0, 99], 10_402));
+    let err = lab
+        .run_in(Side::A, || xdp(nobody).connect())
+        .unwrap()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("198.18.0.99") && msg.contains("--dst-mac"),
+        "{msg}"
+    );
+    assert!(!xdp_attached(&lab, Side::A));
+}

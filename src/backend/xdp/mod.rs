@@ -9,6 +9,7 @@
 
 pub mod net;
 pub mod prog;
+pub mod rtnl;
 pub mod tcp;
 pub mod xsk;
 

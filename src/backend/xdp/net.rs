@@ -1,9 +1,8 @@
 //! What the framer needs from the kernel's view of the network: the egress interface and
-//! next hop for a destination (`ip route get`), the next hop's MAC (the neighbour table,
-//! resolved with a probe if absent), and the interface's MAC and MTU.
+//! next hop for a destination, the next hop's MAC (the neighbour table, resolved with a probe
+//! if absent) — both over rtnetlink ([`super::rtnl`]) — and the interface's MAC and MTU.
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -28,71 +27,39 @@ impl Route {
     }
 }
 
-fn ip_json(args: &[&str]) -> Result<serde_json::Value> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| Error::io("running ip (install iproute2)", e))?;
-    if !out.status.success() {
-        return Err(Error::io(
-            format!("ip {}", args.join(" ")),
-            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        ));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::io("parsing ip -j output", std::io::Error::other(e)))
+fn rtnl(what: &str) -> Result<super::rtnl::Rtnl> {
+    super::rtnl::Rtnl::open().map_err(|e| Error::io(format!("opening rtnetlink for {what}"), e))
 }
 
-/// Parse `ip -j route get` output.
-pub fn parse_route(v: &serde_json::Value) -> Option<Route> {
-    let r = v.get(0)?;
-    Some(Route {
-        dev: r.get("dev")?.as_str()?.to_string(),
-        gateway: r
-            .get("gateway")
-            .and_then(|g| g.as_str())
-            .and_then(|g| g.parse().ok()),
-        prefsrc: r
-            .get("prefsrc")
-            .and_then(|g| g.as_str())
-            .and_then(|g| g.parse().ok()),
-    })
-}
-
-/// The route the kernel would use for `dst` (in the calling thread's namespace).
+/// The route the kernel would use for `dst` (in the calling thread's namespace), asked over
+/// rtnetlink (`RTM_GETROUTE`, like `ip route get`).
 pub fn route_get(dst: IpAddr) -> Result<Route> {
-    let v = ip_json(&["-j", "route", "get", &dst.to_string()])?;
-    parse_route(&v).ok_or_else(|| {
+    let r = rtnl("a route lookup")?
+        .route(dst)
+        .map_err(|e| Error::io(format!("no route to {dst}"), e))?;
+    let dev = sys::if_indextoname(r.oif).ok_or_else(|| {
         Error::io(
-            format!("no route to {dst}"),
+            format!("route to {dst}: interface {} vanished", r.oif),
             std::io::ErrorKind::NotFound.into(),
         )
+    })?;
+    Ok(Route {
+        dev,
+        gateway: r.gateway,
+        prefsrc: r.prefsrc,
     })
 }
 
-/// Parse `ip -j neigh show` output: the MAC of a usable entry.
-pub fn parse_neigh(v: &serde_json::Value) -> Option<MacAddr> {
-    v.as_array()?.iter().find_map(|e| {
-        let states: Vec<&str> = e
-            .get("state")?
-            .as_array()?
-            .iter()
-            .filter_map(|s| s.as_str())
-            .collect();
-        if states
-            .iter()
-            .any(|s| matches!(*s, "FAILED" | "INCOMPLETE" | "NONE"))
-        {
-            return None;
-        }
-        e.get("lladdr")?.as_str()?.parse().ok()
-    })
-}
-
-/// The neighbour-table MAC of `ip` on `dev`, if known.
+/// The neighbour-table MAC of `ip` on `dev`, if known and usable (an rtnetlink
+/// `RTM_GETNEIGH` dump; incomplete and failed entries are skipped).
 pub fn neighbour(ip: IpAddr, dev: &str) -> Result<Option<MacAddr>> {
-    let v = ip_json(&["-j", "neigh", "show", "to", &ip.to_string(), "dev", dev])?;
-    Ok(parse_neigh(&v))
+    let index = sys::if_nametoindex(dev).ok_or_else(|| Error::InterfaceNotFound {
+        name: dev.to_string(),
+    })?;
+    let mac = rtnl("a neighbour lookup")?
+        .neighbour(ip, index)
+        .map_err(|e| Error::io(format!("reading the neighbour table of {dev}"), e))?;
+    Ok(mac.map(MacAddr))
 }
 
 /// The MAC of `ip` on `dev`: from the neighbour table, else after making the kernel resolve
@@ -155,40 +122,4 @@ pub fn if_info(name: &str) -> Result<IfInfo> {
         mac: MacAddr(mac),
         mtu,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_ip_json() {
-        let v: serde_json::Value = serde_json::from_str(
-            r#"[{"dst":"198.18.0.2","dev":"xs1a","prefsrc":"198.18.0.1","flags":[],"uid":0,"cache":[]}]"#,
-        )
-        .unwrap();
-        let r = parse_route(&v).unwrap();
-        assert_eq!(r.dev, "xs1a");
-        assert_eq!(r.gateway, None);
-        assert_eq!(
-            r.next_hop("198.18.0.2".parse().unwrap()),
-            "198.18.0.2".parse::<IpAddr>().unwrap()
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(r#"[{"dst":"198.19.0.9","gateway":"198.18.0.254","dev":"eth0"}]"#)
-                .unwrap();
-        assert_eq!(
-            parse_route(&v).unwrap().gateway,
-            Some("198.18.0.254".parse().unwrap())
-        );
-        let v: serde_json::Value = serde_json::from_str(
-            r#"[{"dst":"198.18.0.2","dev":"x","lladdr":"02:58:53:00:00:0b","state":["PERMANENT"]},{"dst":"198.18.0.3","dev":"x","state":["FAILED"]}]"#,
-        )
-        .unwrap();
-        assert_eq!(parse_neigh(&v).unwrap().to_string(), "02:58:53:00:00:0b");
-        let v: serde_json::Value =
-            serde_json::from_str(r#"[{"dst":"198.18.0.3","dev":"x","state":["INCOMPLETE"]}]"#)
-                .unwrap();
-        assert_eq!(parse_neigh(&v), None);
-    }
 }
