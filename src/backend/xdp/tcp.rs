@@ -10,11 +10,13 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::xsk::Frame;
 use super::{fd_of, net, prog, TxPath, TX_BUDGET, XDP_HEADROOM};
 use crate::api::TransmitFlags;
 use crate::backend::{BackendInfo, ConnConfig, Job, OpCtx, SendStats, Transport};
@@ -29,6 +31,20 @@ use crate::wire::{ethernet, ipv4, ipv6, tcp};
 const RX_FRAMES: u32 = 512;
 /// Segments framed per loop before ACKs are read again.
 const TX_BURST: usize = 256;
+/// How long an abort waits for a challenge ACK to its RST.
+const CHALLENGE_WAIT: Duration = Duration::from_millis(200);
+/// Segments framed per `preadv` batch.
+const TX_BATCH: usize = 64;
+/// File pieces per batch (a segment usually has one).
+const MAX_IOV: usize = 2 * TX_BATCH;
+
+/// Whether two segments are pieces of the same mapped file.
+fn same_file(a: &Segment, b: &Segment) -> bool {
+    match (&a.data, &b.data) {
+        (SegmentData::File { file: x, .. }, SegmentData::File { file: y, .. }) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
 /// How long closing waits for the peer (FIN acknowledged, peer's FIN) before giving up.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -324,6 +340,54 @@ impl XdpTcp {
     fn tx_burst(&mut self, now: Instant, stream: Option<&Stream<'_>>) -> Result<usize> {
         let mut n = 0;
         while n < TX_BURST {
+            let got = self.tx_batch(now, stream, (TX_BURST - n).min(TX_BATCH))?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        Ok(n)
+    }
+
+    /// Frame up to `max` (≤ [`TX_BATCH`]) segments, as the UDP path does: take the frames,
+    /// read every file piece of the batch straight into its frame with one scattered
+    /// `preadv(2)` per contiguous file run (the one copy, page cache → UMEM, by the kernel:
+    /// no page faults on the mapping), then write the headers, the memory pieces and the
+    /// checksums. Scratch space is on the stack: nothing is allocated per segment.
+    fn tx_batch(&mut self, now: Instant, stream: Option<&Stream<'_>>, max: usize) -> Result<usize> {
+        /// A segment of the batch: its frame, header and stream bytes.
+        #[derive(Clone, Copy)]
+        struct Pending {
+            desc: Frame,
+            seg: tcp::Repr,
+            span: Option<Span>,
+            /// The file pieces are in the frame already (else: copied through the mapping).
+            read: bool,
+        }
+        /// File bytes `[offset, offset + bytes)` of `stream.segs[seg]`'s file, read into
+        /// `iovs[first..first + count]`.
+        #[derive(Clone, Copy, Default)]
+        struct Run {
+            seg: usize,
+            offset: u64,
+            first: usize,
+            count: usize,
+            bytes: usize,
+        }
+        const EMPTY: libc::iovec = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut pend = [Pending {
+            desc: Frame::default(),
+            seg: tcp::Repr::default(),
+            span: None,
+            read: false,
+        }; TX_BATCH];
+        let mut iovs = [EMPTY; MAX_IOV];
+        let mut runs = [Run::default(); MAX_IOV];
+        let (mut np, mut ni, mut nr) = (0usize, 0usize, 0usize);
+        while np < max {
             if self.path.free.is_empty() {
                 self.path.submit()?;
                 self.path.reap();
@@ -334,7 +398,7 @@ impl XdpTcp {
             let Some(t) = self.sm.poll_transmit(now) else {
                 break;
             };
-            let Some(desc) = self.path.free.pop() else {
+            let Some(mut desc) = self.path.free.pop() else {
                 break;
             };
             let seg = tcp::Repr {
@@ -346,34 +410,125 @@ impl XdpTcp {
                 payload_len: t.len,
                 ..Default::default()
             };
-            let len = self.framer.frame_len(&seg);
-            let framer = &mut self.framer;
-            let data = match (t.len, stream) {
+            let span = match (t.len, stream) {
                 (0, _) => None,
-                (_, Some(s)) => s.span(t.offset, t.len).map(|sp| (s, sp)),
+                (_, Some(s)) => s.span(t.offset, t.len),
                 _ => None,
             };
-            if t.len > 0 && data.is_none() {
+            if t.len > 0 && span.is_none() {
                 // No bytes for this range (cannot happen: data is pushed with its stream):
                 // the segment is not sent and will be retransmitted as if lost.
                 self.path.free.push(desc);
                 continue;
             }
-            let csum = framer.checksum_request();
-            self.path.push_frame(desc, len, csum, |buf| {
+            let len = self.framer.frame_len(&seg);
+            let base = self.path.frame_ptr(&mut desc, len);
+            let mut read = false;
+            if let (Some(s), Some(sp)) = (stream, span) {
+                // Room for every file piece of this segment? (Else it goes through the map.)
+                let mut pieces = 0;
+                for_each_range(s.segs, sp, |sg, _, _| {
+                    pieces += matches!(sg.data, SegmentData::File { .. }) as usize
+                });
+                if ni + pieces <= MAX_IOV {
+                    read = true;
+                    let mut pos = len - t.len;
+                    let first_seg = sp.seg;
+                    let mut k = 0;
+                    for_each_range(s.segs, sp, |sg, o, l| {
+                        if let SegmentData::File { offset, .. } = &sg.data {
+                            let foff = offset + o;
+                            iovs[ni] = libc::iovec {
+                                // SAFETY (pointer arithmetic): `pos + l` stays inside the
+                                // frame of `len` bytes.
+                                iov_base: unsafe { base.add(pos) }.cast(),
+                                iov_len: l,
+                            };
+                            let idx = first_seg + k;
+                            match nr.checked_sub(1).map(|i| &mut runs[i]) {
+                                Some(r)
+                                    if r.first + r.count == ni
+                                        && same_file(&s.segs[r.seg], sg)
+                                        && r.offset + r.bytes as u64 == foff =>
+                                {
+                                    r.count += 1;
+                                    r.bytes += l;
+                                }
+                                _ => {
+                                    runs[nr] = Run {
+                                        seg: idx,
+                                        offset: foff,
+                                        first: ni,
+                                        count: 1,
+                                        bytes: l,
+                                    };
+                                    nr += 1;
+                                }
+                            }
+                            ni += 1;
+                        }
+                        pos += l;
+                        k += 1;
+                    });
+                }
+            }
+            pend[np] = Pending {
+                desc,
+                seg,
+                span,
+                read,
+            };
+            np += 1;
+        }
+        if np == 0 {
+            return Ok(0);
+        }
+        if let Some(s) = stream {
+            for r in &runs[..nr] {
+                let SegmentData::File { file, .. } = &s.segs[r.seg].data else {
+                    continue;
+                };
+                // SAFETY: every iovec points into a frame of this batch, taken from the free
+                // table: no ring holds it and nothing else touches it until it is queued.
+                let got = unsafe {
+                    sys::preadv_all(
+                        file.file().as_raw_fd(),
+                        &mut iovs[r.first..r.first + r.count],
+                        r.offset,
+                    )
+                };
+                if !matches!(got, Ok(n) if n >= r.bytes) {
+                    self.path.free.extend(pend[..np].iter().map(|p| p.desc));
+                    return Err(match got {
+                        Err(e)
+                            if e.raw_os_error() != Some(libc::EFAULT)
+                                && e.raw_os_error() != Some(libc::EIO) =>
+                        {
+                            Error::io(format!("reading {}", file.path().display()), e)
+                        }
+                        _ => file.truncated(r.offset + r.bytes as u64),
+                    });
+                }
+            }
+        }
+        let csum = self.framer.checksum_request();
+        for p in &pend[..np] {
+            let len = self.framer.frame_len(&p.seg);
+            let framer = &mut self.framer;
+            self.path.push_frame(p.desc, len, csum, |buf| {
                 framer
-                    .emit(buf, &seg, |w| {
-                        if let Some((s, span)) = data {
-                            for_each_range(s.segs, span, |sg, o, l| {
-                                w.put(&sg.bytes()[o as usize..o as usize + l])
+                    .emit(buf, &p.seg, |w| {
+                        if let (Some(s), Some(sp)) = (stream, p.span) {
+                            for_each_range(s.segs, sp, |sg, o, l| match (&sg.data, p.read) {
+                                (SegmentData::File { .. }, true) => w.in_place(l),
+                                _ => w.put(&sg.bytes()[o as usize..o as usize + l]),
                             })
                         }
                     })
                     .is_ok()
             })?;
-            n += 1;
         }
-        Ok(n)
+        Ok(np)
     }
 
     /// Run the connection until `done` holds, the deadline passes (returns false) or it
@@ -443,16 +598,48 @@ impl XdpTcp {
     }
 
     /// Send a RST and stop (used on cancellation and errors).
+    ///
+    /// The RST carries our next sequence number. A receiver takes a RST only at exactly the
+    /// sequence number it expects (RFC 5961 §3.2); when segments we counted as sent never left
+    /// (an error mid-batch) or are still in flight, it answers with a challenge ACK instead,
+    /// and we answer that with a RST at the acknowledged number (bounded wait).
     fn abort(&mut self) {
         if self.sm.error().is_some() || self.sm.state() == State::Closed {
             return;
         }
         let t = self.sm.reset_segment(Instant::now());
+        self.send_rst(t.seq, t.ack, t.window);
+        if self.sm.state() != State::SynSent && !self.sm.all_acked() {
+            let (peer, lport) = (self.peer, self.local.port());
+            let until = Instant::now() + CHALLENGE_WAIT;
+            while Instant::now() < until {
+                let mut challenge = None;
+                self.path.recv(|frame| {
+                    if let Some(seg) = parse_segment(frame, peer, lport) {
+                        if seg.flags.contains(tcp::Flags::ACK)
+                            && !seg.flags.contains(tcp::Flags::RST)
+                        {
+                            challenge = Some(seg.ack);
+                        }
+                    }
+                });
+                if let Some(ack) = challenge {
+                    self.send_rst(ack, t.ack, t.window);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.usable = false;
+    }
+
+    /// Send one RST|ACK segment and wait for it to leave.
+    fn send_rst(&mut self, seq: u32, ack: u32, window: u16) {
         let seg = tcp::Repr {
-            seq: t.seq,
-            ack: t.ack,
-            flags: t.flags,
-            window: t.window,
+            seq,
+            ack,
+            flags: tcp::Flags::RST | tcp::Flags::ACK,
+            window,
             ..Default::default()
         };
         if self.path.free.is_empty() {
@@ -467,7 +654,6 @@ impl XdpTcp {
             });
             let _ = self.path.drain();
         }
-        self.usable = false;
     }
 
     /// After our FIN is acknowledged: wait (bounded) for the peer's FIN and acknowledge it.

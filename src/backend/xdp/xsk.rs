@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// puts received packets in copy mode), also used for TX so a frame can be re-used either way.
 pub const HEADROOM: u32 = 256;
 
+/// How long `bind` may answer EBUSY while a just-closed socket's queue is being released.
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Size of `struct xsk_tx_metadata` (flags, then the checksum request and launch time).
 pub const TX_METADATA_LEN: u32 = 24;
 
@@ -353,16 +356,27 @@ impl Xsk {
             } else {
                 libc::XDP_COPY
             };
-        // SAFETY: `sa` is a live sockaddr_xdp and its size is passed.
-        let r = unsafe {
-            libc::bind(
-                raw,
-                (&sa as *const libc::sockaddr_xdp).cast(),
-                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
+        // A socket closed on this queue a moment ago releases it from a kernel work item
+        // (`xp_release_deferred`): until that has run, bind says EBUSY. Retry briefly before
+        // calling the queue taken.
+        let until = std::time::Instant::now() + BIND_BUSY_WAIT;
+        loop {
+            // SAFETY: `sa` is a live sockaddr_xdp and its size is passed.
+            let r = unsafe {
+                libc::bind(
+                    raw,
+                    (&sa as *const libc::sockaddr_xdp).cast(),
+                    std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() >= until {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Ok(Xsk {
             tx,
