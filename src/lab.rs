@@ -271,6 +271,28 @@ impl Lab {
             }
             ip(&["-n", ns, "link", "set", ifname, "up"])?;
         }
+        // The kernel reports a new link as running (IFF_RUNNING, operstate UP) only once its
+        // link-watch work has run, up to a second later; until then xsend would rightly call
+        // the interface down. A lab is ready when both ends are running.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for side in [Side::A, Side::B] {
+            let ifname = self.iface(side).to_string();
+            loop {
+                let up = self
+                    .run_in(side, || sys::if_running(&ifname).unwrap_or(false))
+                    .unwrap_or(false);
+                if up {
+                    break;
+                }
+                if std::time::Instant::now() >= until {
+                    return Err(Error::InterfaceDown {
+                        name: ifname,
+                        source: std::io::Error::other("not running 5 s after the lab was built"),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         Ok(())
     }
 
