@@ -1,4 +1,8 @@
 //! Typed errors with the context a user needs to act on them.
+//!
+//! An error's `Display` says what failed, with the paths, offsets, sizes and interfaces
+//! involved; the OS error behind it is its `source()`, never repeated in the message
+//! ([`Error::chain`] prints both, each once).
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,7 +39,7 @@ pub enum Error {
         kind: &'static str,
     },
     /// Opening, sizing or mapping a file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     FileIo {
         /// The path as given.
         path: PathBuf,
@@ -100,7 +104,7 @@ pub enum Error {
         name: String,
     },
     /// The interface is down or disappeared during the send.
-    #[error("interface {name} is down or gone: {source}")]
+    #[error("interface {name} is down or gone")]
     InterfaceDown {
         /// Interface name (or the peer address when no interface was named).
         name: String,
@@ -109,7 +113,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Connecting to the peer failed.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// Peer address.
         addr: SocketAddr,
@@ -118,7 +122,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The peer reset or refused the connection, or went away mid-send.
-    #[error("peer {addr} went away after {sent} bytes: {source}")]
+    #[error("peer {addr} went away after {sent} bytes")]
     PeerGone {
         /// Peer address.
         addr: SocketAddr,
@@ -149,7 +153,7 @@ pub enum Error {
         what: String,
     },
     /// Any other I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -160,6 +164,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message followed by every cause (`: cause: cause`), each once.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+
     /// Wrap an I/O error with a description of what was being done.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
@@ -167,4 +176,20 @@ impl Error {
             source,
         }
     }
+}
+
+/// `error: cause: cause`, each cause once (a cause whose text the message already holds is
+/// not repeated).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
+    msg
 }

@@ -16,6 +16,13 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// Move the calling thread into the network namespace `name` (`/run/netns/NAME`, as `ip
+/// netns` makes them): what `--netns` does.
+pub fn enter_netns(name: &str) -> Result<()> {
+    sys::thread::enter_netns(name)
+        .map_err(|e| Error::io(format!("entering network namespace {name}"), e))
+}
+
 /// Which end of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -279,7 +286,7 @@ impl Lab {
             let ifname = self.iface(side).to_string();
             loop {
                 let up = self
-                    .run_in(side, || sys::if_running(&ifname).unwrap_or(false))
+                    .run_in(side, || sys::netdev::if_running(&ifname).unwrap_or(false))
                     .unwrap_or(false);
                 if up {
                     break;
@@ -335,7 +342,8 @@ impl Lab {
         let ns = self.ns(side).to_string();
         std::thread::scope(|s| {
             s.spawn(move || {
-                sys::enter_netns(&ns).map_err(|e| Error::io(format!("entering netns {ns}"), e))?;
+                sys::thread::enter_netns(&ns)
+                    .map_err(|e| Error::io(format!("entering netns {ns}"), e))?;
                 Ok(f())
             })
             .join()

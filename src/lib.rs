@@ -30,32 +30,39 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers, top to bottom: [`api`] (connections, operations) → [`payload`] (elements, mapped
-//! files, validation) → [`wire`] (typed header views) → [`backend`] (kernel sockets; AF_XDP)
-//! → [`sys`] (the thin syscall layer). [`lab`] builds veth/netns test hosts; [`recv`] is the
-//! verifying receiver.
+//! Layers, top to bottom (ARCHITECTURE.md has the map): the `xsend` binary → [`api`]
+//! (connections, operations) and the tools [`gen`], [`recv`], [`lab`] → the engine (UDP
+//! sender, TCP driver, generator, kernel fallback) → devices (AF_XDP) → the syscall layer,
+//! the only place with `unsafe` code. Beside them, [`sansio`] holds the protocol logic
+//! (wire views, framers, the TCP state machine, pacing, payload cutting) with no I/O, and
+//! [`options`], [`report`] and [`error`] the types every layer shares.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod api;
-pub mod backend;
+mod device;
+mod engine;
 pub mod error;
-pub mod framer;
+pub mod gen;
 pub mod lab;
-pub mod pacing;
-pub mod payload;
+pub mod options;
+mod payload;
 pub mod recv;
-pub mod sigbus;
+pub mod report;
+pub mod sansio;
 pub mod stats;
-pub mod sys;
-pub mod tcp;
-pub mod wire;
+mod sys;
 
 pub use api::{
-    BackendChoice, CancelHandle, ChecksumChoice, CompletionFn, Connection, ConnectionBuilder,
-    Progress, ProgressFn, Proto, SendOperation, SendPacketsOptions, SendStatus, TransmitFlags,
+    validate_elements, CancelHandle, CompletionFn, Connection, ConnectionBuilder, SendOperation,
+    SendPacketsOptions, SendStatus,
+};
+pub use error::{Error, Result};
+pub use options::{
+    BackendChoice, ChecksumChoice, ConnConfig, Progress, ProgressFn, Proto, TransmitFlags,
     SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
 };
-pub use backend::{BackendInfo, SendStats};
-pub use error::{Error, Result};
 pub use payload::{SendPacketsElement, Source};
+pub use report::{BackendInfo, SendStats};
+pub use sansio::{pacing, tcp, wire};

@@ -10,6 +10,7 @@
 //! | `SendPacketsSendSize` | [`SendPacketsOptions::send_size`]: 0 = auto, N, `u32::MAX` = end_of_packet flags |
 //! | `TransmitFileOptions` | [`TransmitFlags`] |
 
+mod ladder;
 mod op;
 
 use std::net::SocketAddr;
@@ -19,86 +20,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Serialize;
 
 pub use op::SendOperation;
 
-use crate::backend::{self, BackendInfo, ConnConfig, Job, OpCtx, SendStats, Transport};
+use crate::engine::{Job, OpCtx, Transport};
 use crate::error::{Error, Result};
+pub use crate::options::{
+    BackendChoice, ChecksumChoice, ConnConfig, Progress, ProgressFn, Proto, TransmitFlags,
+    SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
+};
 use crate::payload::{Payload, SendPacketsElement};
-
-/// Transport protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    /// TCP: a byte stream, ended by FIN with [`TransmitFlags::DISCONNECT`].
-    Tcp,
-    /// UDP: datagrams as the elements' end_of_packet flags (or a send size) say.
-    Udp,
-}
-
-/// Which backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// Best available: AF_XDP, else kernel sockets; the reason is reported.
-    #[default]
-    Auto,
-    /// Kernel sockets (`sendfile(2)` / `sendmmsg(2)`).
-    Kernel,
-    /// AF_XDP only; an error if it cannot be had.
-    Xdp,
-}
-
-/// AF_XDP: who computes the UDP/TCP checksums of the frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ChecksumChoice {
-    /// Offload through AF_XDP TX metadata (`XDP_TXMD_FLAGS_CHECKSUM`) when the kernel accepts
-    /// it, software otherwise; [`BackendInfo::checksum`](crate::BackendInfo) says which.
-    #[default]
-    Auto,
-    /// Always in user space (frames are complete when they leave: what a capture on a veth
-    /// peer shows is what the wire carries).
-    Software,
-    /// Offload only; an error if the kernel refuses TX metadata.
-    Offload,
-}
-
-bitflags::bitflags! {
-    /// .NET's `TransmitFileOptions`.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-    pub struct TransmitFlags: u32 {
-        /// Close the sending side after the data (TCP FIN). The connection can no longer
-        /// send unless `REUSE_SOCKET` is also given.
-        const DISCONNECT = 0x01;
-        /// With `DISCONNECT`: the connection may [`Connection::reconnect`] afterwards.
-        const REUSE_SOCKET = 0x02;
-        /// Return once the bytes are queued; do not wait for the peer to acknowledge them.
-        const WRITE_BEHIND = 0x04;
-        /// Drive the send on the calling thread (the operation is complete when the call
-        /// returns) instead of a background driver thread.
-        const CALLER_THREAD = 0x10;
-    }
-}
-
-/// `send_size`: let xsend choose (MSS for TCP; end_of_packet flags for UDP datagrams, or the
-/// largest datagram for chunked sends).
-pub const SEND_SIZE_AUTO: u32 = 0;
-/// `send_size`: the elements' end_of_packet flags define every datagram / push.
-pub const SEND_SIZE_PACKETS: u32 = u32::MAX;
-
-/// Progress of a running operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Payload bytes handed to the wire so far.
-    pub bytes: u64,
-    /// Datagrams (UDP) or send calls (TCP) so far.
-    pub packets: u64,
-    /// Total payload bytes of the operation.
-    pub total: u64,
-}
-
-/// A progress callback (called from the thread driving the send, once per batch).
-pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+use crate::report::{BackendInfo, SendStats};
+use crate::sansio::wire::ethernet::MacAddr;
 
 /// A completion callback: called once with the operation's outcome, after the connection
 /// is free for the next operation.
@@ -128,13 +61,23 @@ pub enum SendStatus {
 }
 
 /// Cancels the operation running on a connection (e.g. from a Ctrl-C handler).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CancelHandle(Arc<AtomicBool>);
 
 impl CancelHandle {
-    /// A handle over an existing flag (for code that drives a backend directly).
-    pub fn from_flag(flag: Arc<AtomicBool>) -> Self {
-        CancelHandle(flag)
+    /// A new handle, not cancelled.
+    pub fn new() -> Self {
+        CancelHandle(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// True once [`CancelHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The flag the engine polls.
+    pub(crate) fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
     }
 
     /// Ask the running operation, and every later one on this connection, to stop: they end
@@ -165,7 +108,7 @@ impl ConnectionBuilder {
         self.cfg.bind = Some(addr);
         self
     }
-    /// TCP connect timeout (default 5 s).
+    /// Connect timeout (default 5 s).
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.cfg.connect_timeout = t;
         self
@@ -176,7 +119,7 @@ impl ConnectionBuilder {
         self
     }
     /// AF_XDP: the next hop's MAC (default: the kernel's neighbour table, resolved if absent).
-    pub fn dst_mac(mut self, mac: crate::wire::ethernet::MacAddr) -> Self {
+    pub fn dst_mac(mut self, mac: MacAddr) -> Self {
         self.cfg.dst_mac = Some(mac);
         self
     }
@@ -205,14 +148,19 @@ impl ConnectionBuilder {
         self.cfg.progress = Some(Arc::new(f));
         self
     }
-    /// An AF_XDP frame generator for this flow (UDP only; `xsend bench`).
-    pub fn generator(self) -> Result<crate::backend::xdp::Generator> {
-        crate::backend::xdp::Generator::open(&self.cfg)
+    /// An AF_XDP frame generator towards this peer (`xsend bench`): see [`crate::gen`].
+    pub fn generator(self) -> Result<crate::gen::Generator> {
+        crate::gen::Generator::open(self.cfg)
+    }
+
+    /// The options collected so far.
+    pub fn config(&self) -> &ConnConfig {
+        &self.cfg
     }
 
     /// Connect.
     pub fn connect(self) -> Result<Connection> {
-        let transport = backend::open(&self.cfg)?;
+        let transport = ladder::open(&self.cfg)?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let info = transport.info().clone();
         Ok(Connection {
@@ -294,21 +242,7 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     fn builder(peer: SocketAddr, proto: Proto) -> ConnectionBuilder {
         ConnectionBuilder {
-            cfg: ConnConfig {
-                peer,
-                proto,
-                backend: BackendChoice::Auto,
-                iface: None,
-                bind: None,
-                connect_timeout: Duration::from_secs(5),
-                user_timeout: Duration::from_secs(10),
-                progress: None,
-                dst_mac: None,
-                vlan: None,
-                queues: 1,
-                ring_size: 2048,
-                checksum: ChecksumChoice::Auto,
-            },
+            cfg: ConnConfig::new(peer, proto),
         }
     }
 
@@ -365,7 +299,7 @@ impl Connection {
             Slot::Idle(_) => return Ok(()),
             Slot::Closed => return Err(Error::Closed),
         }
-        let t = backend::open(&self.shared.cfg)?;
+        let t = ladder::open(&self.shared.cfg)?;
         *self.shared.info.lock().unwrap_or_else(|e| e.into_inner()) = t.info().clone();
         *slot = Slot::Idle(t);
         Ok(())
@@ -525,4 +459,11 @@ fn file_elements(
         last.end_of_packet = true;
     }
     v
+}
+
+/// Validate and map `elements` without sending anything, as every send does first: a missing
+/// file, a directory, a range past the end of a file or buffer are the same typed errors.
+/// Returns the total bytes.
+pub fn validate_elements(elements: &[SendPacketsElement]) -> Result<u64> {
+    Payload::from_elements(elements).map(|p| p.len())
 }

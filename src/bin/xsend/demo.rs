@@ -18,7 +18,8 @@ use xsend::{
     TransmitFlags,
 };
 
-use crate::{CancelSlot, EXIT_CANCELLED};
+use crate::signal::{arm, cancel_on_signal, CancelSlot};
+use crate::EXIT_CANCELLED;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -30,7 +31,7 @@ pub struct DemoArgs {
     mtu: u32,
     /// Backend for the sends.
     #[arg(long, value_enum, default_value = "auto")]
-    backend: crate::BackendArg,
+    backend: crate::args::BackendArg,
     /// Print the rows as JSON.
     #[arg(long)]
     json: bool,
@@ -94,7 +95,7 @@ fn make_file(path: &Path, size: u64) -> anyhow::Result<String> {
 }
 
 pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (current, stop) = crate::cancel_on_signal()?;
+    let (current, stop) = cancel_on_signal()?;
     let lab = Lab::up(&LabConfig {
         mtu: a.mtu,
         ..Default::default()
@@ -229,7 +230,7 @@ fn one(
             Proto::Udp => Connection::udp(addr),
         };
         let conn = b.backend(backend).connect()?;
-        crate::arm(current, stop, conn.cancel_handle());
+        arm(current, stop, conn.cancel_handle());
         let opts = SendPacketsOptions {
             flags: TransmitFlags::DISCONNECT | TransmitFlags::CALLER_THREAD,
             chunk_header: (proto == Proto::Udp).then_some(1),

@@ -1,0 +1,200 @@
+//! `xsend bench`: the line-rate generator.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use xsend::gen::{FlowRanges, GenSpec, Imix};
+use xsend::stats::Percentiles;
+use xsend::{BackendInfo, Connection};
+
+use crate::args::{opt_range, parse_rate, XdpArgs};
+use crate::signal::{arm, cancel_on_signal};
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Destination IP:PORT.
+    #[arg(long)]
+    to: SocketAddr,
+    /// Interface to send from (default: by route).
+    #[arg(long)]
+    iface: Option<String>,
+    /// Ethernet frame length without FCS: `64`, a list `64,576,1500`, weighted
+    /// `7:64,4:576,1:1500`, or `imix`.
+    #[arg(long, default_value = "64")]
+    size: String,
+    /// Packets per second over all queues (open-loop schedule; default: as fast as possible).
+    #[arg(long, conflicts_with = "bps")]
+    pps: Option<String>,
+    /// Bits per second on the wire (frames + preamble, FCS and gap), e.g. 5G, 800M.
+    #[arg(long)]
+    bps: Option<String>,
+    /// Packets sent back to back per scheduled slot under --pps/--bps.
+    #[arg(long, default_value_t = 1)]
+    burst: u64,
+    /// Seconds to send (default 10 unless --count is given).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Frames to send.
+    #[arg(long)]
+    count: Option<u64>,
+    #[command(flatten)]
+    xdp: XdpArgs,
+    /// Multi-flow: source ports `A-B` (packets cycle through every combination of the ranges).
+    #[arg(long)]
+    src_ports: Option<String>,
+    /// Multi-flow: destination ports `A-B` (default: the port of --to).
+    #[arg(long)]
+    dst_ports: Option<String>,
+    /// Multi-flow: source addresses `A-B` (default: the interface's).
+    #[arg(long)]
+    src_ips: Option<String>,
+    /// Multi-flow: destination addresses `A-B`, all sent to the same next hop (default: --to).
+    #[arg(long)]
+    dst_ips: Option<String>,
+    /// Send stateless TCP segments (ACK|PSH, consistent sequence numbers, valid checksums, no
+    /// handshake) instead of UDP datagrams: for benchmarking a device under test.
+    #[arg(long)]
+    tcp_stateless: bool,
+    /// Enter this network namespace first.
+    #[arg(long)]
+    netns: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `xsend bench` prints.
+#[derive(Serialize)]
+struct BenchSummary {
+    #[serde(flatten)]
+    info: BackendInfo,
+    to: SocketAddr,
+    /// `udp` or `tcp-stateless`.
+    proto: &'static str,
+    sizes: String,
+    mean_size: f64,
+    target_pps: Option<f64>,
+    packets: u64,
+    bytes: u64,
+    seconds: f64,
+    pps: f64,
+    gbps: f64,
+    completion: Option<Percentiles>,
+    inter_departure: Option<Percentiles>,
+    lateness: Option<Percentiles>,
+}
+
+pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let (slot, stop) = cancel_on_signal()?;
+    crate::enter_netns(&a.netns)?;
+    let duration = match (a.duration, a.count) {
+        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    let sizes = Imix::parse(&a.size).map_err(|e| anyhow::anyhow!("--size {}: {e}", a.size))?;
+    let target_pps = match (&a.pps, &a.bps) {
+        (Some(p), _) => Some(parse_rate(p).with_context(|| format!("--pps {p}"))?),
+        (None, Some(b)) => Some(
+            parse_rate(b).with_context(|| format!("--bps {b}"))? / ((sizes.mean() + 24.0) * 8.0),
+        ),
+        (None, None) => None,
+    };
+    let spec = GenSpec {
+        sizes: sizes.clone(),
+        rate_pps: target_pps,
+        burst: a.burst.max(1),
+        duration,
+        count: a.count,
+        tcp_stateless: a.tcp_stateless,
+        flows: FlowRanges {
+            src_ports: opt_range(&a.src_ports, "src-ports")?,
+            dst_ports: opt_range(&a.dst_ports, "dst-ports")?,
+            src_ips: opt_range(&a.src_ips, "src-ips")?,
+            dst_ips: opt_range(&a.dst_ips, "dst-ips")?,
+        },
+    };
+    let mut builder = a.xdp.apply(&a.iface, Connection::udp(a.to));
+    if !a.json {
+        builder = builder.on_progress(live_stats(sizes.mean()));
+    }
+    let mut gen = builder.generator()?;
+    arm(&slot, &stop, gen.cancel_handle());
+    let r = gen.run(&spec)?;
+    let s = BenchSummary {
+        info: gen.info().clone(),
+        to: a.to,
+        proto: if a.tcp_stateless {
+            "tcp-stateless"
+        } else {
+            "udp"
+        },
+        sizes: a.size.clone(),
+        mean_size: sizes.mean(),
+        target_pps,
+        packets: r.packets,
+        bytes: r.bytes,
+        seconds: r.seconds,
+        pps: r.packets as f64 / r.seconds.max(1e-9),
+        // Line rate counts preamble, SFD, FCS and gap: 24 bytes per frame.
+        gbps: (r.bytes + 24 * r.packets) as f64 * 8.0 / r.seconds.max(1e-9) / 1e9,
+        completion: r.completion,
+        inter_departure: r.inter_departure,
+        lateness: r.lateness,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "sent {} frames of {} bytes in {:.3} s: {:.0} packets/s, {:.2} Gbit/s on the wire ({} {}, {} queue(s))",
+            s.packets,
+            s.sizes,
+            s.seconds,
+            s.pps,
+            s.gbps,
+            s.info.backend,
+            s.info.mode,
+            a.xdp.queues
+        );
+        let us = |p: &Option<Percentiles>| {
+            p.map(|p| {
+                format!(
+                    "p50 {:.1} / p99 {:.1} / max {:.1} µs",
+                    p.p50_ns as f64 / 1e3,
+                    p.p99_ns as f64 / 1e3,
+                    p.max_ns as f64 / 1e3
+                )
+            })
+        };
+        if let Some(c) = us(&s.completion) {
+            println!("  submission → completion: {c}");
+        }
+        if let (Some(i), Some(l)) = (us(&s.inter_departure), us(&s.lateness)) {
+            println!("  inter-departure: {i}; lateness against schedule: {l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Live stats once a second on stderr.
+fn live_stats(mean_size: f64) -> impl Fn(xsend::Progress) + Send + Sync + 'static {
+    let last = Mutex::new((Instant::now(), 0u64));
+    move |p: xsend::Progress| {
+        let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+        let dt = l.0.elapsed().as_secs_f64();
+        if dt >= 1.0 {
+            let pps = (p.packets - l.1) as f64 / dt;
+            eprintln!(
+                "  {:>10.0} packets/s  {:>7.2} Gbit/s  ({} frames so far)",
+                pps,
+                pps * (mean_size + 24.0) * 8.0 / 1e9,
+                p.packets
+            );
+            *l = (Instant::now(), p.packets);
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The one open/negotiation path of everything AF_XDP: interface, route, MTU (with the VLAN
+//! tag), frame size, next-hop MAC, our XDP program, queues (zero-copy, then copy mode),
+//! checksum offload, TX budget, and the report of what was obtained and why not better.
+
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::net;
+use super::prog::Steer;
+use super::queue::{QueueConfig, XdpQueue};
+use crate::device::{Port, TxQueue};
+use crate::error::{Error, Result};
+use crate::options::{ChecksumChoice, ConnConfig, Proto};
+use crate::report::BackendInfo;
+use crate::sansio::framer::{Flow, UdpFramer};
+use crate::sansio::wire::{ethernet, tcp};
+use crate::sys::{netdev, socket as sock, xsk};
+
+/// Frames one kick may transmit (`XDP_MAX_TX_SKB_BUDGET`).
+const TX_BUDGET: u32 = 256;
+/// How long to wait for the next hop's MAC to be resolved.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the engine asks of an AF_XDP port.
+pub(crate) struct Request<'a> {
+    /// The connection's options (peer, interface, queues, ring, VLAN, checksums, MAC).
+    pub(crate) cfg: &'a ConnConfig,
+    /// Frames for receiving per queue (0: TX only).
+    pub(crate) rx_frames: u32,
+}
+
+fn unavailable(reason: String) -> Error {
+    Error::BackendUnavailable {
+        backend: "xdp",
+        reason,
+    }
+}
+
+/// Open AF_XDP on the path to `req.cfg.peer`. UDP: `cfg.queues` queues, each with a source
+/// port of its own, our XDP program if it can be attached. TCP: one queue, receiving (the
+/// program steers the connection's packets to it, so it is required), the local port reserved.
+pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
+    let cfg = req.cfg;
+    let mut reasons = Vec::new();
+    if let Some(i) = &cfg.iface {
+        if netdev::if_nametoindex(i).is_none() {
+            return Err(Error::InterfaceNotFound { name: i.clone() });
+        }
+    }
+    let nq = match cfg.proto {
+        Proto::Udp => cfg.queues.max(1),
+        Proto::Tcp => 1,
+    };
+    let ends = Endpoints::reserve(cfg, nq)?;
+    let route = net::route_get(cfg.peer.ip())?;
+    let ifname = cfg.iface.clone().unwrap_or_else(|| route.dev.clone());
+    if ifname == "lo" {
+        return Err(unavailable("loopback has no NIC queue to send to".into()));
+    }
+    if cfg.proto == Proto::Tcp {
+        let nrx = rx_queues(&ifname);
+        if nrx > 1 {
+            return Err(unavailable(format!(
+                "TCP over AF_XDP needs every packet of the flow on one queue, and {ifname} has {nrx} RX queues (use `ethtool -L {ifname} combined 1` or ntuple steering)"
+            )));
+        }
+    }
+    let ifi = net::if_info(&ifname)?;
+    let mtu = ifi.mtu.min(ends.path_mtu);
+    let l2 = (ethernet::HEADER_LEN + cfg.vlan.map_or(0, |_| ethernet::VLAN_TAG_LEN)) as u32;
+    let frame_size = [2048u32, 4096]
+        .into_iter()
+        .find(|f| mtu + l2 + xsk::HEADROOM <= *f)
+        .ok_or_else(|| {
+            unavailable(format!(
+                "MTU {mtu} of {ifname} with a {l2}-byte link header needs frames over 4096 bytes: multi-buffer (XDP_USE_SG) is not supported yet"
+            ))
+        })?;
+    let dst_mac = match cfg.dst_mac {
+        Some(m) => m,
+        None => net::resolve(route.next_hop(cfg.peer.ip()), &ifname, RESOLVE_TIMEOUT)?,
+    };
+    let steer = match Steer::attach(ifi.index, &ifname, &mut reasons) {
+        Ok(s) => Some(s),
+        // Receiving needs our program: without it there is no TCP over AF_XDP.
+        Err(e) if req.rx_frames > 0 => {
+            return Err(unavailable(format!(
+                "XDP program on {ifname}: {}",
+                e.chain()
+            )))
+        }
+        Err(e) => {
+            reasons.push(format!(
+                "no XDP program on {ifname} (AF_XDP TX works without it): {}",
+                e.chain()
+            ));
+            None
+        }
+    };
+
+    let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
+    let qc = |queue: u32, zerocopy: bool| QueueConfig {
+        ifname: &ifname,
+        ifindex: ifi.index,
+        queue,
+        ring,
+        frame_size,
+        zerocopy,
+        rx_frames: req.rx_frames,
+        offload: cfg.checksum != ChecksumChoice::Software,
+        max_frame: (mtu + l2) as usize,
+    };
+    let mut queues = Vec::with_capacity(nq as usize);
+    let mut zerocopy = true;
+    let mut budget = true;
+    for q in 0..nq {
+        let mut queue = open_queue(&qc(q, zerocopy), &mut zerocopy, &mut reasons)?;
+        if q == 0 && cfg.checksum != ChecksumChoice::Software && !queue.caps().csum_offload {
+            let why =
+                "the kernel refused a UMEM with TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+)";
+            if cfg.checksum == ChecksumChoice::Offload {
+                return Err(unavailable(format!("checksum offload on {ifname}: {why}")));
+            }
+            reasons.push(format!("checksum offload: {why}; checksums in software"));
+        }
+        if let Some(s) = &steer {
+            s.add_socket(q, queue.as_fd())?;
+        }
+        budget &= queue.set_tx_budget(TX_BUDGET).is_ok();
+        queues.push(queue);
+    }
+    if !budget {
+        reasons.push(
+            "XDP_MAX_TX_SKB_BUDGET refused: one kick sends the kernel's default of 32 frames"
+                .into(),
+        );
+    }
+    if let (Proto::Tcp, Some(s)) = (cfg.proto, &steer) {
+        s.add_flow(tcp::PROTO_TCP, ends.src.port(), cfg.peer)?;
+    }
+    let flows: Vec<Flow> = ends
+        .ports
+        .iter()
+        .map(|&port| Flow {
+            src_mac: ifi.mac,
+            dst_mac,
+            vlan: cfg.vlan,
+            src: SocketAddr::new(ends.src.ip(), port),
+            dst: cfg.peer,
+        })
+        .collect();
+    let xdp_mode = steer.as_ref().map_or("none", |s| s.mode);
+    let copy_mode = if zerocopy { "zerocopy" } else { "copy" };
+    let info = BackendInfo {
+        backend: "xdp",
+        mode: format!("{xdp_mode}/{copy_mode}"),
+        iface: Some(ifname.clone()),
+        mtu: Some(mtu),
+        max_datagram: (cfg.proto == Proto::Udp)
+            .then(|| UdpFramer::new(&flows[0], mtu).max_payload() as u64),
+        fallback_reasons: reasons,
+        xdp_mode: Some(xdp_mode.into()),
+        copy_mode: Some(copy_mode.into()),
+        queues: Some(nq),
+        ring_size: Some(ring),
+        frame_size: Some(frame_size),
+        checksum: Some(
+            if queues[0].caps().csum_offload {
+                "offload"
+            } else {
+                "software"
+            }
+            .into(),
+        ),
+        tx_budget: budget.then_some(TX_BUDGET),
+        dst_mac: Some(dst_mac.to_string()),
+    };
+    Ok(Port {
+        queues,
+        flows,
+        mtu,
+        info,
+        hold: Box::new((steer, ends.sockets)),
+    })
+}
+
+/// Open one queue: zero-copy first (while it is still possible), then copy mode;
+/// `zerocopy` says which was had. Why zero-copy was refused goes to `reasons` once.
+fn open_queue(
+    qc: &QueueConfig<'_>,
+    zerocopy: &mut bool,
+    reasons: &mut Vec<String>,
+) -> Result<XdpQueue> {
+    let copy = |qc: &QueueConfig<'_>| {
+        XdpQueue::open(&QueueConfig {
+            zerocopy: false,
+            ..*qc
+        })
+        .map_err(|e| {
+            let what = format!("AF_XDP socket on {} queue {}: {e}", qc.ifname, qc.queue);
+            match e.raw_os_error() {
+                Some(libc::EPERM) => Error::NoPermission { what },
+                _ => unavailable(what),
+            }
+        })
+    };
+    if !*zerocopy {
+        return copy(qc);
+    }
+    match XdpQueue::open(qc) {
+        Ok(q) => Ok(q),
+        Err(e) => {
+            reasons.push(format!("zero-copy on {}: {e}", qc.ifname));
+            *zerocopy = false;
+            copy(qc)
+        }
+    }
+}
+
+/// Kernel sockets that hold our addresses: the kernel neither hands our source ports out
+/// again nor answers for them, and they tell the source address and the path MTU.
+struct Endpoints {
+    /// Source address and queue 0's port.
+    src: SocketAddr,
+    /// Source port of each queue.
+    ports: Vec<u16>,
+    /// MTU of the route to the peer.
+    path_mtu: u32,
+    sockets: Vec<Socket>,
+}
+
+impl Endpoints {
+    /// UDP: a connected socket (source address and port, path MTU) and one bound socket per
+    /// further queue. TCP: a connected UDP socket for the source address and path MTU, and a
+    /// bound, never listening TCP socket that reserves the local port.
+    fn reserve(cfg: &ConnConfig, nq: u32) -> Result<Self> {
+        let new = |ty: Type, proto: Protocol| -> Result<Socket> {
+            let s = Socket::new(Domain::for_address(cfg.peer), ty, Some(proto))
+                .map_err(|e| Error::io("creating a port-reserving socket", e))?;
+            if let Some(i) = &cfg.iface {
+                s.bind_device(Some(i.as_bytes()))
+                    .map_err(|e| Error::io(format!("binding to interface {i}"), e))?;
+            }
+            Ok(s)
+        };
+        let bind = |s: &Socket, a: SocketAddr| {
+            s.bind(&a.into())
+                .map_err(|e| Error::io(format!("binding {a}"), e))
+        };
+        let local = |s: &Socket| {
+            s.local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| unavailable("no local address for the flow".into()))
+        };
+        let probe = new(Type::DGRAM, Protocol::UDP)?;
+        if let Some(b) = cfg.bind {
+            let b = match cfg.proto {
+                Proto::Udp => b,
+                Proto::Tcp => SocketAddr::new(b.ip(), 0),
+            };
+            bind(&probe, b)?;
+        }
+        probe
+            .connect(&cfg.peer.into())
+            .map_err(|e| Error::Connect {
+                addr: cfg.peer,
+                source: e,
+            })?;
+        let path_mtu = sock::path_mtu(probe.as_fd(), cfg.peer.is_ipv6())
+            .map_err(|e| Error::io(format!("reading the path MTU to {}", cfg.peer), e))?;
+        let mut src = local(&probe)?;
+        let mut sockets = vec![];
+        if cfg.proto == Proto::Tcp {
+            let reserve = new(Type::STREAM, Protocol::TCP)?;
+            let want = SocketAddr::new(src.ip(), cfg.bind.map_or(0, |b| b.port()));
+            reserve
+                .bind(&want.into())
+                .map_err(|e| Error::io(format!("reserving local TCP port {want}"), e))?;
+            src = local(&reserve)?;
+            sockets.push(reserve);
+        }
+        let mut ports = vec![src.port()];
+        for _ in 1..nq {
+            let s = new(Type::DGRAM, Protocol::UDP)?;
+            bind(&s, SocketAddr::new(src.ip(), 0))?;
+            ports.push(local(&s)?.port());
+            sockets.push(s);
+        }
+        sockets.push(probe);
+        Ok(Endpoints {
+            src,
+            ports,
+            path_mtu,
+            sockets,
+        })
+    }
+}
+
+/// RX queues of an interface (sysfs); 1 if unknown.
+fn rx_queues(ifname: &str) -> usize {
+    std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count()
+        })
+        .unwrap_or(1)
+}

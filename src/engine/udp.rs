@@ -1,0 +1,274 @@
+//! The UDP sender over any device: datagram boundaries from the job (end-of-packet flags or a
+//! send size), the xsend chunk header and end markers for chunked sends, one thread per
+//! queue, each sending its share (`index % queues`).
+//!
+//! Per batch of up to [`BATCH`] datagrams: take a buffer each, read every file piece of the
+//! batch straight into its buffer ([`FileReads`]), then write headers, memory pieces and
+//! checksums (over bytes now hot in cache) and submit. Nothing is allocated per datagram.
+
+use crate::device::{Port, TxQueue};
+use crate::engine::fill::{write_payload, FileReads};
+use crate::engine::{on_threads, Job, OpCtx, Totals, Transport};
+use crate::error::{Error, Result};
+use crate::options::TransmitFlags;
+use crate::report::{BackendInfo, SendStats};
+use crate::sansio::cut::{Boundaries, Datagrams, Span};
+use crate::sansio::framer::{FrameError, UdpFramer};
+use crate::sansio::wire::xsend;
+use crate::sys::thread::realtime_ns;
+
+/// Datagrams per batch.
+const BATCH: usize = 64;
+/// End-of-stream markers after a chunked send (UDP may drop one).
+const END_MARKERS: usize = 3;
+
+/// A UDP "connection" over a device's queues.
+pub(crate) struct UdpTransport<D> {
+    port: Port<D>,
+    framers: Vec<UdpFramer>,
+    max_payload: u64,
+    usable: bool,
+}
+
+impl<D: TxQueue> UdpTransport<D> {
+    /// The sender over an opened port: one framer per queue (its own source port).
+    pub(crate) fn new(port: Port<D>) -> Self {
+        let framers: Vec<UdpFramer> = port
+            .flows
+            .iter()
+            .zip(&port.queues)
+            .map(|(f, q)| {
+                let mut fr = UdpFramer::new(f, port.mtu);
+                fr.set_checksum_offload(q.caps().csum_offload);
+                fr
+            })
+            .collect();
+        UdpTransport {
+            max_payload: framers[0].max_payload() as u64,
+            framers,
+            port,
+            usable: true,
+        }
+    }
+
+    /// The port (tests look at the fake device's frames).
+    #[cfg(test)]
+    pub(crate) fn port(&self) -> &Port<D> {
+        &self.port
+    }
+
+    fn send_inner(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
+        let bounds = job.check_datagrams(self.max_payload)?;
+        let nq = self.port.queues.len() as u64;
+        let totals = Totals::default();
+        let shares: Vec<_> = self.port.queues.iter_mut().zip(&mut self.framers).collect();
+        let results = on_threads(shares, |q, (dev, framer)| {
+            send_share(dev, framer, job, bounds, q as u64, nq, ctx, &totals)
+        });
+        let mut total = SendStats::default();
+        for r in results {
+            let s = r?;
+            total.bytes += s.bytes;
+            total.packets += s.packets;
+        }
+        if let Some(flow) = job.chunk_header {
+            let end = xsend::Repr {
+                flags: xsend::FLAG_END,
+                flow,
+                seq: total.packets,
+                offset: total.bytes,
+                timestamp_ns: realtime_ns(),
+            };
+            let mut h = [0u8; xsend::HEADER_LEN];
+            end.emit(&mut h);
+            let (dev, framer) = (&mut self.port.queues[0], &mut self.framers[0]);
+            for _ in 0..END_MARKERS {
+                let mut buf = dev.alloc_wait()?;
+                let len = framer
+                    .emit(dev.data(&mut buf), h.len(), |w| w.put(&h))
+                    .map_err(frame_error);
+                match len {
+                    Ok(len) => dev.submit(buf, len, framer.checksum_request())?,
+                    Err(e) => {
+                        dev.free(buf);
+                        return Err(e);
+                    }
+                }
+            }
+            dev.drain()?;
+        }
+        ctx.progress(total.bytes, total.packets);
+        if job.flags.contains(TransmitFlags::DISCONNECT) {
+            self.usable = false;
+        }
+        Ok(total)
+    }
+}
+
+/// A datagram that does not fit its frame: validation happens before anything is sent, so
+/// this only reports a frame the device cannot hold.
+fn frame_error(e: FrameError) -> Error {
+    match e {
+        FrameError::TooLarge { len, max } => Error::MessageTooLarge {
+            len: len as u64,
+            max: max as u64,
+        },
+        FrameError::BufferTooSmall { .. } => {
+            Error::io("framing a datagram", std::io::Error::other(e.to_string()))
+        }
+    }
+}
+
+/// One datagram of a batch: its buffer and its place in the stream.
+struct Slot<B> {
+    buf: B,
+    span: Span,
+    seq: u64,
+    off: u64,
+}
+
+/// Send this queue's share (`index % nq == q`) of the job's datagrams.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_share<D: TxQueue>(
+    dev: &mut D,
+    framer: &mut UdpFramer,
+    job: &Job,
+    bounds: Boundaries,
+    q: u64,
+    nq: u64,
+    ctx: &OpCtx,
+    totals: &Totals,
+) -> Result<SendStats> {
+    let segs = &job.payload.segments;
+    let hlen = job.header_len() as usize;
+    let at = framer.header_len() + hlen;
+    let mut stats = SendStats::default();
+    let mut reported = SendStats::default();
+    let (mut index, mut stream_off, mut turn) = (0u64, 0u64, 0u64);
+    let mut spans = Datagrams::new(segs, bounds);
+    // Per-operation buffers: the per-datagram work below allocates nothing.
+    let mut slots: Vec<Slot<D::Buf>> = Vec::with_capacity(BATCH);
+    let mut reads = FileReads::with_capacity(BATCH * 2);
+    let mut hdr = [0u8; xsend::HEADER_LEN];
+    let csum = framer.checksum_request();
+    let result = 'batches: loop {
+        reads.clear();
+        // 1. This queue's next datagrams, a buffer each, their file pieces planned.
+        while slots.len() < BATCH {
+            let Some(span) = spans.by_ref().find_map(|span| {
+                let mine = turn == q;
+                turn = if turn + 1 == nq { 0 } else { turn + 1 };
+                let (seq, off) = (index, stream_off);
+                index += 1;
+                stream_off += span.len;
+                mine.then_some((span, seq, off))
+            }) else {
+                break;
+            };
+            let (span, seq, off) = span;
+            let buf = match dev.alloc_wait() {
+                Ok(b) => b,
+                Err(e) => break 'batches Err(e),
+            };
+            reads.plan(segs, span, slots.len(), at);
+            slots.push(Slot {
+                buf,
+                span,
+                seq,
+                off,
+            });
+        }
+        if slots.is_empty() {
+            break Ok(());
+        }
+        // 2. File bytes into the buffers: one preadv per contiguous run.
+        let mut data: arrayvec::ArrayVec<&mut [u8], BATCH> =
+            slots.iter_mut().map(|s| dev.data(&mut s.buf)).collect();
+        if let Err(e) = reads.read(&mut data) {
+            break Err(e);
+        }
+        drop(data);
+        // 3. Headers, memory pieces, checksums; submit.
+        let ts = realtime_ns();
+        let mut failed = None;
+        for mut s in slots.drain(..) {
+            if failed.is_some() {
+                dev.free(s.buf);
+                continue;
+            }
+            if let Some(flow) = job.chunk_header {
+                xsend::Repr {
+                    flags: 0,
+                    flow,
+                    seq: s.seq,
+                    offset: s.off,
+                    timestamp_ns: ts,
+                }
+                .emit(&mut hdr);
+            }
+            let len = framer.emit(dev.data(&mut s.buf), hlen + s.span.len as usize, |w| {
+                w.put(&hdr[..hlen]);
+                write_payload(w, segs, s.span);
+            });
+            match len.map_err(frame_error) {
+                Ok(len) => {
+                    if let Err(e) = dev.submit(s.buf, len, csum) {
+                        failed = Some(e);
+                    } else {
+                        stats.packets += 1;
+                        stats.bytes += s.span.len;
+                    }
+                }
+                Err(e) => {
+                    dev.free(s.buf);
+                    failed = Some(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            break Err(e);
+        }
+        // Once per batch: progress over all queues, cancellation.
+        let (b, n) = totals.add(stats, &mut reported);
+        ctx.progress(b, n);
+        if let Err(e) = ctx.check_cancel(b) {
+            break Err(e);
+        }
+    };
+    // Buffers of a batch that failed go back to the queue.
+    for s in slots.drain(..) {
+        dev.free(s.buf);
+    }
+    result?;
+    dev.drain()?;
+    totals.add(stats, &mut reported);
+    Ok(stats)
+}
+
+impl<D: TxQueue + 'static> Transport for UdpTransport<D> {
+    fn info(&self) -> &BackendInfo {
+        &self.port.info
+    }
+
+    fn validate(&self, job: &Job) -> Result<()> {
+        job.check_datagrams(self.max_payload).map(drop)
+    }
+
+    fn send(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
+        let r = self.send_inner(job, ctx);
+        if r.is_err() {
+            // Frames of a failed send may still wait in a batch: take their buffers back.
+            for q in &mut self.port.queues {
+                q.abandon();
+            }
+            if matches!(r, Err(Error::InterfaceDown { .. })) {
+                self.usable = false;
+            }
+        }
+        r
+    }
+
+    fn usable(&self) -> bool {
+        self.usable
+    }
+}

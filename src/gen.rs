@@ -1,0 +1,197 @@
+//! The line-rate generator behind `xsend bench`: synthetic UDP datagrams (a sequence number,
+//! valid IP and UDP checksums) or stateless TCP segments, of fixed, listed, weighted or IMIX
+//! sizes, over one or many flows, as fast as possible or on an open-loop schedule
+//! (`--pps`/`--bps`), on AF_XDP with one pinned thread per queue.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xsend::gen::{GenSpec, Imix};
+//!
+//! # fn main() -> xsend::Result<()> {
+//! let mut gen = xsend::Connection::udp("198.18.0.2:9".parse().unwrap()).generator()?;
+//! let mut spec = GenSpec::new(Imix::parse("64").unwrap());
+//! spec.duration = Some(Duration::from_secs(5));
+//! let r = gen.run(&spec)?;
+//! println!("{} packets in {:.2} s over {}", r.packets, r.seconds, gen.info().mode);
+//! # Ok(()) }
+//! ```
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::api::CancelHandle;
+use crate::device::xdp::{self, XdpQueue};
+use crate::device::{Port, TxQueue};
+use crate::engine::gen::{generate, GenFramers, GenLoop};
+use crate::engine::{on_threads, OpCtx, Totals};
+use crate::error::{Error, Result};
+use crate::options::{ConnConfig, ProgressFn, Proto};
+use crate::report::BackendInfo;
+pub use crate::sansio::flows::{FlowRanges, MAX_FLOWS};
+use crate::sansio::framer::{TcpFramer, UdpFramer};
+pub use crate::sansio::pacing::Imix;
+use crate::sansio::pacing::Pacer;
+use crate::stats::{self, Percentiles};
+use crate::sys::thread::pin_to_cpu;
+
+/// What a generator run should send.
+#[derive(Debug, Clone)]
+pub struct GenSpec {
+    /// Ethernet frame lengths without FCS (headers included), with weights.
+    pub sizes: Imix,
+    /// Target packets per second over all queues (`None`: as fast as possible).
+    pub rate_pps: Option<f64>,
+    /// Packets due together under a rate (≥ 1).
+    pub burst: u64,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many frames (over all queues).
+    pub count: Option<u64>,
+    /// Frame TCP segments instead of UDP datagrams (`--tcp-stateless`): ACK|PSH segments
+    /// with consistent sequence numbers (advancing by the payload) and valid checksums, no
+    /// handshake, for device-under-test benchmarking.
+    pub tcp_stateless: bool,
+    /// Multi-flow: ranges (inclusive) substituted into each queue's flow; packets cycle
+    /// through every combination, round robin. `None` keeps the connection's value.
+    pub flows: FlowRanges,
+}
+
+impl GenSpec {
+    /// Frames of `sizes`, unpaced, until stopped (set `duration` or `count`).
+    pub fn new(sizes: Imix) -> Self {
+        GenSpec {
+            sizes,
+            rate_pps: None,
+            burst: 1,
+            duration: None,
+            count: None,
+            tcp_stateless: false,
+            flows: FlowRanges::default(),
+        }
+    }
+}
+
+/// What a generator run sent (frames whose completion came back).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GenReport {
+    /// Frames.
+    pub packets: u64,
+    /// Frame bytes (without FCS).
+    pub bytes: u64,
+    /// Wall time from the first submission to the last completion.
+    pub seconds: f64,
+    /// Time from TX-ring submission to completion (per batch, every frame counted).
+    pub completion: Option<Percentiles>,
+    /// With a rate: time between consecutive departures (frames handed to the ring).
+    pub inter_departure: Option<Percentiles>,
+    /// With a rate: how late each frame was handed to the ring against its schedule.
+    pub lateness: Option<Percentiles>,
+}
+
+/// A frame generator on AF_XDP queues.
+pub struct Generator {
+    port: Port<XdpQueue>,
+    cancel: CancelHandle,
+    progress: Option<ProgressFn>,
+}
+
+impl Generator {
+    /// Open AF_XDP for `cfg` (its peer, interface, MAC, queues, ring and checksum choice).
+    pub(crate) fn open(mut cfg: ConnConfig) -> Result<Self> {
+        cfg.proto = Proto::Udp;
+        let port = xdp::open(&xdp::Request {
+            cfg: &cfg,
+            rx_frames: 0,
+        })?;
+        Ok(Generator {
+            port,
+            cancel: CancelHandle::new(),
+            progress: cfg.progress,
+        })
+    }
+
+    /// What was obtained.
+    pub fn info(&self) -> &BackendInfo {
+        &self.port.info
+    }
+
+    /// A handle that stops a running [`Generator::run`] (it returns what was sent so far).
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// Send until the spec's duration or count is reached, or the run is cancelled.
+    pub fn run(&mut self, spec: &GenSpec) -> Result<GenReport> {
+        let mtu = self.port.mtu;
+        let mut framers = Vec::with_capacity(self.port.flows.len());
+        for f in &self.port.flows {
+            let flows = spec.flows.expand(f)?;
+            framers.push(if spec.tcp_stateless {
+                GenFramers::Tcp(flows.iter().map(|f| TcpFramer::new(f, mtu)).collect())
+            } else {
+                GenFramers::Udp(flows.iter().map(|f| UdpFramer::new(f, mtu)).collect())
+            });
+        }
+        let hdr = framers[0].header_len();
+        let caps = *self.port.queues[0].caps();
+        let max_payload = UdpFramer::new(&self.port.flows[0], mtu).max_payload();
+        let max = (UdpFramer::new(&self.port.flows[0], mtu).frame_len(max_payload))
+            .min(caps.buf_capacity)
+            .min(caps.max_frame);
+        let min = hdr.max(60);
+        for &(size, _) in spec.sizes.sizes() {
+            if size < min || size > max {
+                return Err(Error::InvalidOption(format!(
+                    "frame size {size} outside {min}..={max} for this path (headers {hdr} bytes, MTU {mtu})"
+                )));
+            }
+        }
+        let nq = self.port.queues.len() as u64;
+        let start = Instant::now();
+        let deadline = spec.duration.map(|d| start + d);
+        let totals = Totals::default();
+        let ctx = OpCtx {
+            cancel: self.cancel.flag(),
+            progress: self.progress.clone(),
+            total: 0,
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let work: Vec<_> = self.port.queues.iter_mut().zip(framers).collect();
+        let results = on_threads(work, |q, (dev, fr)| {
+            // With several queues, one TX thread per CPU (best effort).
+            if nq > 1 {
+                let _ = pin_to_cpu(q % cpus);
+            }
+            let q = q as u64;
+            let run = GenLoop {
+                sizes: spec.sizes.clone(),
+                // The rate and the count split over queues: the first `count % nq` send one
+                // more.
+                pacer: spec
+                    .rate_pps
+                    .map(|r| Pacer::new(r / nq as f64, spec.burst, 0)),
+                limit: spec.count.map(|c| c / nq + u64::from(q < c % nq)),
+                deadline,
+            };
+            generate(dev, fr, run, &ctx, &totals)
+        });
+        let mut r = GenReport {
+            seconds: start.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        let mut hists = [stats::histogram(), stats::histogram(), stats::histogram()];
+        for x in results {
+            let (s, h) = x?;
+            r.packets += s.packets;
+            r.bytes += s.bytes;
+            for (all, one) in hists.iter_mut().zip(h.iter()) {
+                let _ = all.add(one);
+            }
+        }
+        r.completion = Percentiles::of(&hists[0]);
+        r.inter_departure = Percentiles::of(&hists[1]);
+        r.lateness = Percentiles::of(&hists[2]);
+        Ok(r)
+    }
+}

@@ -1,0 +1,154 @@
+//! Option types shared by every layer (a leaf module: it depends on nothing but the wire
+//! types): protocol, backend and checksum choices, transmit flags, progress, and
+//! [`ConnConfig`], everything needed to open a connection, with its defaults.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::sansio::wire::ethernet::MacAddr;
+
+/// Transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP: a byte stream, ended by FIN with [`TransmitFlags::DISCONNECT`].
+    Tcp,
+    /// UDP: datagrams as the elements' end_of_packet flags (or a send size) say.
+    Udp,
+}
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// Best available: AF_XDP, else kernel sockets; the reason is reported.
+    #[default]
+    Auto,
+    /// Kernel sockets (`sendfile(2)` / `sendmmsg(2)`).
+    Kernel,
+    /// AF_XDP only; an error if it cannot be had.
+    Xdp,
+}
+
+/// AF_XDP: who computes the UDP/TCP checksums of the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumChoice {
+    /// Offload through AF_XDP TX metadata (`XDP_TXMD_FLAGS_CHECKSUM`) when the kernel accepts
+    /// it, software otherwise; [`BackendInfo::checksum`](crate::BackendInfo) says which.
+    #[default]
+    Auto,
+    /// Always in user space (frames are complete when they leave: what a capture on a veth
+    /// peer shows is what the wire carries).
+    Software,
+    /// Offload only; an error if the kernel refuses TX metadata.
+    Offload,
+}
+
+bitflags::bitflags! {
+    /// .NET's `TransmitFileOptions`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct TransmitFlags: u32 {
+        /// Close the sending side after the data (TCP FIN). The connection can no longer
+        /// send unless `REUSE_SOCKET` is also given.
+        const DISCONNECT = 0x01;
+        /// With `DISCONNECT`: the connection may [`reconnect`](crate::Connection::reconnect)
+        /// afterwards.
+        const REUSE_SOCKET = 0x02;
+        /// Return once the bytes are queued; do not wait for the peer to acknowledge them.
+        const WRITE_BEHIND = 0x04;
+        /// Drive the send on the calling thread (the operation is complete when the call
+        /// returns) instead of a background driver thread.
+        const CALLER_THREAD = 0x10;
+    }
+}
+
+/// `send_size`: let xsend choose (MSS for TCP; end_of_packet flags for UDP datagrams, or the
+/// largest datagram for chunked sends).
+pub const SEND_SIZE_AUTO: u32 = 0;
+/// `send_size`: the elements' end_of_packet flags define every datagram / push.
+pub const SEND_SIZE_PACKETS: u32 = u32::MAX;
+
+/// Progress of a running operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Payload bytes handed to the wire so far.
+    pub bytes: u64,
+    /// Datagrams (UDP) or send calls (TCP) so far.
+    pub packets: u64,
+    /// Total payload bytes of the operation.
+    pub total: u64,
+}
+
+/// A progress callback (called from the thread driving the send, once per batch).
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// AF_XDP TX ring size (descriptors) unless asked otherwise.
+pub const DEFAULT_RING_SIZE: u32 = 2048;
+
+/// Everything needed to open (and re-open) a connection.
+#[derive(Clone)]
+pub struct ConnConfig {
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// Protocol.
+    pub proto: Proto,
+    /// Requested backend.
+    pub backend: BackendChoice,
+    /// Interface to send from.
+    pub iface: Option<String>,
+    /// Local address to bind.
+    pub bind: Option<SocketAddr>,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// How long unacknowledged data may stay outstanding before the send fails.
+    pub user_timeout: Duration,
+    /// Called with progress during sends.
+    pub progress: Option<ProgressFn>,
+    /// AF_XDP: destination MAC instead of a neighbour-table lookup.
+    pub dst_mac: Option<MacAddr>,
+    /// AF_XDP: 802.1Q VLAN tag for the frames.
+    pub vlan: Option<u16>,
+    /// AF_XDP: queues to send on (one socket and thread each).
+    pub queues: u32,
+    /// AF_XDP: ring size in descriptors.
+    pub ring_size: u32,
+    /// AF_XDP: checksum offload or software.
+    pub checksum: ChecksumChoice,
+}
+
+impl ConnConfig {
+    /// The defaults for `peer` over `proto`: backend auto, connect timeout 5 s, user timeout
+    /// 10 s, one queue, [`DEFAULT_RING_SIZE`] descriptors, checksums offloaded when possible.
+    pub fn new(peer: SocketAddr, proto: Proto) -> Self {
+        ConnConfig {
+            peer,
+            proto,
+            backend: BackendChoice::Auto,
+            iface: None,
+            bind: None,
+            connect_timeout: Duration::from_secs(5),
+            user_timeout: Duration::from_secs(10),
+            progress: None,
+            dst_mac: None,
+            vlan: None,
+            queues: 1,
+            ring_size: DEFAULT_RING_SIZE,
+            checksum: ChecksumChoice::Auto,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnConfig")
+            .field("peer", &self.peer)
+            .field("proto", &self.proto)
+            .field("backend", &self.backend)
+            .field("iface", &self.iface)
+            .field("vlan", &self.vlan)
+            .field("queues", &self.queues)
+            .finish_non_exhaustive()
+    }
+}

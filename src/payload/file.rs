@@ -1,0 +1,157 @@
+//! A file being sent: opened and mapped read-only once per operation, read into frames by the
+//! kernel (`preadv`) or through the mapping, with truncation by another process reported as
+//! [`Error::FileTruncated`], never as SIGBUS or as zeros on the wire.
+
+use std::fs::File;
+use std::io::{self, IoSliceMut};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// A read-only file with its mapping, sized once at validation time.
+#[derive(Debug)]
+pub(crate) struct MappedFile {
+    path: PathBuf,
+    file: Arc<File>,
+    map: Option<Mmap>,
+    size: u64,
+    guard: Option<sys::sigbus::Guard>,
+}
+
+impl MappedFile {
+    /// Open and map `path` read-only.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        Self::from_file(Arc::new(file), path.to_path_buf())
+    }
+
+    /// Map an already opened file; `path` is only used in messages.
+    pub(crate) fn from_file(file: Arc<File>, path: PathBuf) -> Result<Self> {
+        let meta = file.metadata().map_err(|e| Error::FileIo {
+            path: path.clone(),
+            source: e,
+        })?;
+        let ft = meta.file_type();
+        if !ft.is_file() {
+            let kind = if ft.is_dir() {
+                "directory"
+            } else if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_socket() {
+                "socket"
+            } else if ft.is_char_device() {
+                "character device"
+            } else if ft.is_block_device() {
+                "block device"
+            } else {
+                "not a regular file"
+            };
+            return Err(Error::NotAFile { path, kind });
+        }
+        let size = meta.len();
+        let map = if size == 0 {
+            None
+        } else {
+            Some(sys::file::map_readonly(&file).map_err(|e| Error::FileIo {
+                path: path.clone(),
+                source: e,
+            })?)
+        };
+        let guard = map
+            .as_ref()
+            .map(|m| sys::sigbus::register(m.as_ptr(), m.len()));
+        Ok(MappedFile {
+            path,
+            file,
+            map,
+            size,
+            guard,
+        })
+    }
+
+    /// Size of the file when it was mapped.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The mapped bytes (empty for an empty file).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// True if a user-space read through the mapping hit a page past the file's end (the
+    /// file was truncated; the read saw zeros, see [`sys::sigbus`]).
+    pub(crate) fn read_fault(&self) -> bool {
+        self.guard.as_ref().is_some_and(sys::sigbus::truncated)
+    }
+
+    /// Read `[offset, offset + len)` into `bufs` (which hold exactly `len` bytes) with the
+    /// kernel (`preadv`, no page faults in user space). A short read, or a fault because the
+    /// file shrank, is [`Error::FileTruncated`].
+    pub(crate) fn read_exact_at(
+        &self,
+        offset: u64,
+        len: usize,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Result<()> {
+        match sys::file::preadv_all(self.file.as_fd(), bufs, offset) {
+            Ok(n) if n >= len => Ok(()),
+            Ok(_) => Err(self.truncated(offset + len as u64)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EFAULT | libc::EIO)) => {
+                Err(self.truncated(offset + len as u64))
+            }
+            Err(e) => Err(Error::FileIo {
+                path: self.path.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Drop this process's page-table entries for `[offset, offset + len)` so sent data
+    /// stops counting as resident (the bytes stay in the page cache).
+    pub(crate) fn release(&self, offset: u64, len: u64) {
+        if let Some(m) = &self.map {
+            sys::file::release_pages(m, offset, len);
+        }
+    }
+
+    /// Current size on disk (to tell a truncation from other failures).
+    pub(crate) fn current_size(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The error to report when a read of `[.., needed)` failed or came back short.
+    pub(crate) fn truncated(&self, needed: u64) -> Error {
+        Error::FileTruncated {
+            path: self.path.clone(),
+            needed,
+            size: self.current_size(),
+        }
+    }
+}
+
+fn open_error(path: &Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => Error::FileNotFound {
+            path: path.to_path_buf(),
+        },
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+            path: path.to_path_buf(),
+        },
+        _ => Error::FileIo {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}

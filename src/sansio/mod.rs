@@ -1,0 +1,19 @@
+//! The sans-IO core: protocol logic with no I/O, no clock of its own and no libc, so that it
+//! is unit tested, property tested and fuzzed on its own.
+//!
+//! - [`wire`]: typed views over packet bytes (smoltcp style: `new_checked`, accessors,
+//!   `Repr::parse`/`emit`) for Ethernet/VLAN, IPv4, IPv6, UDP, TCP and the xsend header;
+//! - [`framer`]: per-flow header templates that turn payloads into frames (lengths, IDs,
+//!   checksums), never past the MTU or the buffer;
+//! - [`tcp`]: the TCP sender state machine (congestion control behind a trait, SACK
+//!   scoreboard);
+//! - [`pacing`]: the open-loop pacer and frame-size mixes;
+//! - [`cut`]: cutting a payload into datagrams;
+//! - [`flows`]: multi-flow ranges.
+
+pub mod cut;
+pub mod flows;
+pub mod framer;
+pub mod pacing;
+pub mod tcp;
+pub mod wire;

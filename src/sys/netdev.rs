@@ -1,0 +1,77 @@
+//! Network interfaces in the calling thread's namespace: index, name, MAC, MTU, flags.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Interface index of `name`.
+pub(crate) fn if_nametoindex(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Name of interface `index`.
+pub(crate) fn if_indextoname(index: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write (NUL included).
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    let b = name.as_bytes();
+    if b.len() >= r.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    for (d, s) in r.ifr_name.iter_mut().zip(b) {
+        *d = *s as libc::c_char;
+    }
+    Ok(r)
+}
+
+fn ifreq_ioctl(name: &str, req: libc::c_ulong) -> io::Result<libc::ifreq> {
+    let mut r = ifreq(name)?;
+    let s =
+        std::net::UdpSocket::bind("0.0.0.0:0").or_else(|_| std::net::UdpSocket::bind("[::]:0"))?;
+    // SAFETY: the request reads ifr_name and writes the union of the live ifreq.
+    syscall!(ioctl(s.as_raw_fd(), req, &mut r))?;
+    Ok(r)
+}
+
+/// MAC address of an interface.
+pub(crate) fn if_hwaddr(name: &str) -> io::Result<[u8; 6]> {
+    let r = ifreq_ioctl(name, libc::SIOCGIFHWADDR)?;
+    // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member.
+    let sa = unsafe { r.ifr_ifru.ifru_hwaddr };
+    let mut m = [0u8; 6];
+    for (d, s) in m.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(m)
+}
+
+/// MTU of an interface.
+pub(crate) fn if_mtu(name: &str) -> io::Result<u32> {
+    let r = ifreq_ioctl(name, libc::SIOCGIFMTU)?;
+    // SAFETY: SIOCGIFMTU filled the ifru_mtu member.
+    Ok(unsafe { r.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// True if the interface is administratively and operationally up.
+pub(crate) fn if_running(name: &str) -> io::Result<bool> {
+    let r = ifreq_ioctl(name, libc::SIOCGIFFLAGS)?;
+    // SAFETY: SIOCGIFFLAGS filled the ifru_flags member.
+    let f = unsafe { r.ifr_ifru.ifru_flags } as libc::c_int;
+    Ok(f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
+}

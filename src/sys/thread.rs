@@ -1,0 +1,34 @@
+//! The calling thread and process: network namespace, CPU affinity, clock, credentials.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Enter the named network namespace (`/run/netns/NAME`) on the calling thread.
+pub(crate) fn enter_netns(name: &str) -> io::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
+    // SAFETY: setns only reads the descriptor, which `f` keeps open for the call.
+    syscall!(setns(f.as_raw_fd(), libc::CLONE_NEWNET)).map(drop)
+}
+
+/// Pin the calling thread to one CPU (`sched_setaffinity`).
+pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes inside the set (it checks `cpu` against the set's size).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of the live set.
+    syscall!(sched_setaffinity(
+        0,
+        std::mem::size_of::<libc::cpu_set_t>(),
+        &set
+    ))
+    .map(drop)
+}
+
+/// Current CLOCK_REALTIME in ns (vDSO, no syscall).
+pub(crate) fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

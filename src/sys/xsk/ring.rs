@@ -1,0 +1,330 @@
+//! The four AF_XDP rings, typed: [`TxRing`] and [`FillRing`] take chunk tokens to the kernel,
+//! [`CompRing`] and [`RxRing`] bring them back. Each ring owns its mapping.
+//!
+//! The protocol is libxdp's: single producer, single consumer, free-running 32-bit indices
+//! with acquire/release ordering, cached copies of the other side's index.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::umem::{Chunk, RxDesc};
+use crate::sys::mmap::Mapping;
+
+/// One mapped ring: producer and consumer indices, flags and the descriptor array.
+struct Ring<T> {
+    /// Owned: unmapped when the ring is dropped.
+    _map: Mapping,
+    producer: *const AtomicU32,
+    consumer: *const AtomicU32,
+    flags: *const AtomicU32,
+    descs: *mut T,
+    mask: u32,
+    size: u32,
+    /// Producer rings: our producer index and the last known consumer index + size.
+    /// Consumer rings: our consumer index and the last known producer index.
+    cached_prod: u32,
+    cached_cons: u32,
+}
+
+// SAFETY: the pointers point into `map`, which the ring owns; a ring is used by one thread at
+// a time (moved between threads, never shared: its methods take `&mut self` or only read).
+unsafe impl<T> Send for Ring<T> {}
+
+impl<T: Copy> Ring<T> {
+    /// Map ring `pgoff` of socket `fd`, `size` entries (a power of two), at the kernel's
+    /// offsets `off`.
+    fn map(
+        fd: BorrowedFd<'_>,
+        off: &libc::xdp_ring_offset,
+        pgoff: libc::off_t,
+        size: u32,
+        producer: bool,
+    ) -> io::Result<Self> {
+        assert!(size.is_power_of_two());
+        let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
+        let map = Mapping::shared(fd, len, pgoff)?;
+        let base = map.ptr();
+        // The kernel's offsets must lie inside what we mapped.
+        let inside = |o: u64, n: usize| o as usize + n <= len;
+        if !(inside(off.producer, 4) && inside(off.consumer, 4) && inside(off.flags, 4)) {
+            return Err(io::Error::other("ring offsets outside the ring mapping"));
+        }
+        // SAFETY: the offsets were checked to lie inside the mapping; the indices are u32s the
+        // kernel accesses atomically, 4-byte aligned in its layout.
+        let (prod, cons, flags, descs) = unsafe {
+            (
+                base.add(off.producer as usize).cast::<AtomicU32>(),
+                base.add(off.consumer as usize).cast::<AtomicU32>(),
+                base.add(off.flags as usize).cast::<AtomicU32>(),
+                base.add(off.desc as usize).cast::<T>(),
+            )
+        };
+        // SAFETY: valid pointers into the live mapping (above).
+        let (p_now, c_now) = unsafe {
+            (
+                (*prod).load(Ordering::Relaxed),
+                (*cons).load(Ordering::Relaxed),
+            )
+        };
+        Ok(Ring {
+            _map: map,
+            producer: prod,
+            consumer: cons,
+            flags,
+            descs,
+            mask: size - 1,
+            size,
+            cached_prod: p_now,
+            cached_cons: if producer {
+                c_now.wrapping_add(size)
+            } else {
+                c_now
+            },
+        })
+    }
+
+    fn needs_wakeup(&self) -> bool {
+        // SAFETY: `flags` points into the mapping the ring owns.
+        unsafe { (*self.flags).load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0 }
+    }
+
+    /// Producer: room for `n` more entries?
+    fn has_room(&mut self, n: u32) -> bool {
+        if self.cached_cons.wrapping_sub(self.cached_prod) >= n {
+            return true;
+        }
+        // SAFETY: `consumer` points into the mapping the ring owns. Acquire: the kernel is
+        // done with the entries it consumed before we overwrite them.
+        self.cached_cons =
+            unsafe { (*self.consumer).load(Ordering::Acquire) }.wrapping_add(self.size);
+        self.cached_cons.wrapping_sub(self.cached_prod) >= n
+    }
+
+    /// Producer: entries published and not yet consumed by the kernel.
+    fn unconsumed(&self) -> u32 {
+        // SAFETY: `consumer` points into the mapping the ring owns.
+        let cons = unsafe { (*self.consumer).load(Ordering::Acquire) };
+        self.cached_prod.wrapping_sub(cons)
+    }
+
+    /// Producer: write the entries `items` yields (the caller checked room for all of them),
+    /// then publish them.
+    fn produce(&mut self, items: impl Iterator<Item = T>) {
+        let mut at = self.cached_prod;
+        for item in items {
+            let idx = at & self.mask;
+            // SAFETY: `idx` is masked into the ring; the slot is free (room was checked for
+            // every entry the iterator yields).
+            unsafe { self.descs.add(idx as usize).write(item) };
+            at = at.wrapping_add(1);
+        }
+        self.cached_prod = at;
+        // SAFETY: `producer` points into the mapping. Release: the entries written above are
+        // visible before the index that publishes them.
+        unsafe { (*self.producer).store(self.cached_prod, Ordering::Release) };
+    }
+
+    /// Consumer: hand up to `max` available entries to `f`, then release them.
+    fn consume(&mut self, max: u32, mut f: impl FnMut(T)) -> u32 {
+        let mut avail = self.cached_prod.wrapping_sub(self.cached_cons);
+        if avail == 0 {
+            // SAFETY: `producer` points into the mapping. Acquire: the entries are written
+            // before we read them.
+            self.cached_prod = unsafe { (*self.producer).load(Ordering::Acquire) };
+            avail = self.cached_prod.wrapping_sub(self.cached_cons);
+        }
+        let n = avail.min(max);
+        for i in 0..n {
+            let idx = self.cached_cons.wrapping_add(i) & self.mask;
+            // SAFETY: `idx` is masked into the ring and the entry was published.
+            f(unsafe { self.descs.add(idx as usize).read() });
+        }
+        if n > 0 {
+            self.cached_cons = self.cached_cons.wrapping_add(n);
+            // SAFETY: `consumer` points into the mapping. Release: our reads are done before
+            // the kernel may overwrite the entries.
+            unsafe { (*self.consumer).store(self.cached_cons, Ordering::Release) };
+        }
+        n
+    }
+}
+
+/// A frame for the TX ring: its chunk, packet length and descriptor options.
+#[derive(Debug)]
+pub(crate) struct TxDesc {
+    /// The chunk holding the frame.
+    pub(crate) chunk: Chunk,
+    /// Frame length.
+    pub(crate) len: u32,
+    /// `XDP_TX_METADATA` when the chunk carries TX metadata.
+    pub(crate) options: u32,
+}
+
+/// Offsets, ring sizes and UMEM identity a ring needs when it is mapped.
+pub(super) struct RingGeometry<'a> {
+    pub(super) fd: BorrowedFd<'a>,
+    pub(super) offsets: &'a libc::xdp_mmap_offsets,
+    pub(super) tx_size: u32,
+    pub(super) rx_size: u32,
+    pub(super) umem: u32,
+    pub(super) mask: u64,
+}
+
+/// The TX ring: frames to send.
+pub(crate) struct TxRing {
+    ring: Ring<libc::xdp_desc>,
+    umem: u32,
+}
+
+impl TxRing {
+    pub(super) fn map(g: &RingGeometry<'_>) -> io::Result<Self> {
+        Ok(TxRing {
+            ring: Ring::map(
+                g.fd,
+                &g.offsets.tx,
+                libc::XDP_PGOFF_TX_RING,
+                g.tx_size,
+                true,
+            )?,
+            umem: g.umem,
+        })
+    }
+
+    /// Put every frame of `batch` on the ring (all or none) and clear `batch`: the chunks
+    /// belong to the kernel until the completion ring returns them. False if the ring has
+    /// no room for all of them (`batch` is left as it is).
+    pub(crate) fn submit(&mut self, batch: &mut Vec<TxDesc>) -> bool {
+        if !self.ring.has_room(batch.len() as u32) {
+            return false;
+        }
+        let umem = self.umem;
+        self.ring.produce(batch.drain(..).map(|d| {
+            assert_eq!(
+                d.chunk.umem(),
+                umem,
+                "a chunk of another UMEM on the TX ring"
+            );
+            libc::xdp_desc {
+                addr: d.chunk.addr() + super::HEADROOM as u64,
+                len: d.len,
+                options: d.options,
+            }
+        }));
+        true
+    }
+
+    /// Whether the kernel needs a `sendto` kick to process the ring.
+    pub(crate) fn needs_wakeup(&self) -> bool {
+        self.ring.needs_wakeup()
+    }
+
+    /// Frames on the ring that the kernel has not taken yet.
+    pub(crate) fn unconsumed(&self) -> u32 {
+        self.ring.unconsumed()
+    }
+}
+
+/// The completion ring: chunks of frames that have left.
+pub(crate) struct CompRing {
+    ring: Ring<u64>,
+    umem: u32,
+    mask: u64,
+}
+
+impl CompRing {
+    pub(super) fn map(g: &RingGeometry<'_>) -> io::Result<Self> {
+        Ok(CompRing {
+            ring: Ring::map(
+                g.fd,
+                &g.offsets.cr,
+                libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
+                g.tx_size,
+                false,
+            )?,
+            umem: g.umem,
+            mask: g.mask,
+        })
+    }
+
+    /// Append the chunks of completed frames to `out`, up to its spare capacity.
+    pub(crate) fn take(&mut self, out: &mut Vec<Chunk>) -> usize {
+        let (umem, mask) = (self.umem, self.mask);
+        let max = (out.capacity() - out.len()) as u32;
+        self.ring
+            .consume(max, |addr| out.push(Chunk::returned(addr, mask, umem))) as usize
+    }
+}
+
+/// The fill ring: chunks given to the kernel to receive into.
+pub(crate) struct FillRing {
+    ring: Ring<u64>,
+    umem: u32,
+}
+
+impl FillRing {
+    pub(super) fn map(g: &RingGeometry<'_>) -> io::Result<Self> {
+        Ok(FillRing {
+            ring: Ring::map(
+                g.fd,
+                &g.offsets.fr,
+                libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
+                g.rx_size,
+                true,
+            )?,
+            umem: g.umem,
+        })
+    }
+
+    /// Give every chunk of `chunks` to the kernel (all or none) and clear `chunks`. False if
+    /// the ring has no room for all of them.
+    pub(crate) fn give(&mut self, chunks: &mut Vec<Chunk>) -> bool {
+        if !self.ring.has_room(chunks.len() as u32) {
+            return false;
+        }
+        let umem = self.umem;
+        self.ring.produce(chunks.drain(..).map(|c| {
+            assert_eq!(c.umem(), umem, "a chunk of another UMEM on the fill ring");
+            c.addr()
+        }));
+        true
+    }
+}
+
+/// The RX ring: received packets.
+pub(crate) struct RxRing {
+    ring: Ring<libc::xdp_desc>,
+    umem: u32,
+    mask: u64,
+}
+
+impl RxRing {
+    pub(super) fn map(g: &RingGeometry<'_>) -> io::Result<Self> {
+        Ok(RxRing {
+            ring: Ring::map(
+                g.fd,
+                &g.offsets.rx,
+                libc::XDP_PGOFF_RX_RING,
+                g.rx_size,
+                false,
+            )?,
+            umem: g.umem,
+            mask: g.mask,
+        })
+    }
+
+    /// Append received packets to `out`, up to its spare capacity.
+    pub(crate) fn take(&mut self, out: &mut Vec<RxDesc>) -> usize {
+        let (umem, mask) = (self.umem, self.mask);
+        let max = (out.capacity() - out.len()) as u32;
+        self.ring.consume(max, |d| {
+            let chunk = Chunk::returned(d.addr, mask, umem);
+            let off = (d.addr - chunk.addr()) as u32;
+            out.push(RxDesc {
+                chunk,
+                off,
+                len: d.len,
+            })
+        }) as usize
+    }
+}
