@@ -786,3 +786,121 @@ fn destination_mac_is_resolved_over_netlink_or_refused_clearly() {
     );
     assert!(!xdp_attached(&lab, Side::A));
 }
+
+/// `--vlan` frames are sized with their 4-byte tag: at MTU 1776 and 1778 (where the tag pushes a
+/// full frame past a 2048-byte UMEM frame) every datagram goes out whole, tagged, and exactly
+/// `14 + 4 + MTU` bytes long when full. (Before the one open path, the UDP sender sized frames
+/// without the tag and failed with a false "file was truncated".)
+#[test]
+fn vlan_frames_at_mtu_1776_and_1778_are_sized_with_the_tag() {
+    need_root!();
+    let _wire = udp_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(dir.path(), "f", 60_000, 11);
+    for mtu in [1776u32, 1778] {
+        let lab = lab_with(LabConfig {
+            mtu,
+            ..Default::default()
+        });
+        let cap = dir.path().join(format!("vlan{mtu}.pcap"));
+        let mut dump = lab
+            .command(Side::B, "tcpdump")
+            .args(["-i", &lab.if_b, "-n", "-U", "-B", "16384", "-w"])
+            .arg(&cap)
+            .args(["vlan", "100", "and", "udp", "dst", "port", "10900"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump");
+        let err = dump.stderr.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+        assert!(lines.any(|l| l.map(|l| l.contains("listening on")).unwrap_or(false)));
+        let to = format!("{}:10900", lab.ip4_b);
+        let out = xsend_in_a(
+            &lab,
+            &[
+                "send",
+                path.to_str().unwrap(),
+                "--to",
+                &to,
+                "--proto",
+                "udp",
+                "--backend",
+                "xdp",
+                "--vlan",
+                "100",
+                "--dst-mac",
+                &lab.mac_b,
+                "--checksum",
+                "software",
+                "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "MTU {mtu}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = json(&out.stdout);
+        assert_eq!(s["backend"], "xdp", "{s}");
+        assert_eq!(s["bytes"], 60_000, "{s}");
+        let per = (mtu - 28 - 32) as usize;
+        let want = 60_000usize.div_ceil(per) + 3;
+        // No one receives a tagged frame on the peer: the capture is the receiver.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let frames = loop {
+            let f = pcap_frames(&std::fs::read(&cap).unwrap_or_default());
+            if f.len() >= want || std::time::Instant::now() > until {
+                break f;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(dump.id() as i32, libc::SIGINT) };
+        let _ = dump.wait();
+        assert_eq!(frames.len(), want, "MTU {mtu}: frames captured");
+        let mut payload = Vec::new();
+        let mut full = 0;
+        for f in &frames {
+            let p = SlicedPacket::from_ethernet(f).unwrap();
+            match &p.vlan {
+                Some(etherparse::VlanSlice::SingleVlan(v)) => {
+                    assert_eq!(v.vlan_identifier().value(), 100)
+                }
+                v => panic!("MTU {mtu}: not a single VLAN tag: {v:?}"),
+            }
+            let Some(TransportSlice::Udp(u)) = &p.transport else {
+                panic!("MTU {mtu}: not UDP")
+            };
+            let Some(NetSlice::Ipv4(ip)) = &p.net else {
+                panic!("MTU {mtu}: not IPv4")
+            };
+            let h = ip.header();
+            let sum = u
+                .to_header()
+                .calc_checksum_ipv4_raw(
+                    h.source_addr().octets(),
+                    h.destination_addr().octets(),
+                    u.payload(),
+                )
+                .unwrap();
+            assert_eq!(sum, u.checksum(), "MTU {mtu}: UDP checksum");
+            assert_eq!(
+                f.len(),
+                14 + 4 + h.total_len() as usize,
+                "MTU {mtu}: frame length"
+            );
+            assert!(f.len() <= 14 + 4 + mtu as usize, "MTU {mtu}: over the MTU");
+            let x = xsend::wire::xsend::Packet::new_checked(u.payload()).unwrap();
+            if x.flags() & xsend::wire::xsend::FLAG_END != 0 {
+                continue;
+            }
+            if f.len() == 14 + 4 + mtu as usize {
+                full += 1;
+            }
+            assert_eq!(x.offset(), payload.len() as u64);
+            payload.extend_from_slice(x.payload());
+        }
+        assert_eq!(payload, data, "MTU {mtu}: bytes on the wire");
+        assert_eq!(full, 60_000 / per, "MTU {mtu}: full-size frames");
+    }
+}
