@@ -21,6 +21,12 @@
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
 #           program (the sender's ceiling) and the kernel stack. Packets/s = rx counter delta
 #           of the peer interface over a steady-state window.
+#
+# XSEND_OLD=/path/to/an/older/xsend adds that binary's runs (tool names end in "[old]") to the
+# xdp and tcp suites, interleaved with the current build's, and the report gives new/old ratios.
+# The tcp suite also gives CPU seconds per GiB: busy time of the whole machine (user, system,
+# irq, softirq from /proc/stat) over the transfer, divided by the GiB received; on a veth lab
+# this includes the peer's receive work, which runs on the sending CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -46,6 +52,10 @@ cargo build --release -q
 SYS_PY=/usr/bin/python3
 [ -x "$SYS_PY" ] || SYS_PY=python3
 X=$PWD/target/release/xsend
+XOLD=${XSEND_OLD:-}
+if [ -n "$XOLD" ] && [ ! -x "$XOLD" ]; then
+  echo "bench.sh: XSEND_OLD=$XOLD is not an executable" >&2; exit 2
+fi
 LAB=xb$$
 WORK=$(mktemp -d)
 cleanup() { "$X" lab down "$LAB" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
@@ -154,21 +164,29 @@ suite_kernel() {
   rm -f "$WORK/file"
 }
 
+# Busy CPU time of the whole machine in clock ticks (user, nice, system, irq, softirq).
+cpu_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+
 # ---------------------------------------------------------------- tcp suite
-run_xsend_recv() { # test tool rep port send-args...
-  local test=$1 tool=$2 rep=$3 port=$4; shift 4
+run_xsend_recv() { # test tool rep port sender-binary send-args...
+  local test=$1 tool=$2 rep=$3 port=$4 xs=$5 c0 c1; shift 5
   local rargs=(--listen $PEER:$port --count-only --json)
   case " $* " in *" udp "*) rargs+=(--proto udp --idle-timeout 1) ;; esac
   inB "$X" recv "${rargs[@]}" > "$WORK/r.json" 2>/dev/null &
   case " $* " in *" udp "*) wait_listen u "$port" ;; *) wait_listen t "$port" ;; esac
-  inA "$X" send "$WORK/file" --to $PEER:$port --json "$@" > "$WORK/s.json"
+  c0=$(cpu_ticks)
+  inA "$xs" send "$WORK/file" --to $PEER:$port --json "$@" > "$WORK/s.json"
+  c1=$(cpu_ticks)
   wait
-  emit "$(python3 - "$test" "$tool" "$rep" "$WORK/s.json" "$WORK/r.json" <<'PY'
+  emit "$(python3 - "$test" "$tool" "$rep" "$WORK/s.json" "$WORK/r.json" "$(( c1 - c0 ))" "$HZ" <<'PY'
 import json, sys
 test, tool, rep = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s, r = json.load(open(sys.argv[4])), json.load(open(sys.argv[5]))
+cpu = int(sys.argv[6]) / int(sys.argv[7])
 row = {"test": test, "tool": tool, "rep": rep, "gbps": r["bytes"] * 8 / s["seconds"] / 1e9,
-  "pps": s["packets"] / s["seconds"], "bytes": r["bytes"], "mode": s.get("mode")}
+  "pps": s["packets"] / s["seconds"], "bytes": r["bytes"], "mode": s.get("mode"),
+  "cpu_s": cpu, "cpu_s_per_gib": cpu / (r["bytes"] / 2**30)}
 if "tcp" in s:
     row["tcp"] = s["tcp"]
 print(json.dumps(row))
@@ -185,22 +203,30 @@ suite_tcp() {
       inA ethtool -K "$IFA" tso $tso gso $tso >/dev/null
       local t="tcp tso-$tso"
       # Rotate the order each repetition.
-      local order=(xdp udp kernel iperf) n=4 i
+      local order=(xdp udp kernel iperf) i c0 c1
+      if [ -n "$XOLD" ]; then order+=(xdp_old udp_old); fi
+      local n=${#order[@]}
       for i in $(seq 0 $((n - 1))); do
         case ${order[$(( (i + rep) % n ))]} in
-          xdp) run_xsend_recv "$t" "xsend tcp (AF_XDP)" "$rep" 5311 --backend xdp ;;
-          udp) run_xsend_recv "$t" "xsend udp chunked (AF_XDP)" "$rep" 5312 --proto udp --backend xdp ;;
-          kernel) run_xsend_recv "$t" "xsend kernel sendfile" "$rep" 5313 --backend kernel ;;
+          xdp) run_xsend_recv "$t" "xsend tcp (AF_XDP)" "$rep" 5311 "$X" --backend xdp ;;
+          udp) run_xsend_recv "$t" "xsend udp chunked (AF_XDP)" "$rep" 5312 "$X" --proto udp --backend xdp ;;
+          kernel) run_xsend_recv "$t" "xsend kernel sendfile" "$rep" 5313 "$X" --backend kernel ;;
+          xdp_old) run_xsend_recv "$t" "xsend tcp (AF_XDP) [old]" "$rep" 5315 "$XOLD" --backend xdp ;;
+          udp_old) run_xsend_recv "$t" "xsend udp chunked (AF_XDP) [old]" "$rep" 5316 "$XOLD" --proto udp --backend xdp ;;
           iperf)
             inB iperf3 -s -1 -B $PEER -p 5314 -J > "$WORK/ir.json" 2>/dev/null &
             wait_listen t 5314
+            c0=$(cpu_ticks)
             inA iperf3 -c $PEER -p 5314 -Z -t "$SECS" -J > "$WORK/is.json"
+            c1=$(cpu_ticks)
             wait
-            emit "$(python3 - "$rep" "$WORK/is.json" "$t" <<'PY'
+            emit "$(python3 - "$rep" "$WORK/is.json" "$t" "$(( c1 - c0 ))" "$HZ" <<'PY'
 import json, sys
 rx = json.load(open(sys.argv[2]))["end"]["sum_received"]
+cpu = int(sys.argv[4]) / int(sys.argv[5])
 print(json.dumps({"test": sys.argv[3], "tool": "iperf3 -Z", "rep": int(sys.argv[1]),
-  "gbps": rx["bits_per_second"] / 1e9, "pps": 0, "bytes": rx["bytes"]}))
+  "gbps": rx["bits_per_second"] / 1e9, "pps": 0, "bytes": rx["bytes"],
+  "cpu_s": cpu, "cpu_s_per_gib": cpu / (rx["bytes"] / 2**30)}))
 PY
 )" ;;
         esac
@@ -265,17 +291,18 @@ trafgen_conf() { # size
   echo "{ eth(da=$MACB, sa=$MACA), ipv4(da=$PEER, sa=198.18.0.1), udp(dp=9, sp=40000), fill(0x00, $(($1 - 42))) }" > "$WORK/tg$1.cfg"
 }
 
-run_xsend_file() { # test rep sink
+run_xsend_file() { # test rep sender-binary tool-suffix
   local before after
   before=$(rx_packets)
-  inA "$X" send "$WORK/file" --to $PEER:9 --proto udp --backend xdp --dst-mac $MACB --json > "$WORK/s.json"
+  inA "$3" send "$WORK/file" --to $PEER:9 --proto udp --backend xdp --dst-mac $MACB --json > "$WORK/s.json"
   after=$(rx_packets)
-  emit "$(python3 - "$1" "$2" "$WORK/s.json" "$before" "$after" <<'PY'
+  emit "$(python3 - "$1" "$2" "$WORK/s.json" "$before" "$after" "${4:-}" <<'PY'
 import json, sys
 test, rep, s, a, b = sys.argv[1], int(sys.argv[2]), json.load(open(sys.argv[3])), int(sys.argv[4]), int(sys.argv[5])
+suffix = sys.argv[6]
 got = b - a - 3   # minus the end-of-stream markers
 pps = got / s["seconds"]
-print(json.dumps({"test": test, "tool": "xsend send file (chunked, AF_XDP)", "rep": rep, "size": 1514,
+print(json.dumps({"test": test, "tool": "xsend send file (chunked, AF_XDP)" + suffix, "rep": rep, "size": 1514,
   "pps": pps, "gbps": pps * (1514 + 24) * 8 / 1e9, "sent": s["packets"], "counted": got,
   "goodput_gbps": s["bytes"] * 8 / s["seconds"] / 1e9}))
 PY
@@ -287,6 +314,7 @@ suite_xdp() {
   cat "$WORK/file" > /dev/null
   trafgen_conf 64; trafgen_conf 1514
   local tools=(xsend testpmd_af_xdp testpmd_af_packet trafgen)
+  if [ -n "$XOLD" ]; then tools+=(xsend_old); fi
   for rep in $(seq "$REPS"); do
     for sink in drop stack; do
       if [ $sink = drop ]; then
@@ -302,6 +330,8 @@ suite_xdp() {
           case ${tools[$(( (i + rep) % n ))]} in
             xsend) window "udp$size $sink" "xsend bench (AF_XDP)" "$rep" "$size" \
                      "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+            xsend_old) window "udp$size $sink" "xsend bench (AF_XDP) [old]" "$rep" "$size" \
+                     "$XOLD" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
             testpmd_af_xdp) testpmd_cmd af_xdp "$size"; window "udp$size $sink" "dpdk-testpmd net_af_xdp" "$rep" "$size" "${TP[@]}" ;;
             testpmd_af_packet) testpmd_cmd af_packet "$size"; window "udp$size $sink" "dpdk-testpmd net_af_packet" "$rep" "$size" "${TP[@]}" ;;
             trafgen) window "udp$size $sink" "trafgen" "$rep" "$size" \
@@ -309,7 +339,14 @@ suite_xdp() {
           esac
         done
       done
-      run_xsend_file "udp1514 $sink" "$rep"
+      # Old and new alternate which goes first.
+      if [ -n "$XOLD" ] && [ $((rep % 2)) = 0 ]; then
+        run_xsend_file "udp1514 $sink" "$rep" "$XOLD" " [old]"
+        run_xsend_file "udp1514 $sink" "$rep" "$X"
+      else
+        run_xsend_file "udp1514 $sink" "$rep" "$X"
+        if [ -n "$XOLD" ]; then run_xsend_file "udp1514 $sink" "$rep" "$XOLD" " [old]"; fi
+      fi
     done
   done
   ip -n "$B" link set dev "$IFB" xdp off
@@ -420,11 +457,15 @@ summary = []
 for (test, tool), rs in groups.items():
     p = [r.get("pps", 0) for r in rs]
     g = [r["gbps"] for r in rs]
-    summary.append({"test": test, "tool": tool, "median_pps": statistics.median(p), "min_pps": min(p),
-                    "max_pps": max(p), "median_gbps": statistics.median(g), "runs": len(rs)})
+    row = {"test": test, "tool": tool, "median_pps": statistics.median(p), "min_pps": min(p),
+           "max_pps": max(p), "median_gbps": statistics.median(g), "runs": len(rs)}
+    if all("cpu_s_per_gib" in r for r in rs):
+        row["median_cpu_s_per_gib"] = statistics.median(r["cpu_s_per_gib"] for r in rs)
+    summary.append(row)
+OLD = " [old]"
 ratios = {}
 for test in sorted({s["test"] for s in summary}):
-    mine = [s for s in summary if s["test"] == test and s["tool"].startswith("xsend")]
+    mine = [s for s in summary if s["test"] == test and s["tool"].startswith("xsend") and not s["tool"].endswith(OLD)]
     refs = [s for s in summary if s["test"] == test and not s["tool"].startswith("xsend")]
     for m in mine:
         for r in refs:
@@ -437,18 +478,29 @@ for test in sorted({s["test"] for s in summary if s["test"].startswith("tcp ")})
     for r in summary:
         if me and r["test"] == test and r is not me and r["median_gbps"] > 0:
             ratios[f"{test}: {me['tool']} / {r['tool']}"] = me["median_gbps"] / r["median_gbps"]
+# This build against an older one (XSEND_OLD), per test and tool.
+new_old = {}
+for o in (s for s in summary if s["tool"].endswith(OLD)):
+    n = next((s for s in summary if s["test"] == o["test"] and s["tool"] == o["tool"][:-len(OLD)]), None)
+    key = "median_gbps" if o["test"].startswith("tcp ") else "median_pps"
+    if n and o[key] > 0:
+        new_old[f"{o['test']}: {n['tool']}"] = n[key] / o[key]
 meta = {"kernel": platform.release(), "cpus": subprocess.getoutput("nproc"), "repetitions": reps,
         "window_or_iperf_seconds": secs, "lab": "veth pair between two netns, MTU 1500, copy mode",
         "counted_at": "receiver: peer interface rx counter (xdp suite) or receiving application (kernel suite)"}
-json.dump({"meta": meta, "summary": summary, "ratios": ratios, "runs": rows}, open(out + ".json", "w"), indent=1)
+json.dump({"meta": meta, "summary": summary, "ratios": ratios, "new_over_old": new_old, "runs": rows}, open(out + ".json", "w"), indent=1)
 with open(out + ".md", "w") as f:
     f.write(f"# {out.split('/')[-1]}\n\n")
     f.write("".join(f"- {k}: {v}\n" for k, v in meta.items()))
-    f.write("\n| test | tool | median pps | min | max | median Gbit/s | runs |\n|---|---|---|---|---|---|---|\n")
+    f.write("\n| test | tool | median pps | min | max | median Gbit/s | CPU s/GiB | runs |\n|---|---|---|---|---|---|---|---|\n")
     for s in sorted(summary, key=lambda s: (s["test"], s["tool"])):
-        f.write(f"| {s['test']} | {s['tool']} | {s['median_pps']:.0f} | {s['min_pps']:.0f} | {s['max_pps']:.0f} | {s['median_gbps']:.2f} | {s['runs']} |\n")
+        cpu = f"{s['median_cpu_s_per_gib']:.2f}" if "median_cpu_s_per_gib" in s else ""
+        f.write(f"| {s['test']} | {s['tool']} | {s['median_pps']:.0f} | {s['min_pps']:.0f} | {s['max_pps']:.0f} | {s['median_gbps']:.2f} | {cpu} | {s['runs']} |\n")
     f.write("\n| ratio of medians (pps; Gbit/s for tcp/udp goodput) | value |\n|---|---|\n")
     f.write("".join(f"| {k} | {v:.2f} |\n" for k, v in sorted(ratios.items())))
+    if new_old:
+        f.write("\n| this build / XSEND_OLD (ratio of medians: pps; Gbit/s for tcp) | value |\n|---|---|\n")
+        f.write("".join(f"| {k} | {v:.3f} |\n" for k, v in sorted(new_old.items())))
     if rate:
         f.write("\n| rate control (64 B, drop sink, whole run at the peer) | rep | target pps | pps at peer | error % | seconds at peer | slowest / fastest second pps | sent = counted | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|---|---|---|\n")
         f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['seconds_at_peer']:.3f} | {r['per_second_min_pps']:.0f} / {r['per_second_max_pps']:.0f} | {r['sent']} = {r['counted']} | {r['inter_departure_p50_ns']/1e3:.2f} / {r['inter_departure_p99_ns']/1e3:.2f} | {r['lateness_p99_ns']/1e3:.1f} |\n" for r in rate))

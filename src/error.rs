@@ -179,8 +179,8 @@ impl Error {
 }
 
 /// `error: cause: cause`, each cause once (a cause whose text the message already holds is
-/// not repeated).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+/// not repeated). The CLI prints errors this way.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -119,11 +119,15 @@ fn run(cmd: &mut Command) -> Result<Output> {
     })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let msg = format!("{cmd:?} failed: {stderr}");
         if stderr.contains("Operation not permitted") || stderr.contains("Permission denied") {
-            return Err(Error::NoPermission { what: msg });
+            return Err(Error::NoPermission {
+                what: format!("{cmd:?} failed: {stderr}"),
+            });
         }
-        return Err(Error::io(msg, std::io::Error::other(stderr)));
+        return Err(Error::io(
+            format!("{cmd:?} failed"),
+            std::io::Error::other(stderr),
+        ));
     }
     Ok(out)
 }

@@ -245,7 +245,7 @@ pub(crate) fn generate<D: TxQueue>(
             });
             if let Err(e) = written {
                 dev.free(buf);
-                break Err(Error::InvalidOption(e.to_string()));
+                break Err(e.into());
             }
         }
         let csum = framers.checksum_request(k);
@@ -268,6 +268,10 @@ pub(crate) fn generate<D: TxQueue>(
         }
     };
     dev.set_paced(false);
+    if result.is_err() {
+        // Buffers written but not submitted go back to the queue.
+        dev.abandon();
+    }
     result.and_then(|()| dev.drain())?;
     clock.note(dev.counters());
     totals.add(stats, &mut reported);
@@ -290,7 +294,7 @@ fn prime<D: TxQueue>(
             result = framers
                 .emit(0, frame, seg, |w| w.put(&ZEROS[..payload]))
                 .map(drop)
-                .map_err(|e| Error::InvalidOption(e.to_string()));
+                .map_err(Error::from);
         }
         all.push(buf);
     }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::options::TransmitFlags;
 use crate::report::{BackendInfo, SendStats};
 use crate::sansio::cut::{Boundaries, Datagrams, Span};
-use crate::sansio::framer::{FrameError, UdpFramer};
+use crate::sansio::framer::UdpFramer;
 use crate::sansio::wire::xsend;
 use crate::sys::thread::realtime_ns;
 
@@ -86,7 +86,7 @@ impl<D: TxQueue> UdpTransport<D> {
                 let mut buf = dev.alloc_wait()?;
                 let len = framer
                     .emit(dev.data(&mut buf), h.len(), |w| w.put(&h))
-                    .map_err(frame_error);
+                    .map_err(Error::from);
                 match len {
                     Ok(len) => dev.submit(buf, len, framer.checksum_request())?,
                     Err(e) => {
@@ -102,20 +102,6 @@ impl<D: TxQueue> UdpTransport<D> {
             self.usable = false;
         }
         Ok(total)
-    }
-}
-
-/// A datagram that does not fit its frame: validation happens before anything is sent, so
-/// this only reports a frame the device cannot hold.
-fn frame_error(e: FrameError) -> Error {
-    match e {
-        FrameError::TooLarge { len, max } => Error::MessageTooLarge {
-            len: len as u64,
-            max: max as u64,
-        },
-        FrameError::BufferTooSmall { .. } => {
-            Error::io("framing a datagram", std::io::Error::other(e.to_string()))
-        }
     }
 }
 
@@ -210,7 +196,7 @@ pub(crate) fn send_share<D: TxQueue>(
                 w.put(&hdr[..hlen]);
                 write_payload(w, segs, s.span);
             });
-            match len.map_err(frame_error) {
+            match len.map_err(Error::from) {
                 Ok(len) => {
                     if let Err(e) = dev.submit(s.buf, len, csum) {
                         failed = Some(e);

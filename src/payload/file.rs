@@ -24,6 +24,15 @@ pub(crate) struct MappedFile {
     guard: Option<sys::sigbus::Guard>,
 }
 
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // Unregister from the SIGBUS handler before unmapping: a new mapping at the same
+        // address must never be taken for this one.
+        self.guard.take();
+        self.map.take();
+    }
+}
+
 impl MappedFile {
     /// Open and map `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {

@@ -64,10 +64,12 @@ pub(crate) fn release_pages(map: &Mmap, offset: u64, len: u64) {
     let start = offset.div_ceil(PAGE) * PAGE;
     let end = ((offset + len).min(map.len() as u64) / PAGE) * PAGE;
     if end > start {
+        // `start < end <= map.len()`: the pointer stays inside the mapping.
+        let at = map[start as usize..].as_ptr();
         // SAFETY: the range lies inside our own read-only file mapping (checked above);
         // MADV_DONTNEED on it only drops page-table entries, the contents stay the file's.
         let _ = syscall!(madvise(
-            map.as_ptr().add(start as usize) as *mut libc::c_void,
+            at as *mut libc::c_void,
             (end - start) as usize,
             libc::MADV_DONTNEED,
         ));

@@ -68,8 +68,10 @@ pub(crate) fn truncated(g: &Guard) -> bool {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(i) = self.slot {
-            TABLE[i].start.store(0, Ordering::Release);
+            // `len` first: the handler ignores a slot of length 0, so it never sees the
+            // range with its start already cleared.
             TABLE[i].len.store(0, Ordering::Release);
+            TABLE[i].start.store(0, Ordering::Release);
         }
     }
 }

@@ -107,13 +107,19 @@ pub(crate) fn recvmmsg(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<
         iov_len: 0,
     }; MAX_MSGS];
     let size = batch.size;
+    // One pointer to the whole buffer, offset per datagram (re-borrowing a sub-slice per
+    // datagram would invalidate the earlier pointers).
+    let base = batch.bufs.as_mut_ptr();
+    debug_assert!(batch.bufs.len() >= MAX_MSGS * size);
     for (i, ((h, iov), name)) in hdrs
         .iter_mut()
         .zip(iovs.iter_mut())
         .zip(names.iter_mut())
         .enumerate()
     {
-        iov.iov_base = batch.bufs[i * size..].as_mut_ptr().cast();
+        // `wrapping_add`: plain pointer arithmetic; `i * size` stays inside `bufs`, which
+        // holds `MAX_MSGS * size` bytes.
+        iov.iov_base = base.wrapping_add(i * size).cast();
         iov.iov_len = size;
         h.msg_hdr.msg_iov = iov;
         h.msg_hdr.msg_iovlen = 1;

@@ -73,13 +73,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CANCELLED);
             }
             // Each cause once: a message that already quotes its cause does not repeat it.
-            let mut msg = e.to_string();
-            for cause in e.chain().skip(1) {
-                let c = cause.to_string();
-                if !msg.contains(&c) {
-                    msg = format!("{msg}: {c}");
-                }
-            }
+            let msg = xsend::error::chain(e.as_ref());
             eprintln!("xsend: error: {msg}");
             ExitCode::FAILURE
         }

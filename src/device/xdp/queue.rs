@@ -124,19 +124,25 @@ impl XdpQueue {
         // The ring has room for every TX chunk, so this only fails if the kernel misbehaves;
         // then the batch waits for the next try.
         if n > 0 && self.xsk.tx.submit(&mut self.batch) {
+            if self.in_flight == 0 {
+                // The stall clock runs from the first frame in flight, not from the last
+                // completion before an idle spell.
+                self.last_completion = Instant::now();
+            }
             self.in_flight += n;
             self.unkicked += n;
             self.counters.published += n as u64;
         }
     }
 
-    /// Whether a kick has something to do: frames published since the last kick, frames the
-    /// kernel has not taken from the ring yet, or (zero-copy) frames whose completion the
-    /// driver must still be woken for.
+    /// Whether a kick has something to do: frames published since the last kick, or frames
+    /// not completed yet. The latter matters in copy mode too: a kick's `sendto` runs the
+    /// pending softirq work on this CPU (on veth, the peer's receive, which frees the skbs
+    /// and so completes our frames), so kicking while waiting for completions is what keeps
+    /// them coming; measured, leaving it out cost 8 % of file throughput. With nothing
+    /// outstanding (an idle TCP connection) there is no kick.
     fn kick_wanted(&self) -> bool {
-        self.unkicked > 0
-            || self.xsk.tx.unconsumed() > 0
-            || (self.caps.zero_copy && self.in_flight > 0)
+        self.unkicked > 0 || self.in_flight > 0
     }
 
     fn kick(&mut self) -> Result<()> {
@@ -216,7 +222,7 @@ impl TxQueue for XdpQueue {
             len: len as u32,
             options: self.desc_options,
         });
-        if self.batch.len() == BATCH {
+        if self.batch.len() >= BATCH {
             self.publish();
             if self.unkicked >= self.kick_every {
                 self.kick()?;

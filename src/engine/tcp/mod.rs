@@ -173,7 +173,12 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             let buf = match self.dev.alloc() {
                 Some(b) => b,
                 None => {
-                    self.dev.flush()?;
+                    if let Err(e) = self.dev.flush() {
+                        for p in self.pending.drain(..) {
+                            self.dev.free(p.buf);
+                        }
+                        return Err(e);
+                    }
                     self.dev.reap();
                     match self.dev.alloc() {
                         Some(b) => b,
@@ -250,10 +255,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
                 }
                 Err(e) => {
                     self.dev.free(p.buf);
-                    failed = Some(Error::io(
-                        "framing a TCP segment",
-                        io::Error::other(e.to_string()),
-                    ));
+                    failed = Some(e.into());
                 }
             }
         }

@@ -69,6 +69,22 @@ pub enum FrameError {
     },
 }
 
+/// A frame the framer refused. Validation happens before anything is sent, so on a send
+/// path this only reports a payload over the MTU or a frame the device buffer cannot hold.
+impl From<FrameError> for crate::error::Error {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge { len, max } => crate::error::Error::MessageTooLarge {
+                len: len as u64,
+                max: max as u64,
+            },
+            FrameError::BufferTooSmall { .. } => {
+                crate::error::Error::io("framing a packet", std::io::Error::other(e.to_string()))
+            }
+        }
+    }
+}
+
 /// Writes payload pieces into a frame while summing them for the L4 checksum (plain copies
 /// when the checksum is offloaded).
 pub struct PayloadWriter<'f> {

@@ -101,13 +101,6 @@ impl<T: Copy> Ring<T> {
         self.cached_cons.wrapping_sub(self.cached_prod) >= n
     }
 
-    /// Producer: entries published and not yet consumed by the kernel.
-    fn unconsumed(&self) -> u32 {
-        // SAFETY: `consumer` points into the mapping the ring owns.
-        let cons = unsafe { (*self.consumer).load(Ordering::Acquire) };
-        self.cached_prod.wrapping_sub(cons)
-    }
-
     /// Producer: write the entries `items` yields (the caller checked room for all of them),
     /// then publish them.
     fn produce(&mut self, items: impl Iterator<Item = T>) {
@@ -217,11 +210,6 @@ impl TxRing {
     /// Whether the kernel needs a `sendto` kick to process the ring.
     pub(crate) fn needs_wakeup(&self) -> bool {
         self.ring.needs_wakeup()
-    }
-
-    /// Frames on the ring that the kernel has not taken yet.
-    pub(crate) fn unconsumed(&self) -> u32 {
-        self.ring.unconsumed()
     }
 }
 
