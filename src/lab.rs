@@ -16,6 +16,21 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// Check a lab name: 1-14 ASCII letters or digits (its interfaces are the name plus one
+/// letter, and interface names are limited to 15 characters).
+pub fn check_name(name: &str) -> Result<()> {
+    if name.len() > 14 || name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(Error::InvalidOption(format!(
+            "lab name {name:?}: 1-14 ASCII letters/digits (interface names are limited to 15)"
+        )));
+    }
+    Ok(())
+}
+
+fn netns_exists(ns: &str) -> bool {
+    std::path::Path::new("/run/netns").join(ns).exists()
+}
+
 /// Move the calling thread into the network namespace `name` (`/run/netns/NAME`, as `ip
 /// netns` makes them): what `--netns` does.
 pub fn enter_netns(name: &str) -> Result<()> {
@@ -103,6 +118,9 @@ pub struct Lab {
     pub queues: u32,
     #[serde(skip)]
     keep: bool,
+    /// Which namespaces (a, b) this value created: only those are removed on drop.
+    #[serde(skip)]
+    made: [bool; 2],
 }
 
 /// Run `ip` (or another tool) and turn a failure into an error with its stderr.
@@ -147,10 +165,14 @@ impl Lab {
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             )
         });
-        if name.len() > 14 || name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Error::InvalidOption(format!(
-                "lab name {name:?}: 1-14 ASCII letters/digits (interface names are limited to 15)"
-            )));
+        check_name(&name)?;
+        for ns in [format!("{name}a"), format!("{name}b")] {
+            if netns_exists(&ns) {
+                // Never touch what is there: it may be a running lab.
+                return Err(Error::InvalidOption(format!(
+                    "lab {name} already exists (namespace {ns}); remove it first with `xsend lab down {name}` or choose another --name"
+                )));
+            }
         }
         let mut lab = Lab {
             ns_a: format!("{name}a"),
@@ -170,8 +192,9 @@ impl Lab {
             mtu: cfg.mtu,
             queues: cfg.queues.max(1),
             name,
-            // Until fully built, a failure removes what was made.
+            // Until fully built, a failure removes what was made, and only that.
             keep: false,
+            made: [false, false],
         };
         lab.build(cfg)?;
         Ok(lab)
@@ -179,10 +202,9 @@ impl Lab {
 
     fn build(&mut self, cfg: &LabConfig) -> Result<()> {
         ip(&["netns", "add", &self.ns_a])?;
-        if let Err(e) = ip(&["netns", "add", &self.ns_b]) {
-            let _ = ip(&["netns", "del", &self.ns_a]);
-            return Err(e);
-        }
+        self.made[0] = true;
+        ip(&["netns", "add", &self.ns_b])?;
+        self.made[1] = true;
         let q = self.queues.to_string();
         let mtu = cfg.mtu.to_string();
         ip(&[
@@ -315,13 +337,26 @@ impl Lab {
 
     /// Remove a lab by name (`xsend lab down`). Missing namespaces are not an error.
     pub fn remove(name: &str) -> Result<()> {
+        check_name(name)?;
+        let mut found = false;
         for suffix in ["a", "b"] {
             let ns = format!("{name}{suffix}");
-            if std::path::Path::new("/run/netns").join(&ns).exists() {
+            if netns_exists(&ns) {
                 ip(&["netns", "del", &ns])?;
+                found = true;
             }
         }
+        if !found {
+            return Err(Error::InvalidOption(format!(
+                "no lab named {name} (neither namespace {name}a nor {name}b exists)"
+            )));
+        }
         Ok(())
+    }
+
+    /// True if a lab of this name (either namespace) exists.
+    pub fn exists(name: &str) -> bool {
+        netns_exists(&format!("{name}a")) || netns_exists(&format!("{name}b"))
     }
 
     /// Namespace of a side.
@@ -391,8 +426,11 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = ip(&["netns", "del", &self.ns_a]);
-            let _ = ip(&["netns", "del", &self.ns_b]);
+            for (ns, made) in [(&self.ns_a, self.made[0]), (&self.ns_b, self.made[1])] {
+                if made {
+                    let _ = ip(&["netns", "del", ns]);
+                }
+            }
         }
     }
 }

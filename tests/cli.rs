@@ -136,10 +136,28 @@ fn send_and_recv_json_tcp_and_udp() {
         assert_eq!(rj["chunked"], !extra.contains(&"--raw"));
         assert_eq!(rj["datagrams"], s["packets"]);
     }
-    // TCP with auto: AF_XDP is preferred; the user-space sender's counters are reported.
+    // TCP with auto on veth (AF_XDP copy mode only): the kernel's TCP is faster there, so
+    // auto takes it and says why; asked for, AF_XDP runs and reports the user-space sender's
+    // counters.
     let to = format!("{}:6050", lab.ip4_b);
     let recv = spawn_recv(&lab, &["--listen", &to, "--json"]);
     let out = xsend_in_a(&lab, &["send", p, "--to", &to, "--json"]);
+    assert!(out.status.success());
+    let s = json(&out.stdout);
+    assert_eq!(s["backend"], "kernel", "{s}");
+    assert!(
+        s["fallback_reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("copy mode"),
+        "{s}"
+    );
+    let r = recv.wait_output();
+    assert!(r.status.success());
+    assert_eq!(json(&r.stdout)["complete"], true);
+    let to = format!("{}:6052", lab.ip4_b);
+    let recv = spawn_recv(&lab, &["--listen", &to, "--json"]);
+    let out = xsend_in_a(&lab, &["send", p, "--to", &to, "--backend", "xdp", "--json"]);
     assert!(out.status.success());
     let s = json(&out.stdout);
     assert_eq!(s["backend"], "xdp", "{s}");
@@ -306,8 +324,10 @@ fn lab_demo_verifies_every_transfer() {
     );
     let rows = json(&out.stdout);
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 3);
-    for r in rows {
+    // Each path on the kernel and on AF_XDP, side by side.
+    assert_eq!(rows.len(), 6);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["backend"], ["kernel", "xdp"][i % 2], "{r}");
         assert_eq!(r["verified"], true, "{r}");
         assert_eq!(r["received_bytes"], 16u64 << 20);
     }

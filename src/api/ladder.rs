@@ -2,7 +2,7 @@
 //! then copy mode, inside the device's own negotiation) and falls back to kernel sockets,
 //! saying why in `fallback_reasons`; an explicit choice is that or an error.
 
-use crate::device::xdp;
+use crate::device::{xdp, TxQueue};
 use crate::engine::tcp::TcpTransport;
 use crate::engine::udp::UdpTransport;
 use crate::engine::{kernel, Transport};
@@ -14,20 +14,38 @@ const TCP_RX_FRAMES: u32 = 512;
 
 /// Open a transport for `cfg`, walking the ladder for [`BackendChoice::Auto`].
 pub(crate) fn open(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
+    if let Some(v) = cfg.vlan {
+        if !(1..=4094).contains(&v) {
+            return Err(Error::InvalidOption(format!(
+                "VLAN id {v}: 1-4094 (0 and 4095 are reserved)"
+            )));
+        }
+        if cfg.backend == BackendChoice::Kernel {
+            return Err(Error::InvalidOption(format!(
+                "VLAN {v} with the kernel backend: kernel sockets cannot tag frames (send over a VLAN interface instead, or use AF_XDP)"
+            )));
+        }
+    }
     match cfg.backend {
-        BackendChoice::Xdp => open_xdp(cfg),
+        BackendChoice::Xdp => open_xdp(cfg, false),
         BackendChoice::Kernel => kernel::open(cfg, Vec::new()),
-        BackendChoice::Auto => match open_xdp(cfg) {
+        BackendChoice::Auto => match open_xdp(cfg, true) {
             Ok(t) => Ok(t),
             // Bad input is not a reason to fall back: it would fail there too.
             Err(e @ (Error::InterfaceNotFound { .. } | Error::Connect { .. })) => Err(e),
+            // Nor is a VLAN tag: the kernel path would send the frames untagged.
+            Err(e) if cfg.vlan.is_some() => Err(e),
             Err(e) => kernel::open(cfg, vec![format!("xdp: {}", e.chain())]),
         },
     }
 }
 
 /// AF_XDP: the UDP sender, or the TCP driver (receiving ACKs on the same queue).
-fn open_xdp(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
+///
+/// Under `auto`, TCP takes AF_XDP only in zero-copy mode: where frames are copied anyway,
+/// the kernel's own TCP (`sendfile` with TSO/GSO) moves more bytes per CPU second, so
+/// taking user-space TCP there would make `auto` slower than the fallback.
+fn open_xdp(cfg: &ConnConfig, auto: bool) -> Result<Box<dyn Transport>> {
     Ok(match cfg.proto {
         Proto::Udp => {
             let port = xdp::open(&xdp::Request { cfg, rx_frames: 0 })?;
@@ -38,6 +56,15 @@ fn open_xdp(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
                 cfg,
                 rx_frames: TCP_RX_FRAMES,
             })?;
+            if auto && !port.queues.iter().all(|q| q.caps().zero_copy) {
+                return Err(Error::BackendUnavailable {
+                    backend: "xdp",
+                    reason: format!(
+                        "TCP over AF_XDP would run in copy mode on {}: the kernel's TCP (sendfile, TSO/GSO) is faster there (--backend xdp takes it anyway)",
+                        port.info.iface.as_deref().unwrap_or("?")
+                    ),
+                });
+            }
             Box::new(TcpTransport::connect(port, cfg)?)
         }
     })

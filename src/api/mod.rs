@@ -123,9 +123,10 @@ impl ConnectionBuilder {
         self.cfg.dst_mac = Some(mac);
         self
     }
-    /// AF_XDP: tag frames with this 802.1Q VLAN id.
+    /// AF_XDP: tag frames with this 802.1Q VLAN id (1-4094; anything else is refused at
+    /// connect). The kernel path cannot tag frames: with a VLAN id, there is no fallback.
     pub fn vlan(mut self, id: u16) -> Self {
-        self.cfg.vlan = Some(id & 0x0fff);
+        self.cfg.vlan = Some(id);
         self
     }
     /// AF_XDP: number of NIC queues to send on, one socket and TX thread each (default 1).

@@ -148,6 +148,9 @@ impl CompletionClock {
     }
 }
 
+/// Longest sleep between checks of the deadline and of cancellation.
+const MAX_NAP: Duration = Duration::from_millis(20);
+
 /// Run one queue's generator until its limit, the deadline or cancellation. Returns what
 /// was sent (frame bytes) and the completion, inter-departure and lateness histograms.
 pub(crate) fn generate<D: TxQueue>(
@@ -209,7 +212,9 @@ pub(crate) fn generate<D: TxQueue>(
                     break 'send Ok(());
                 }
                 if wait > 200_000 {
-                    std::thread::sleep(Duration::from_nanos(wait - 100_000));
+                    // In slices, so that the deadline and cancellation are seen on time
+                    // however low the rate.
+                    std::thread::sleep(Duration::from_nanos(wait - 100_000).min(MAX_NAP));
                 } else {
                     std::hint::spin_loop();
                 }

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, IoSliceMut};
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,7 +36,13 @@ impl Drop for MappedFile {
 impl MappedFile {
     /// Open and map `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        // Non-blocking: opening a FIFO (or a device) must not wait for a writer; what is not
+        // a regular file is refused right after, by its type.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| open_error(path, e))?;
         Self::from_file(Arc::new(file), path.to_path_buf())
     }
 

@@ -1,28 +1,30 @@
 //! Sans-IO tracking of a chunked datagram stream: sequence numbers (lost, duplicated,
 //! reordered), reassembly by offset, the hash of the stream in order, one-way latency.
+//!
+//! The receiver is a verification tool, so it must stay right when what arrives is hostile:
+//! memory is bounded whatever the headers claim ([`super::window`]), each byte of the stream
+//! is accepted once and the bytes hashed are the bytes written, datagrams of other flows or
+//! outside the stream are counted and ignored, and the stream is complete only when its end
+//! marker and every byte it announced arrived.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
+use super::window::{Ranges, Refused, Seq, SeqWindow};
 use super::RecvReport;
 use crate::sansio::wire::xsend;
 
-/// Most out-of-order bytes held for in-order hashing before giving up the hash.
-const REORDER_LIMIT: usize = 256 << 20;
-
 /// Sans-IO tracking of a chunked datagram stream.
 pub struct ChunkTracker {
-    seen: Vec<u64>,
-    max_seq: Option<u64>,
+    /// The stream's flow id: the first one seen.
+    flow: Option<u16>,
+    seqs: SeqWindow,
+    ranges: Ranges,
     unique: u64,
     hasher: Option<Sha256>,
-    next_offset: u64,
-    pending: BTreeMap<u64, Vec<u8>>,
-    pending_bytes: usize,
     out: Option<File>,
     latency: hdrhistogram::Histogram<u64>,
     /// The report being built.
@@ -33,13 +35,11 @@ impl ChunkTracker {
     /// A tracker; `hash` = compute sha256; `out` = write payload at its offsets.
     pub fn new(hash: bool, out: Option<File>) -> Self {
         ChunkTracker {
-            seen: Vec::new(),
-            max_seq: None,
+            flow: None,
+            seqs: SeqWindow::new(),
+            ranges: Ranges::default(),
             unique: 0,
             hasher: hash.then(Sha256::new),
-            next_offset: 0,
-            pending: BTreeMap::new(),
-            pending_bytes: 0,
             out,
             latency: crate::stats::histogram(),
             report: RecvReport {
@@ -49,14 +49,9 @@ impl ChunkTracker {
         }
     }
 
-    fn test_and_set(&mut self, seq: u64) -> bool {
-        let (w, b) = ((seq / 64) as usize, seq % 64);
-        if w >= self.seen.len() {
-            self.seen.resize(w + 1, 0);
-        }
-        let was = self.seen[w] & (1 << b) != 0;
-        self.seen[w] |= 1 << b;
-        was
+    /// Accept no byte past `bytes` (e.g. `--expect-bytes`): `--out` never grows beyond it.
+    pub fn limit_bytes(&mut self, bytes: u64) {
+        self.ranges.set_limit(bytes);
     }
 
     /// Feed one datagram (header included).
@@ -66,6 +61,7 @@ impl ChunkTracker {
 
     /// Feed one datagram that arrived at `now_ns` (CLOCK_REALTIME; 0 = unknown).
     pub fn datagram_at(&mut self, d: &[u8], now_ns: u64) -> io::Result<()> {
+        // Every datagram but end markers, whatever becomes of it.
         self.report.datagrams += 1;
         let Ok(p) = xsend::Packet::new_checked(d) else {
             self.report.malformed += 1;
@@ -75,87 +71,106 @@ impl ChunkTracker {
             self.report.malformed += 1;
             return Ok(());
         };
+        if *self.flow.get_or_insert(r.flow) != r.flow {
+            self.report.ignored.other_flow += 1;
+            return Ok(());
+        }
         if r.is_end() {
             self.report.datagrams -= 1;
-            self.report.end_marker = true;
-            self.report.expected_datagrams = Some(r.seq);
-            self.report.expected_bytes = Some(r.offset);
+            self.end_marker(r.seq, r.offset);
             return Ok(());
         }
-        if r.seq > (1 << 40) {
-            self.report.malformed += 1;
-            return Ok(());
+        match self.seqs.check(r.seq) {
+            Seq::New => {}
+            Seq::Duplicate => {
+                self.report.duplicates += 1;
+                return Ok(());
+            }
+            Seq::Stale => {
+                self.report.ignored.stale += 1;
+                return Ok(());
+            }
+            Seq::Ahead => {
+                self.report.ignored.out_of_range += 1;
+                return Ok(());
+            }
         }
-        if self.test_and_set(r.seq) {
-            self.report.duplicates += 1;
-            return Ok(());
+        let payload = p.payload();
+        let len = payload.len() as u64;
+        match self.ranges.check(r.offset, len) {
+            Ok(()) => {}
+            Err(Refused::Overlap) => {
+                self.report.ignored.overlapping += 1;
+                return Ok(());
+            }
+            Err(Refused::OutOfRange) => {
+                self.report.ignored.out_of_range += 1;
+                return Ok(());
+            }
         }
+        // Accepted: exactly these bytes are written and hashed, once.
+        if self.seqs.max().is_some_and(|m| r.seq < m) {
+            self.report.reordered += 1;
+        }
+        self.seqs.mark(r.seq);
         self.unique += 1;
         if now_ns > 0 && r.timestamp_ns > 0 {
             crate::stats::record(&mut self.latency, now_ns.saturating_sub(r.timestamp_ns), 1);
         }
-        match self.max_seq {
-            Some(m) if r.seq < m => self.report.reordered += 1,
-            _ => self.max_seq = Some(r.seq),
-        }
-        let payload = p.payload();
-        self.report.bytes += payload.len() as u64;
+        self.report.bytes += len;
         if let Some(f) = &self.out {
             f.write_all_at(payload, r.offset)?;
         }
-        if self.hasher.is_some() {
-            self.hash_at(r.offset, payload);
-        }
+        let keep = self.hasher.is_some().then_some(payload);
+        let hasher = &mut self.hasher;
+        self.ranges.accept(r.offset, len, keep, |b| {
+            if let Some(h) = hasher.as_mut() {
+                h.update(b);
+            }
+        });
         Ok(())
     }
 
-    fn hash_at(&mut self, offset: u64, payload: &[u8]) {
-        let Some(h) = self.hasher.as_mut() else {
-            return;
-        };
-        if offset == self.next_offset {
-            h.update(payload);
-            self.next_offset += payload.len() as u64;
-            while let Some(e) = self.pending.first_entry() {
-                if *e.key() != self.next_offset {
-                    break;
-                }
-                let v = e.remove();
-                self.pending_bytes -= v.len();
-                h.update(&v);
-                self.next_offset += v.len() as u64;
+    /// An end marker: `count` datagrams, `bytes` bytes. The first consistent one counts; one
+    /// that contradicts what already arrived (fewer datagrams or bytes than accepted) or an
+    /// earlier marker is ignored.
+    fn end_marker(&mut self, count: u64, bytes: u64) {
+        let plausible = self.seqs.max().is_none_or(|m| count > m)
+            && bytes >= self.ranges.end()
+            && count >= self.unique;
+        match (self.report.expected_datagrams, self.report.expected_bytes) {
+            (Some(c), Some(b)) if (c, b) == (count, bytes) => {}
+            (None, None) if plausible => {
+                self.report.end_marker = true;
+                self.report.expected_datagrams = Some(count);
+                self.report.expected_bytes = Some(bytes);
+                self.ranges.set_limit(bytes);
             }
-        } else if offset > self.next_offset {
-            self.pending_bytes += payload.len();
-            if self.pending_bytes > REORDER_LIMIT {
-                self.hasher = None;
-                self.pending.clear();
-            } else {
-                self.pending.insert(offset, payload.to_vec());
-            }
+            _ => self.report.ignored.bad_end_marker += 1,
         }
     }
 
-    /// True once the end marker arrived and every announced datagram was seen.
+    /// True once the end marker arrived and every datagram and byte it announced did too.
     pub fn complete(&self) -> bool {
-        matches!(self.report.expected_datagrams, Some(n) if self.unique >= n)
+        matches!(
+            (self.report.expected_datagrams, self.report.expected_bytes),
+            (Some(n), Some(b)) if self.unique == n && self.ranges.contiguous() == b
+        )
     }
 
     /// Close the books.
     pub fn finish(mut self) -> RecvReport {
+        let complete = self.complete();
         let expected = self
             .report
             .expected_datagrams
-            .unwrap_or(self.max_seq.map_or(0, |m| m + 1));
+            .unwrap_or(self.seqs.max().map_or(0, |m| m + 1));
         self.report.lost = expected.saturating_sub(self.unique);
-        let whole = self.report.lost == 0
-            && self.pending.is_empty()
-            && self
-                .report
-                .expected_bytes
-                .is_none_or(|b| b == self.next_offset);
+        self.report.complete = Some(complete);
+        self.report.flow = self.flow;
+        // A hash only of a whole stream: without its end marker, nobody can tell.
         self.report.sha256 = match self.hasher {
-            Some(h) if whole => Some(hex::encode(h.finalize())),
+            Some(h) if complete => Some(hex::encode(h.finalize())),
             _ => None,
         };
         self.report.latency = crate::stats::Percentiles::of(&self.latency);
@@ -270,5 +285,92 @@ mod tests {
         t.datagram(&dgram(0, 0, b"ab")).unwrap();
         t.finish();
         assert_eq!(std::fs::read(&p).unwrap(), b"abcd");
+    }
+
+    fn dgram_flow(flow: u16, seq: u64, offset: u64, payload: &[u8]) -> Vec<u8> {
+        let mut v = dgram(seq, offset, payload);
+        xsend::Packet::new_unchecked(&mut v[..]).set_flow(flow);
+        v
+    }
+
+    #[test]
+    fn hostile_sequence_numbers_and_offsets_cost_no_memory_and_no_file_growth() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        let mut t = ChunkTracker::new(true, Some(File::create(&p).unwrap()));
+        t.datagram(&dgram(0, 0, b"ab")).unwrap();
+        t.datagram(&dgram(1 << 33, 2, b"x")).unwrap();
+        t.datagram(&dgram(1 << 40, 2, b"x")).unwrap();
+        t.datagram(&dgram(u64::MAX, 2, b"x")).unwrap();
+        t.datagram(&dgram(1, 1 << 40, b"x")).unwrap();
+        t.datagram(&dgram(2, u64::MAX - 1, b"xyz")).unwrap();
+        t.datagram(&dgram(1, 2, b"cd")).unwrap();
+        t.datagram(&end(2, 4)).unwrap();
+        assert!(t.complete());
+        let r = t.finish();
+        assert_eq!(r.ignored.out_of_range, 5);
+        assert_eq!(r.sha256.unwrap(), sha(b"abcd"));
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            4,
+            "--out stays in the stream"
+        );
+    }
+
+    #[test]
+    fn the_first_bytes_for_an_offset_win_and_are_what_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        let mut t = ChunkTracker::new(true, Some(File::create(&p).unwrap()));
+        t.datagram(&dgram(0, 0, b"good")).unwrap();
+        t.datagram(&dgram(1, 0, b"evil")).unwrap();
+        t.datagram(&dgram(2, 2, b"EVIL")).unwrap();
+        t.datagram(&dgram(1, 4, b"!")).unwrap();
+        t.datagram(&end(2, 5)).unwrap();
+        let r = t.finish();
+        assert_eq!(r.ignored.overlapping, 2);
+        assert_eq!(r.complete, Some(true));
+        assert_eq!(r.sha256.unwrap(), sha(b"good!"));
+        assert_eq!(std::fs::read(&p).unwrap(), b"good!", "hashed = written");
+    }
+
+    #[test]
+    fn a_missing_tail_or_a_spoofed_end_marker_is_not_complete() {
+        let mut t = ChunkTracker::new(true, None);
+        t.datagram(&dgram(0, 0, b"abc")).unwrap();
+        let r = t.finish();
+        assert_eq!((r.complete, r.sha256), (Some(false), None), "no end marker");
+
+        let mut t = ChunkTracker::new(true, None);
+        t.datagram(&dgram(0, 0, b"abc")).unwrap();
+        t.datagram(&dgram(1, 3, b"def")).unwrap();
+        t.datagram(&end(1, 3)).unwrap(); // fewer than already arrived
+        assert!(!t.complete());
+        t.datagram(&dgram_flow(9, 5, 6, b"")).unwrap();
+        t.datagram(&dgram_flow(9, 2, 6, b"")).unwrap();
+        let mut e = end(2, 6);
+        xsend::Packet::new_unchecked(&mut e[..]).set_flow(9);
+        t.datagram(&e).unwrap(); // another flow's marker
+        assert!(!t.complete());
+        t.datagram(&end(2, 6)).unwrap();
+        assert!(t.complete());
+        t.datagram(&end(3, 9)).unwrap(); // contradicts the first marker
+        let r = t.finish();
+        assert_eq!(r.ignored.bad_end_marker, 2);
+        assert_eq!(r.ignored.other_flow, 3);
+        assert_eq!(r.flow, Some(1));
+        assert_eq!(r.sha256.unwrap(), sha(b"abcdef"));
+    }
+
+    #[test]
+    fn flows_are_apart_in_duplicate_detection() {
+        let mut t = ChunkTracker::new(false, None);
+        t.datagram(&dgram(0, 0, b"a")).unwrap();
+        t.datagram(&dgram_flow(2, 1, 1, b"b")).unwrap();
+        t.datagram(&dgram(1, 1, b"b")).unwrap();
+        t.datagram(&end(2, 2)).unwrap();
+        let r = t.finish();
+        assert_eq!((r.duplicates, r.ignored.other_flow, r.lost), (0, 1, 0));
+        assert_eq!(r.complete, Some(true));
     }
 }

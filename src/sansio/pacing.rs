@@ -81,6 +81,19 @@ pub struct Imix {
     total: i64,
 }
 
+impl std::fmt::Display for Imix {
+    /// `64` for one size, else `weight:size,...` (what [`Imix::parse`] reads back).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let [(size, _)] = self.sizes[..] {
+            return write!(f, "{size}");
+        }
+        for (i, (size, w)) in self.sizes.iter().enumerate() {
+            write!(f, "{}{w}:{size}", if i > 0 { "," } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
 impl Imix {
     /// Sizes with weights; weights of 0 are dropped. `None` if nothing is left.
     pub fn new(sizes: &[(usize, u64)]) -> Option<Self> {

@@ -1,8 +1,12 @@
 //! Arguments shared by several subcommands: protocol, backend and checksum choices, the
 //! AF_XDP options (declared once, flattened into `send` and `bench`), and value parsers.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use anyhow::bail;
 use clap::{Args, ValueEnum};
+use xsend::gen::Imix;
 use xsend::wire::ethernet::MacAddr;
 use xsend::{BackendChoice, ChecksumChoice, ConnectionBuilder, Proto};
 
@@ -62,20 +66,20 @@ impl From<ChecksumArg> for ChecksumChoice {
 #[derive(Args)]
 pub(crate) struct XdpArgs {
     /// AF_XDP: destination MAC (default: the kernel's neighbour table, resolved if absent).
-    #[arg(long)]
+    #[arg(long, value_parser = mac)]
     pub(crate) dst_mac: Option<MacAddr>,
     /// AF_XDP: NIC queues to send on (one socket and TX thread each).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub(crate) queues: u32,
-    /// AF_XDP: TX ring size (descriptors).
-    #[arg(long, default_value_t = xsend::options::DEFAULT_RING_SIZE)]
+    /// AF_XDP: TX ring size (descriptors, a power of two).
+    #[arg(long, default_value_t = xsend::options::DEFAULT_RING_SIZE, value_parser = ring_size)]
     pub(crate) ring_size: u32,
     /// AF_XDP: UDP/TCP checksums offloaded (TX metadata; on veth the peer's stack trusts
     /// them and a capture there shows the partial sum) or computed in software.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) checksum: ChecksumArg,
-    /// AF_XDP: 802.1Q VLAN id for the frames.
-    #[arg(long)]
+    /// AF_XDP: 802.1Q VLAN id for the frames (1-4094).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4094))]
     pub(crate) vlan: Option<u16>,
 }
 
@@ -99,24 +103,102 @@ impl XdpArgs {
     }
 }
 
+/// Seconds (`2`, `0.5`): finite, above 0, at most a year.
+pub(crate) fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("{s}: seconds must be a finite number above 0"));
+    }
+    if v > MAX_SECONDS {
+        return Err(format!("{s}: at most {MAX_SECONDS} seconds (a year)"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// The longest time any option may name.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A MAC address `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub(crate) fn mac(s: &str) -> Result<MacAddr, String> {
+    s.parse()
+        .map_err(|_| format!("not a MAC address: {s:?} (six hex bytes, e.g. 02:00:00:00:00:01)"))
+}
+
+/// A ring size: a power of two from 64 to 32768.
+fn ring_size(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
+    if !v.is_power_of_two() || !(64..=32768).contains(&v) {
+        return Err(format!("{v}: a power of two from 64 to 32768"));
+    }
+    Ok(v)
+}
+
+/// `--chunk`: `auto`, `none` or a byte count above 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    Auto,
+    None,
+    Bytes(u32),
+}
+
+pub(crate) fn chunk(s: &str) -> Result<Chunk, String> {
+    match s {
+        "auto" => Ok(Chunk::Auto),
+        "none" => Ok(Chunk::None),
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0 && n != u32::MAX)
+            .map(Chunk::Bytes)
+            .ok_or_else(|| format!("{n:?}: expected auto, none or a byte count above 0")),
+    }
+}
+
+/// A port range `A-B` (or one port).
+pub(crate) fn port_range(s: &str) -> Result<(u16, u16), String> {
+    ordered(parse_range(s).map_err(|e| e.to_string())?, s)
+}
+
+/// An address range `A-B` (or one address), both of one family.
+pub(crate) fn ip_range(s: &str) -> Result<(IpAddr, IpAddr), String> {
+    let (a, b): (IpAddr, IpAddr) = parse_range(s).map_err(|e| e.to_string())?;
+    if a.is_ipv4() != b.is_ipv4() {
+        return Err(format!("{s}: both ends must be of one address family"));
+    }
+    ordered((a, b), s)
+}
+
+fn ordered<T: PartialOrd>(r: (T, T), s: &str) -> Result<(T, T), String> {
+    if r.0 > r.1 {
+        return Err(format!("{s}: the range must go upwards (A-B with A <= B)"));
+    }
+    Ok(r)
+}
+
+/// Frame sizes: `64`, a list, weights or `imix` (checked like the generator does).
+pub(crate) fn sizes(s: &str) -> Result<Imix, String> {
+    Imix::parse(s)
+}
+
+/// A rate in packets or bits per second: `1000000`, `1.5M`, `10G`, `800k`, from 0.001 to
+/// 10^12.
+pub(crate) fn rate(s: &str) -> Result<f64, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+
 /// An inclusive range `A-B` (or a single value `A`).
-pub(crate) fn parse_range<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<(T, T)> {
+fn parse_range<T: std::str::FromStr>(s: &str) -> anyhow::Result<(T, T)> {
     // IPv6 addresses contain no '-', so the first '-' splits.
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let p = |x: &str| {
         x.trim()
             .parse::<T>()
-            .map_err(|_| anyhow::anyhow!("--{what} {s}: expected A-B"))
+            .map_err(|_| anyhow::anyhow!("{s}: expected A-B"))
     };
     Ok((p(a)?, p(b)?))
-}
-
-/// An optional range option (`--src-ports` etc.).
-pub(crate) fn opt_range<T: std::str::FromStr>(
-    r: &Option<String>,
-    what: &str,
-) -> anyhow::Result<Option<(T, T)>> {
-    r.as_deref().map(|r| parse_range(r, what)).transpose()
 }
 
 /// A rate like `1000000`, `1.5M`, `10G`, `800k`.
@@ -131,8 +213,9 @@ pub(crate) fn parse_rate(s: &str) -> anyhow::Result<f64> {
     let v: f64 = num
         .parse()
         .map_err(|_| anyhow::anyhow!("not a rate: {s:?} (e.g. 1000000, 1.5M, 10G)"))?;
-    if v.is_nan() || v <= 0.0 {
-        bail!("rate must be above 0");
+    let v = v * mul;
+    if !(1e-3..=1e12).contains(&v) {
+        bail!("{s}: a rate from 0.001 to 10^12 per second");
     }
-    Ok(v * mul)
+    Ok(v)
 }

@@ -1,18 +1,17 @@
 //! `xsend bench`: the line-rate generator.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use xsend::gen::{FlowRanges, GenSpec, Imix};
 use xsend::stats::Percentiles;
 use xsend::{BackendInfo, Connection};
 
-use crate::args::{opt_range, parse_rate, XdpArgs};
+use crate::args::{self, XdpArgs};
 use crate::signal::{arm, cancel_on_signal};
 
 #[derive(Args)]
@@ -25,37 +24,37 @@ pub(crate) struct BenchArgs {
     iface: Option<String>,
     /// Ethernet frame length without FCS: `64`, a list `64,576,1500`, weighted
     /// `7:64,4:576,1:1500`, or `imix`.
-    #[arg(long, default_value = "64")]
-    size: String,
+    #[arg(long, default_value = "64", value_parser = args::sizes)]
+    size: Imix,
     /// Packets per second over all queues (open-loop schedule; default: as fast as possible).
-    #[arg(long, conflicts_with = "bps")]
-    pps: Option<String>,
+    #[arg(long, conflicts_with = "bps", value_parser = args::rate)]
+    pps: Option<f64>,
     /// Bits per second on the wire (frames + preamble, FCS and gap), e.g. 5G, 800M.
-    #[arg(long)]
-    bps: Option<String>,
+    #[arg(long, value_parser = args::rate)]
+    bps: Option<f64>,
     /// Packets sent back to back per scheduled slot under --pps/--bps.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     burst: u64,
     /// Seconds to send (default 10 unless --count is given).
-    #[arg(long)]
-    duration: Option<f64>,
+    #[arg(long, value_parser = args::seconds)]
+    duration: Option<Duration>,
     /// Frames to send.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     #[command(flatten)]
     xdp: XdpArgs,
     /// Multi-flow: source ports `A-B` (packets cycle through every combination of the ranges).
-    #[arg(long)]
-    src_ports: Option<String>,
+    #[arg(long, value_parser = args::port_range)]
+    src_ports: Option<(u16, u16)>,
     /// Multi-flow: destination ports `A-B` (default: the port of --to).
-    #[arg(long)]
-    dst_ports: Option<String>,
+    #[arg(long, value_parser = args::port_range)]
+    dst_ports: Option<(u16, u16)>,
     /// Multi-flow: source addresses `A-B` (default: the interface's).
-    #[arg(long)]
-    src_ips: Option<String>,
+    #[arg(long, value_parser = args::ip_range)]
+    src_ips: Option<(IpAddr, IpAddr)>,
     /// Multi-flow: destination addresses `A-B`, all sent to the same next hop (default: --to).
-    #[arg(long)]
-    dst_ips: Option<String>,
+    #[arg(long, value_parser = args::ip_range)]
+    dst_ips: Option<(IpAddr, IpAddr)>,
     /// Send stateless TCP segments (ACK|PSH, consistent sequence numbers, valid checksums, no
     /// handshake) instead of UDP datagrams: for benchmarking a device under test.
     #[arg(long)]
@@ -92,18 +91,22 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let (slot, stop) = cancel_on_signal()?;
     crate::enter_netns(&a.netns)?;
     let duration = match (a.duration, a.count) {
-        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (Some(d), _) => Some(d),
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let sizes = Imix::parse(&a.size).map_err(|e| anyhow::anyhow!("--size {}: {e}", a.size))?;
-    let target_pps = match (&a.pps, &a.bps) {
-        (Some(p), _) => Some(parse_rate(p).with_context(|| format!("--pps {p}"))?),
-        (None, Some(b)) => Some(
-            parse_rate(b).with_context(|| format!("--bps {b}"))? / ((sizes.mean() + 24.0) * 8.0),
-        ),
+    let sizes = a.size.clone();
+    let target_pps = match (a.pps, a.bps) {
+        (Some(p), _) => Some(p),
+        (None, Some(b)) => Some(b / ((sizes.mean() + 24.0) * 8.0)),
         (None, None) => None,
     };
+    if let Some(p) = target_pps.filter(|&p| p < 1e-3) {
+        eprintln!(
+            "xsend: error: --bps gives {p:.2e} packets/s; the lowest rate is 0.001 packets/s"
+        );
+        return Ok(ExitCode::from(crate::EXIT_USAGE));
+    }
     let spec = GenSpec {
         sizes: sizes.clone(),
         rate_pps: target_pps,
@@ -112,10 +115,10 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         count: a.count,
         tcp_stateless: a.tcp_stateless,
         flows: FlowRanges {
-            src_ports: opt_range(&a.src_ports, "src-ports")?,
-            dst_ports: opt_range(&a.dst_ports, "dst-ports")?,
-            src_ips: opt_range(&a.src_ips, "src-ips")?,
-            dst_ips: opt_range(&a.dst_ips, "dst-ips")?,
+            src_ports: a.src_ports,
+            dst_ports: a.dst_ports,
+            src_ips: a.src_ips,
+            dst_ips: a.dst_ips,
         },
     };
     let mut builder = a.xdp.apply(&a.iface, Connection::udp(a.to));
@@ -133,7 +136,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         } else {
             "udp"
         },
-        sizes: a.size.clone(),
+        sizes: a.size.to_string(),
         mean_size: sizes.mean(),
         target_pps,
         packets: r.packets,

@@ -29,9 +29,10 @@ pub struct DemoArgs {
     /// Lab MTU.
     #[arg(long, default_value_t = 1500)]
     mtu: u32,
-    /// Backend for the sends.
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: crate::args::BackendArg,
+    /// Backend for the sends (default: every path on both the kernel and AF_XDP, side by
+    /// side).
+    #[arg(long, value_enum)]
+    backend: Option<crate::args::BackendArg>,
     /// Print the rows as JSON.
     #[arg(long)]
     json: bool,
@@ -114,21 +115,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     let ip6 = lab.ip6_b.context("lab without IPv6")?;
-    let runs: [(Proto, SocketAddr, &str); 3] = [
-        (Proto::Tcp, SocketAddr::from((lab.ip4_b, 5201)), "tcp ipv4"),
-        (
-            Proto::Udp,
-            SocketAddr::from((lab.ip4_b, 5202)),
-            "udp chunked ipv4",
-        ),
-        (
-            Proto::Udp,
-            SocketAddr::from((ip6, 5203)),
-            "udp chunked ipv6",
-        ),
+    let paths: [(Proto, std::net::IpAddr, &str); 3] = [
+        (Proto::Tcp, lab.ip4_b.into(), "tcp ipv4"),
+        (Proto::Udp, lab.ip4_b.into(), "udp chunked ipv4"),
+        (Proto::Udp, ip6.into(), "udp chunked ipv6"),
     ];
+    let backends: Vec<BackendChoice> = match a.backend {
+        Some(b) => vec![b.into()],
+        None => vec![BackendChoice::Kernel, BackendChoice::Xdp],
+    };
+    let mut runs = Vec::new();
+    for (i, (proto, ip, label)) in paths.into_iter().enumerate() {
+        for (j, &backend) in backends.iter().enumerate() {
+            let port = 5201 + (i * backends.len() + j) as u16;
+            runs.push((proto, SocketAddr::from((ip, port)), label, backend));
+        }
+    }
     let mut rows = Vec::new();
-    for (proto, addr, label) in runs {
+    for (proto, addr, label, backend) in runs {
         if stop.load(Ordering::SeqCst) {
             break;
         }
@@ -139,7 +143,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             proto,
             addr,
             label,
-            a.backend.into(),
+            backend,
             (&current, &stop),
         ) {
             Ok(r) => rows.push(r),

@@ -15,13 +15,16 @@ pub(crate) enum LabCmd {
     /// Remove a lab made by `lab up`.
     Down {
         /// Lab name.
+        #[arg(value_parser = lab_name)]
         name: String,
     },
     /// Run a command inside one side of a lab (`a` sends, `b` receives).
     Exec {
         /// Lab name.
+        #[arg(value_parser = lab_name)]
         name: String,
         /// `a` or `b`.
+        #[arg(value_parser = ["a", "b", "A", "B"])]
         side: String,
         /// Command and arguments.
         #[arg(trailing_var_arg = true, required = true)]
@@ -34,15 +37,15 @@ pub(crate) enum LabCmd {
 
 #[derive(Args)]
 pub(crate) struct LabArgs {
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(68..=65535))]
     mtu: u32,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     queues: u32,
     /// No IPv6 addresses (IPv6 disabled on the lab interfaces).
     #[arg(long)]
     no_ipv6: bool,
     /// Lab name (default: generated, unique).
-    #[arg(long)]
+    #[arg(long, value_parser = lab_name)]
     name: Option<String>,
     #[arg(long)]
     json: bool,
@@ -86,9 +89,11 @@ pub(crate) fn run(l: LabCmd) -> anyhow::Result<ExitCode> {
         LabCmd::Exec { name, side, cmd } => {
             let ns = match side.as_str() {
                 "a" | "A" => format!("{name}a"),
-                "b" | "B" => format!("{name}b"),
-                _ => bail!("side must be a or b, not {side:?}"),
+                _ => format!("{name}b"),
             };
+            if !std::path::Path::new("/run/netns").join(&ns).exists() {
+                bail!("no lab named {name} (namespace {ns} does not exist)");
+            }
             let st = std::process::Command::new("ip")
                 .args(["netns", "exec", &ns])
                 .args(&cmd)
@@ -98,4 +103,11 @@ pub(crate) fn run(l: LabCmd) -> anyhow::Result<ExitCode> {
         }
         LabCmd::Demo(a) => demo::run(a),
     }
+}
+
+/// A lab name as a value parser: a bad one is a usage error.
+pub(crate) fn lab_name(s: &str) -> Result<String, String> {
+    xsend::lab::check_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }

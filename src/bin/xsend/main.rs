@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xsend::Error;
 
-/// Exit code when an expectation of `xsend recv` fails.
+/// Exit code of a usage error (bad option value), as clap uses.
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit code when an expectation of `xsend recv` fails, or the stream was incomplete.
 pub(crate) const EXIT_MISMATCH: u8 = 3;
 /// Exit code after Ctrl-C / SIGTERM.
 pub(crate) const EXIT_CANCELLED: u8 = 130;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use xsend::recv::{RecvConfig, RecvReport};
 use xsend::Proto;
 
-use crate::args::ProtoArg;
+use crate::args::{self, ProtoArg};
 use crate::EXIT_MISMATCH;
 
 #[derive(Args)]
@@ -35,12 +35,13 @@ pub(crate) struct RecvArgs {
     /// Treat UDP datagrams as raw payload even if they carry an xsend header.
     #[arg(long)]
     raw: bool,
-    /// UDP: seconds without a datagram that end the receive.
-    #[arg(long, default_value_t = 2.0)]
-    idle_timeout: f64,
-    /// Seconds to wait for the first byte / connection (default: forever).
-    #[arg(long)]
-    timeout: Option<f64>,
+    /// Seconds without data that end the receive once data has arrived: UDP, the stream is
+    /// over (default 2); TCP, it is reported incomplete (default 60).
+    #[arg(long, value_parser = args::seconds)]
+    idle_timeout: Option<Duration>,
+    /// Seconds to wait for the connection and for the first byte (default: forever).
+    #[arg(long, value_parser = args::seconds)]
+    timeout: Option<Duration>,
     /// Enter this network namespace first.
     #[arg(long)]
     netns: Option<String>,
@@ -67,8 +68,9 @@ pub(crate) fn run(a: RecvArgs) -> anyhow::Result<ExitCode> {
     cfg.out = a.out.clone();
     cfg.count_only = a.count_only;
     cfg.raw = a.raw;
-    cfg.idle_timeout = Duration::from_secs_f64(a.idle_timeout.max(0.01));
-    cfg.first_timeout = a.timeout.map(Duration::from_secs_f64);
+    cfg.idle_timeout = a.idle_timeout;
+    cfg.first_timeout = a.timeout;
+    cfg.expect_bytes = a.expect_bytes;
     let report = xsend::recv::receive(&cfg, |addr| {
         eprintln!(
             "xsend recv: listening on {addr} ({})",
@@ -90,6 +92,11 @@ pub(crate) fn run(a: RecvArgs) -> anyhow::Result<ExitCode> {
         if report.bytes != want {
             failures.push(format!("{} bytes != expected {want}", report.bytes));
         }
+    }
+    // A stream known to be cut short fails unless only counting was asked for.
+    let incomplete = report.complete == Some(false);
+    if incomplete && !a.count_only {
+        failures.push(incomplete_reason(&report));
     }
     let verified =
         (a.expect_sha256.is_some() || a.expect_bytes.is_some()).then_some(failures.is_empty());
@@ -145,4 +152,24 @@ pub(crate) fn run(a: RecvArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_MISMATCH));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a stream is incomplete, in a user's words.
+fn incomplete_reason(r: &RecvReport) -> String {
+    match (r.chunked, r.expected_datagrams, r.expected_bytes) {
+        (true, Some(n), Some(b)) => format!(
+            "incomplete stream: {} of {n} datagrams, {} of {b} bytes (lost {})",
+            n.saturating_sub(r.lost),
+            r.bytes,
+            r.lost
+        ),
+        (true, _, _) => format!(
+            "incomplete stream: no end marker arrived ({} bytes, lost {} so far)",
+            r.bytes, r.lost
+        ),
+        _ => format!(
+            "incomplete stream: the sender went quiet before closing ({} bytes)",
+            r.bytes
+        ),
+    }
 }

@@ -15,7 +15,7 @@ use xsend::{
     TransmitFlags, SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
 };
 
-use crate::args::{BackendArg, ProtoArg, XdpArgs};
+use crate::args::{self, BackendArg, Chunk, ProtoArg, XdpArgs};
 use crate::signal::{arm, cancel_on_signal};
 
 #[derive(Args)]
@@ -34,8 +34,8 @@ pub(crate) struct SendArgs {
     backend: BackendArg,
     /// UDP: `auto` = largest datagrams with an xsend header each, N = N payload bytes per
     /// datagram, `none` = the whole file as one datagram (refused if it does not fit).
-    #[arg(long, default_value = "auto")]
-    chunk: String,
+    #[arg(long, default_value = "auto", value_parser = args::chunk)]
+    chunk: Chunk,
     /// UDP chunks without the xsend header.
     #[arg(long)]
     raw: bool,
@@ -53,8 +53,8 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     write_behind: bool,
     /// Seconds sent data may stay unacknowledged, and connect timeout.
-    #[arg(long, default_value_t = 10.0)]
-    timeout: f64,
+    #[arg(long, default_value = "10", value_parser = args::seconds)]
+    timeout: Duration,
     #[command(flatten)]
     xdp: XdpArgs,
     /// Enter this network namespace (/run/netns/NAME) first.
@@ -115,7 +115,7 @@ pub(crate) fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
     crate::enter_netns(&a.netns)?;
     let show_bar = !a.json && std::io::stderr().is_terminal();
     let proto: Proto = a.proto.into();
-    let timeout = Duration::from_secs_f64(a.timeout.max(0.1));
+    let timeout = a.timeout.max(Duration::from_millis(100));
     let builder = match proto {
         Proto::Tcp => Connection::tcp(a.to),
         Proto::Udp => Connection::udp(a.to),
@@ -132,13 +132,13 @@ pub(crate) fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
     let mut elements = Vec::new();
     if let Some(p) = &a.pre {
         elements.push(SendPacketsElement::buffer(
-            std::fs::read(p).with_context(|| format!("reading --pre {}", p.display()))?,
+            read_regular(p).with_context(|| format!("reading --pre {}", p.display()))?,
         ));
     }
     elements.push(SendPacketsElement::file(&a.file));
     if let Some(p) = &a.post {
         elements.push(SendPacketsElement::buffer(
-            std::fs::read(p).with_context(|| format!("reading --post {}", p.display()))?,
+            read_regular(p).with_context(|| format!("reading --post {}", p.display()))?,
         ));
     }
     xsend::validate_elements(&elements)?;
@@ -159,29 +159,20 @@ pub(crate) fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
     let chunk = match proto {
         Proto::Tcp => "stream".to_string(),
         Proto::Udp => {
-            match a.chunk.as_str() {
-                "none" => opts.send_size = SEND_SIZE_PACKETS,
-                "auto" => {
-                    opts.send_size = if a.raw {
-                        conn.info().max_datagram.unwrap_or(1472) as u32
-                    } else {
-                        SEND_SIZE_AUTO
-                    }
-                }
-                n => {
-                    opts.send_size = n
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|&n| n > 0 && n != u32::MAX)
-                        .with_context(|| {
-                            format!("--chunk {n}: expected auto, none or a byte count")
-                        })?
-                }
-            }
-            if a.chunk != "none" && !a.raw {
+            opts.send_size = match a.chunk {
+                Chunk::None => SEND_SIZE_PACKETS,
+                Chunk::Auto if a.raw => conn.info().max_datagram.unwrap_or(1472) as u32,
+                Chunk::Auto => SEND_SIZE_AUTO,
+                Chunk::Bytes(n) => n,
+            };
+            if a.chunk != Chunk::None && !a.raw {
                 opts.chunk_header = Some(a.flow);
             }
-            a.chunk.clone()
+            match a.chunk {
+                Chunk::None => "none".to_string(),
+                Chunk::Auto => "auto".to_string(),
+                Chunk::Bytes(n) => n.to_string(),
+            }
         }
     };
     let start = Instant::now();
@@ -244,4 +235,24 @@ pub(crate) fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes of a regular file; anything else (a FIFO, a device) is refused without waiting
+/// on it.
+fn read_regular(p: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)?;
+    Ok(v)
 }

@@ -54,9 +54,20 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         Proto::Udp => cfg.queues.max(1),
         Proto::Tcp => 1,
     };
-    let ends = Endpoints::reserve(cfg, nq)?;
+    if nq > MAX_QUEUES {
+        return Err(Error::InvalidOption(format!(
+            "{nq} queues: at most {MAX_QUEUES}"
+        )));
+    }
     let route = net::route_get(cfg.peer.ip())?;
     let ifname = cfg.iface.clone().unwrap_or_else(|| route.dev.clone());
+    // (sysfs shows the namespace it was mounted in: unknown from inside another one.)
+    if let Some(ntx) = sys_queues(&ifname, "tx-").filter(|&n| nq as usize > n) {
+        return Err(Error::InvalidOption(format!(
+            "{nq} queues asked for, and {ifname} has {ntx} TX queue(s)"
+        )));
+    }
+    let ends = Endpoints::reserve(cfg, nq)?;
     if ifname == "lo" {
         return Err(unavailable("loopback has no NIC queue to send to".into()));
     }
@@ -300,13 +311,22 @@ impl Endpoints {
     }
 }
 
+/// Most queues one connection may use.
+const MAX_QUEUES: u32 = 256;
+
 /// RX queues of an interface (sysfs); 1 if unknown.
 fn rx_queues(ifname: &str) -> usize {
+    sys_queues(ifname, "rx-").unwrap_or(1)
+}
+
+/// Queues of an interface whose sysfs entries start with `prefix`, if sysfs shows it.
+fn sys_queues(ifname: &str, prefix: &str) -> Option<usize> {
     std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+        .ok()
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
                 .count()
         })
-        .unwrap_or(1)
+        .filter(|&n| n > 0)
 }

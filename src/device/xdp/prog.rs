@@ -19,6 +19,17 @@ pub(crate) struct Steer {
     pub(crate) mode: &'static str,
 }
 
+/// libbpf prints its own `libbpf: ...` lines to stderr; xsend reports every failure itself,
+/// with the reason, so they are silenced (`XSEND_LIBBPF_DEBUG=1` keeps them).
+fn quiet_libbpf() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XSEND_LIBBPF_DEBUG").is_none() {
+            libbpf_rs::set_print(None);
+        }
+    });
+}
+
 fn bpf_err(what: &str, e: libbpf_rs::Error) -> Error {
     Error::io(what.to_string(), std::io::Error::other(e.to_string()))
 }
@@ -26,6 +37,7 @@ fn bpf_err(what: &str, e: libbpf_rs::Error) -> Error {
 impl Steer {
     /// Load and attach to `ifindex`. `reasons` collects why native mode was not obtained.
     pub(crate) fn attach(ifindex: u32, ifname: &str, reasons: &mut Vec<String>) -> Result<Steer> {
+        quiet_libbpf();
         let open = ObjectBuilder::default()
             .open_memory(OBJ)
             .map_err(|e| bpf_err("opening the XDP object", e))?;

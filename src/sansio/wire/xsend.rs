@@ -106,6 +106,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Set flow id.
+    pub fn set_flow(&mut self, v: u16) {
+        self.buffer.as_mut()[field::FLOW].copy_from_slice(&v.to_be_bytes());
+    }
     /// Set sequence number.
     pub fn set_seq(&mut self, v: u64) {
         self.buffer.as_mut()[field::SEQ].copy_from_slice(&v.to_be_bytes());
