@@ -157,7 +157,10 @@ fn send_and_recv_json_tcp_and_udp() {
     assert_eq!(json(&r.stdout)["complete"], true);
     let to = format!("{}:6052", lab.ip4_b);
     let recv = spawn_recv(&lab, &["--listen", &to, "--json"]);
-    let out = xsend_in_a(&lab, &["send", p, "--to", &to, "--backend", "xdp", "--json"]);
+    let out = xsend_in_a(
+        &lab,
+        &["send", p, "--to", &to, "--backend", "xdp", "--json"],
+    );
     assert!(out.status.success());
     let s = json(&out.stdout);
     assert_eq!(s["backend"], "xdp", "{s}");

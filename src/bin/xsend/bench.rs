@@ -27,16 +27,16 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "64", value_parser = args::sizes)]
     size: Imix,
     /// Packets per second over all queues (open-loop schedule; default: as fast as possible).
-    #[arg(long, conflicts_with = "bps", value_parser = args::rate)]
+    #[arg(long, conflicts_with = "bps", value_parser = args::rate, allow_negative_numbers = true)]
     pps: Option<f64>,
     /// Bits per second on the wire (frames + preamble, FCS and gap), e.g. 5G, 800M.
-    #[arg(long, value_parser = args::rate)]
+    #[arg(long, value_parser = args::rate, allow_negative_numbers = true)]
     bps: Option<f64>,
     /// Packets sent back to back per scheduled slot under --pps/--bps.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     burst: u64,
     /// Seconds to send (default 10 unless --count is given).
-    #[arg(long, value_parser = args::seconds)]
+    #[arg(long, value_parser = args::seconds, allow_negative_numbers = true)]
     duration: Option<Duration>,
     /// Frames to send.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -179,6 +179,10 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         if let (Some(i), Some(l)) = (us(&s.inter_departure), us(&s.lateness)) {
             println!("  inter-departure: {i}; lateness against schedule: {l}");
         }
+    }
+    // Interrupted: what was sent is reported above, and the exit code says it was cut short.
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(crate::EXIT_CANCELLED));
     }
     Ok(ExitCode::SUCCESS)
 }

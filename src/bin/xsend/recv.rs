@@ -37,10 +37,10 @@ pub(crate) struct RecvArgs {
     raw: bool,
     /// Seconds without data that end the receive once data has arrived: UDP, the stream is
     /// over (default 2); TCP, it is reported incomplete (default 60).
-    #[arg(long, value_parser = args::seconds)]
+    #[arg(long, value_parser = args::seconds, allow_negative_numbers = true)]
     idle_timeout: Option<Duration>,
     /// Seconds to wait for the connection and for the first byte (default: forever).
-    #[arg(long, value_parser = args::seconds)]
+    #[arg(long, value_parser = args::seconds, allow_negative_numbers = true)]
     timeout: Option<Duration>,
     /// Enter this network namespace first.
     #[arg(long)]

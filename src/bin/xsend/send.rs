@@ -53,7 +53,7 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     write_behind: bool,
     /// Seconds sent data may stay unacknowledged, and connect timeout.
-    #[arg(long, default_value = "10", value_parser = args::seconds)]
+    #[arg(long, default_value = "10", value_parser = args::seconds, allow_negative_numbers = true)]
     timeout: Duration,
     #[command(flatten)]
     xdp: XdpArgs,
