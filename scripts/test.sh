@@ -10,6 +10,8 @@ cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release --all-targets
 cargo test --release --doc
+# A short pass of every fuzz target (and its saved crashes); long runs: scripts/fuzz.sh --seconds N.
+scripts/fuzz.sh --seconds "${XSEND_FUZZ_SECONDS:-10}"
 
 # Nothing may be left behind by the tests.
 left=$(ip netns list 2>/dev/null | grep -E '^x[sc][0-9]+' || true)

@@ -66,3 +66,10 @@ pub use options::{
 pub use payload::{SendPacketsElement, Source};
 pub use report::{BackendInfo, SendStats};
 pub use sansio::{pacing, tcp, wire};
+
+/// Internal parsers, exposed for the fuzz targets in `fuzz/` only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz {
+    pub use crate::device::xdp::fuzz::{parse_neigh_dump, parse_route_reply};
+}

@@ -26,8 +26,23 @@ impl<C: CongestionControl> Sender<C> {
             }
             return;
         }
+        // RFC 9293 §3.10.7.4, first check: a segment outside our receive window (an old
+        // duplicate, a retransmitted SYN-ACK whose ACK was lost, or forged) is answered with
+        // an ACK and dropped; its ACK and window are not taken. (Found by the `tcp_sender`
+        // fuzz target: a forged far-off sequence number used to set the peer's window.)
+        let len = seg.payload_len as u32 + u32::from(f.intersects(Flags::SYN | Flags::FIN));
+        let win = RCV_WINDOW as u32;
+        let first = seg.seq.wrapping_sub(self.rcv_nxt);
+        let last = seg
+            .seq
+            .wrapping_add(len.max(1) - 1)
+            .wrapping_sub(self.rcv_nxt);
+        if first >= win && (len == 0 || last >= win) {
+            self.ack_due = true;
+            return;
+        }
         if f.contains(Flags::SYN) {
-            // A retransmitted SYN-ACK: our ACK was lost.
+            // A SYN in the window: answered with an ACK (RFC 5961 §4), nothing else.
             self.ack_due = true;
             return;
         }
@@ -74,7 +89,8 @@ impl<C: CongestionControl> Sender<C> {
         self.rcv_nxt = seg.seq.wrapping_add(1);
         self.peer_mss = o.mss.unwrap_or(536).max(64);
         // We always offer window scaling, so the peer's option alone decides (RFC 7323 §2.2).
-        self.snd_shift = o.wscale.unwrap_or(0);
+        // RFC 7323 §2.3: a shift over 14 is taken as 14. (Found by the fuzz target.)
+        self.snd_shift = o.wscale.unwrap_or(0).min(14);
         self.sack_ok = self.cfg.sack && o.sack_permitted;
         if let (true, Some((val, _))) = (self.cfg.timestamps, o.timestamps) {
             self.ts_ok = true;
@@ -138,8 +154,10 @@ impl<C: CongestionControl> Sender<C> {
         }
         let mss = self.effective_mss() as u64;
         let old_wnd = self.snd_wnd;
-        // RFC 9293 §3.10.7.4: window update only from newer segments.
-        if seq_lt(self.wl1, seg.seq) || (self.wl1 == seg.seq && self.wl2 <= ack) {
+        // RFC 9293 §3.10.7.4: window update only from newer segments; and, as Linux does,
+        // from any ACK that moves `una` (the window's right edge is una + snd_wnd, so a
+        // window must never outlive the ACK it was offered with).
+        if ack > self.una || seq_lt(self.wl1, seg.seq) || (self.wl1 == seg.seq && self.wl2 <= ack) {
             self.snd_wnd = window;
             self.max_wnd = self.max_wnd.max(window);
             self.wl1 = seg.seq;

@@ -84,7 +84,7 @@ impl<C: CongestionControl> Sender<C> {
         if self.rtx_una {
             self.rtx_una = false;
             if self.una < self.max_sent.max(self.nxt) {
-                let len = self.sendable_len(self.una, mss);
+                let len = self.resend_len(self.una, mss);
                 self.high_rxt = self.high_rxt.max(self.una + len.max(1));
                 return Some(self.data_segment(now, self.una, len, true));
             }
@@ -183,8 +183,11 @@ impl<C: CongestionControl> Sender<C> {
         None
     }
 
-    fn sendable_len(&self, at: u64, mss: u64) -> u64 {
-        self.end.saturating_sub(at).min(mss)
+    /// Bytes a retransmission at `at` may carry: what was sent before, at most one MSS.
+    /// (New data never rides on a retransmission: it would bypass the peer's window and the
+    /// congestion window. Found by the `tcp_sender` fuzz target.)
+    fn resend_len(&self, at: u64, mss: u64) -> u64 {
+        self.end.min(self.max_sent).saturating_sub(at).min(mss)
     }
 
     fn data_segment(&mut self, now: Instant, at: u64, len: u64, rtx: bool) -> Transmit {

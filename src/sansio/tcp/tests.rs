@@ -742,3 +742,49 @@ proptest! {
         simulate(len, iss, c, seed);
     }
 }
+
+/// Found by the `tcp_sender` fuzz target: a fast retransmit of a small segment (sent into a
+/// small window) must not grow into new data past what was sent, the window and cwnd.
+#[test]
+fn fast_retransmit_carries_only_what_was_sent() {
+    let iss = 5;
+    let (mut s, t0) = established(iss, 100_000, 65);
+    let first = drain(&mut s, t0);
+    assert_eq!(first.iter().map(|t| t.len).sum::<usize>(), 65);
+    // Part acknowledged, the window stays small; three duplicate ACKs.
+    let a = iss.wrapping_add(1).wrapping_add(26);
+    for _ in 0..4 {
+        s.on_segment(t0, &ack(a, 39));
+    }
+    for t in drain(&mut s, t0) {
+        assert!(
+            t.offset + t.len as u64 <= 65,
+            "sent {}..{} past the 65 bytes sent and the window",
+            t.offset,
+            t.offset + t.len as u64
+        );
+    }
+}
+
+/// Found by the `tcp_sender` fuzz target: a segment far outside our receive window (forged,
+/// or an old duplicate) is answered with an ACK and dropped: its window opens nothing.
+#[test]
+fn out_of_window_segments_do_not_move_the_window() {
+    let iss = 9;
+    let (mut s, t0) = established(iss, 100_000, 2000);
+    let sent: usize = drain(&mut s, t0).iter().map(|t| t.len).sum();
+    assert_eq!(sent, 2000);
+    let mut forged = ack(iss.wrapping_add(1).wrapping_add(1000), 60_000);
+    forged.seq = PEER_ISS.wrapping_add(0x4000_0000);
+    s.on_segment(t0, &forged);
+    assert_eq!(s.acked(), 0, "its ACK is not taken");
+    let out = drain(&mut s, t0);
+    assert!(
+        out.iter().all(|t| t.len == 0),
+        "only an ACK goes out: {out:?}"
+    );
+    assert!(
+        !out.is_empty(),
+        "the forged segment is answered with an ACK"
+    );
+}
