@@ -71,4 +71,5 @@ pub(crate) mod netlink;
 pub(crate) mod sigbus;
 pub(crate) mod socket;
 pub(crate) mod thread;
+pub(crate) mod watchdog;
 pub(crate) mod xsk;

@@ -24,7 +24,8 @@ use crate::report::{BackendInfo, SendStats};
 use crate::sansio::cut::Span;
 use crate::sansio::framer::{parse_segment, TcpFramer};
 use crate::sansio::tcp::{self as sm, ConnError, Sender, State};
-use crate::sansio::wire::tcp;
+use crate::sansio::wire::{checksum, tcp};
+use crate::sys::watchdog::Watchdog;
 
 /// Segments framed per loop before ACKs are read again.
 const TX_BURST: usize = 256;
@@ -55,6 +56,8 @@ pub(crate) struct TcpTransport<D: TxQueue + RxQueue> {
     usable: bool,
     /// Scratch for one batch (reused: nothing is allocated per segment).
     pending: Vec<Pending<D::Buf>>,
+    /// Makes the peer reset the connection if this process dies without closing it.
+    watchdog: Option<Watchdog>,
     /// Kept while the connection lives (XDP program, port reservation); dropped last.
     _hold: Box<dyn Send>,
 }
@@ -91,7 +94,8 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
         let mut framer = TcpFramer::new(&flow, mtu);
         framer.set_checksum_offload(dev.caps().csum_offload);
         let mss = framer.max_payload(0).min(u16::MAX as usize) as u16;
-        let mut conf = sm::Config::new(mss, random_iss(flow.src));
+        let iss = random_iss(flow.src);
+        let mut conf = sm::Config::new(mss, iss);
         conf.connect_timeout = cfg.connect_timeout;
         conf.user_timeout = cfg.user_timeout;
         let mut t = TcpTransport {
@@ -103,9 +107,16 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             info,
             usable: true,
             pending: Vec::with_capacity(TX_BATCH),
+            watchdog: None,
             _hold: hold,
         };
         t.drive(None, None, |s| s.state() != State::SynSent, None)?;
+        // Best effort: without it (no fork, no raw socket) the peer learns of a killed sender
+        // only when it next sends.
+        if std::env::var_os("XSEND_NO_WATCHDOG").is_none() {
+            t.watchdog =
+                Watchdog::arm(&provocation(flow.src, flow.dst, iss), flow.src, flow.dst).ok();
+        }
         Ok(t)
     }
 
@@ -463,5 +474,29 @@ impl<D: TxQueue + RxQueue> Drop for TcpTransport<D> {
             }
         }
         let _ = self.dev.drain();
+        // Closed (or reset) by this process: the watchdog has nothing to do.
+        if let Some(w) = self.watchdog.as_mut() {
+            w.disarm();
+        }
     }
+}
+
+/// A segment of the connection far outside the peer's window: the peer answers it with an
+/// ACK, and the kernel (with no socket for the flow once this process is gone) answers that
+/// with a RST the peer accepts. See [`Watchdog`].
+fn provocation(local: SocketAddr, peer: SocketAddr, iss: u32) -> Vec<u8> {
+    let r = tcp::Repr {
+        src_port: local.port(),
+        dst_port: peer.port(),
+        seq: iss.wrapping_add(0x8000_0000),
+        ack: 0,
+        flags: tcp::Flags::ACK,
+        window: 0,
+        ..Default::default()
+    };
+    let mut b = vec![0u8; r.header_len()];
+    let n = r.emit(&mut b);
+    let sum = tcp::pseudo_header(local.ip(), peer.ip(), n as u32) + checksum::sum(&b[..n]);
+    b[16..18].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    b
 }
