@@ -36,7 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(600);
     let lab = Lab::up(&LabConfig::default())?;
     let file = std::env::temp_dir().join(format!("{}-soak.bin", lab.name));
-    std::fs::write(&file, (0..=255u8).cycle().take(32 << 20).collect::<Vec<u8>>())?;
+    std::fs::write(
+        &file,
+        (0..=255u8).cycle().take(32 << 20).collect::<Vec<u8>>(),
+    )?;
     // A TCP sink in the peer that accepts every connection and reads it to the end.
     let tcp_addr = SocketAddr::from((lab.ip4_b, 5600));
     let listener = lab.run_in(Side::B, || TcpListener::bind(tcp_addr))??;

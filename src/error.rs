@@ -38,6 +38,15 @@ pub enum Error {
         /// What it is instead.
         kind: &'static str,
     },
+    /// A capture file that cannot be replayed: not pcap/pcapng, truncated, malformed, or of
+    /// a link type other than Ethernet.
+    #[error("{path}: {why}")]
+    BadCapture {
+        /// The capture.
+        path: PathBuf,
+        /// What is wrong, and where.
+        why: String,
+    },
     /// Opening, sizing or mapping a file failed.
     #[error("cannot read {path}")]
     FileIo {

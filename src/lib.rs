@@ -49,6 +49,7 @@ pub mod lab;
 pub mod options;
 mod payload;
 pub mod recv;
+pub mod replay;
 pub mod report;
 pub mod sansio;
 pub mod stats;

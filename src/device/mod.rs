@@ -15,6 +15,7 @@
 
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod packet;
 pub(crate) mod xdp;
 
 use std::time::Duration;

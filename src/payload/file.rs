@@ -36,13 +36,7 @@ impl Drop for MappedFile {
 impl MappedFile {
     /// Open and map `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        // Non-blocking: opening a FIFO (or a device) must not wait for a writer; what is not
-        // a regular file is refused right after, by its type.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| open_error(path, e))?;
+        let file = open_regular(path)?;
         Self::from_file(Arc::new(file), path.to_path_buf())
     }
 
@@ -52,23 +46,7 @@ impl MappedFile {
             path: path.clone(),
             source: e,
         })?;
-        let ft = meta.file_type();
-        if !ft.is_file() {
-            let kind = if ft.is_dir() {
-                "directory"
-            } else if ft.is_fifo() {
-                "fifo"
-            } else if ft.is_socket() {
-                "socket"
-            } else if ft.is_char_device() {
-                "character device"
-            } else if ft.is_block_device() {
-                "block device"
-            } else {
-                "not a regular file"
-            };
-            return Err(Error::NotAFile { path, kind });
-        }
+        check_regular(&meta, &path)?;
         let size = meta.len();
         let map = if size == 0 {
             None
@@ -154,6 +132,47 @@ impl MappedFile {
             size: self.current_size(),
         }
     }
+}
+
+/// Open `path` for reading if it is a regular file. Non-blocking: opening a FIFO (or a
+/// device) must not wait for a writer; what is not a regular file is refused right after, by
+/// its type.
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| open_error(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::FileIo {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    check_regular(&meta, path)?;
+    Ok(file)
+}
+
+fn check_regular(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    let kind = if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {

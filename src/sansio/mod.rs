@@ -9,11 +9,15 @@
 //!   scoreboard);
 //! - [`pacing`]: the open-loop pacer and frame-size mixes;
 //! - [`cut`]: cutting a payload into datagrams;
-//! - [`flows`]: multi-flow ranges.
+//! - [`flows`]: multi-flow ranges;
+//! - [`rewrite`]: rewriting captured frames (MACs, address maps, checksums fixed incrementally);
+//! - [`schedule`]: when each packet of a replayed capture is due.
 
 pub mod cut;
 pub mod flows;
 pub mod framer;
 pub mod pacing;
+pub mod rewrite;
+pub mod schedule;
 pub mod tcp;
 pub mod wire;

@@ -68,6 +68,8 @@ pub(crate) mod file;
 pub(crate) mod mmap;
 pub(crate) mod netdev;
 pub(crate) mod netlink;
+pub(crate) mod packet;
+pub(crate) mod pool;
 pub(crate) mod sigbus;
 pub(crate) mod socket;
 pub(crate) mod thread;

@@ -32,3 +32,14 @@ pub(crate) fn realtime_ns() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// The most resident memory this process has had, in KiB (`getrusage`).
+pub(crate) fn max_rss_kib() -> u64 {
+    // SAFETY: rusage is plain old data; all-zero is valid.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the live struct.
+    match syscall!(getrusage(libc::RUSAGE_SELF, &mut r)) {
+        Ok(_) => r.ru_maxrss.max(0) as u64,
+        Err(_) => 0,
+    }
+}

@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod lab;
 mod recv;
+mod replay;
 mod send;
 mod signal;
 
@@ -54,6 +55,15 @@ enum Cmd {
   xsend bench --to 198.18.0.2:9 --size 1514 --count 1000000 --queues 2 --json
   xsend bench --to 198.18.0.2:9 --size imix --pps 1M --burst 8 --duration 30")]
     Bench(bench::BenchArgs),
+    /// Replay a pcap/pcapng capture on an interface, with its own timing or at a rate,
+    /// rewriting MACs and addresses if asked.
+    #[command(after_help = "Examples:
+  xsend replay trace.pcap --iface eth1
+  xsend replay trace.pcapng --iface eth1 --multiplier 2 --loop 10 --json
+  xsend replay trace.pcap --iface eth1 --topspeed --dst-mac 02:00:00:00:00:02 \\
+      --src-ip 10.0.0.1=198.18.0.1 --dst-ip 198.18.0.2
+  xsend replay trace.pcap --iface mylaba --netns mylaba --pps 100k --duration 60")]
+    Replay(replay::ReplayArgs),
     /// Build, remove, use or demonstrate a veth lab (two namespaces joined by a veth pair).
     #[command(subcommand)]
     Lab(lab::LabCmd),
@@ -65,6 +75,7 @@ fn main() -> ExitCode {
         Cmd::Send(a) => send::run(a),
         Cmd::Recv(a) => recv::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Replay(a) => replay::run(a),
         Cmd::Lab(l) => lab::run(l),
     };
     match r {

@@ -2,7 +2,8 @@
 //! our XDP program steering our flows' packets back into the RX ring.
 //!
 //! - [`open`]: the one open/negotiation path (interface, route, MTU with VLAN, frame size,
-//!   MAC, XDP program, queues, checksum offload, TX budget, report);
+//!   MAC, XDP program, queues, checksum offload, TX budget, report); [`raw`] opens a queue
+//!   for whole frames made elsewhere (replay) through the same queue negotiation;
 //! - [`queue`]: one socket behind the device seam (frame table, batching, kicks, reaping);
 //! - [`prog`]: our XDP program (`bpf/xsend.bpf.c`), attached through a BPF link;
 //! - [`net`] and [`rtnl`]: route, neighbour and interface lookups over rtnetlink.
@@ -11,6 +12,7 @@ pub(crate) mod net;
 mod open;
 mod prog;
 mod queue;
+mod raw;
 mod rtnl;
 
 /// The rtnetlink parsers, for the fuzz targets.
@@ -36,3 +38,4 @@ pub(crate) mod fuzz {
 
 pub(crate) use open::{open, Request};
 pub(crate) use queue::XdpQueue;
+pub(crate) use raw::open_raw;

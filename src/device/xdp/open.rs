@@ -32,7 +32,7 @@ pub(crate) struct Request<'a> {
     pub(crate) rx_frames: u32,
 }
 
-fn unavailable(reason: String) -> Error {
+pub(super) fn unavailable(reason: String) -> Error {
     Error::BackendUnavailable {
         backend: "xdp",
         reason,
@@ -113,42 +113,20 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
     };
 
     let ring = cfg.ring_size.clamp(64, 16384).next_power_of_two();
-    let qc = |queue: u32, zerocopy: bool| QueueConfig {
-        ifname: &ifname,
-        ifindex: ifi.index,
-        queue,
-        ring,
-        frame_size,
-        zerocopy,
-        rx_frames: req.rx_frames,
-        offload: cfg.checksum != ChecksumChoice::Software,
-        max_frame: (mtu + l2) as usize,
-    };
-    let mut queues = Vec::with_capacity(nq as usize);
-    let mut zerocopy = true;
-    let mut budget = true;
-    for q in 0..nq {
-        let mut queue = open_queue(&qc(q, zerocopy), &mut zerocopy, &mut reasons)?;
-        if q == 0 && cfg.checksum != ChecksumChoice::Software && !queue.caps().csum_offload {
-            let why =
-                "the kernel refused a UMEM with TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+)";
-            if cfg.checksum == ChecksumChoice::Offload {
-                return Err(unavailable(format!("checksum offload on {ifname}: {why}")));
-            }
-            reasons.push(format!("checksum offload: {why}; checksums in software"));
-        }
-        if let Some(s) = &steer {
-            s.add_socket(q, queue.as_fd())?;
-        }
-        budget &= queue.set_tx_budget(TX_BUDGET).is_ok();
-        queues.push(queue);
-    }
-    if !budget {
-        reasons.push(
-            "XDP_MAX_TX_SKB_BUDGET refused: one kick sends the kernel's default of 32 frames"
-                .into(),
-        );
-    }
+    let (queues, zerocopy, budget) = open_queues(
+        &Queues {
+            ifname: &ifname,
+            ifindex: ifi.index,
+            count: nq,
+            ring,
+            frame_size,
+            rx_frames: req.rx_frames,
+            checksum: cfg.checksum,
+            max_frame: (mtu + l2) as usize,
+        },
+        steer.as_ref(),
+        &mut reasons,
+    )?;
     if let (Proto::Tcp, Some(s)) = (cfg.proto, &steer) {
         s.add_flow(tcp::PROTO_TCP, ends.src.port(), cfg.peer)?;
     }
@@ -200,6 +178,66 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
 
 /// Open one queue: zero-copy first (while it is still possible), then copy mode;
 /// `zerocopy` says which was had. Why zero-copy was refused goes to `reasons` once.
+/// The queues to open on one interface.
+pub(super) struct Queues<'a> {
+    pub(super) ifname: &'a str,
+    pub(super) ifindex: u32,
+    pub(super) count: u32,
+    pub(super) ring: u32,
+    pub(super) frame_size: u32,
+    pub(super) rx_frames: u32,
+    pub(super) checksum: ChecksumChoice,
+    pub(super) max_frame: usize,
+}
+
+/// Open `q.count` queues (zero-copy, else copy mode, each step's refusal in `reasons`),
+/// checksum offload as asked, each added to `steer`, with the TX budget raised. Returns the
+/// queues, whether zero-copy was obtained and whether the budget was.
+pub(super) fn open_queues(
+    q: &Queues<'_>,
+    steer: Option<&Steer>,
+    reasons: &mut Vec<String>,
+) -> Result<(Vec<XdpQueue>, bool, bool)> {
+    let ifname = q.ifname;
+    let qc = |queue: u32, zerocopy: bool| QueueConfig {
+        ifname,
+        ifindex: q.ifindex,
+        queue,
+        ring: q.ring,
+        frame_size: q.frame_size,
+        zerocopy,
+        rx_frames: q.rx_frames,
+        offload: q.checksum != ChecksumChoice::Software,
+        max_frame: q.max_frame,
+    };
+    let mut queues = Vec::with_capacity(q.count as usize);
+    let mut zerocopy = true;
+    let mut budget = true;
+    for n in 0..q.count {
+        let mut queue = open_queue(&qc(n, zerocopy), &mut zerocopy, reasons)?;
+        if n == 0 && q.checksum != ChecksumChoice::Software && !queue.caps().csum_offload {
+            let why =
+                "the kernel refused a UMEM with TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+)";
+            if q.checksum == ChecksumChoice::Offload {
+                return Err(unavailable(format!("checksum offload on {ifname}: {why}")));
+            }
+            reasons.push(format!("checksum offload: {why}; checksums in software"));
+        }
+        if let Some(s) = steer {
+            s.add_socket(n, queue.as_fd())?;
+        }
+        budget &= queue.set_tx_budget(TX_BUDGET).is_ok();
+        queues.push(queue);
+    }
+    if !budget {
+        reasons.push(
+            "XDP_MAX_TX_SKB_BUDGET refused: one kick sends the kernel's default of 32 frames"
+                .into(),
+        );
+    }
+    Ok((queues, zerocopy, budget))
+}
+
 fn open_queue(
     qc: &QueueConfig<'_>,
     zerocopy: &mut bool,

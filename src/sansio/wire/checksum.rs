@@ -43,6 +43,20 @@ pub fn finish(s: u64) -> u16 {
     !fold(s)
 }
 
+/// A checksum field after some of the bytes it covers changed from `old` to `new` (RFC 1624,
+/// eqn. 3: HC' = ~(~HC + ~m + m')), both of even length and at an even offset of the
+/// region, without summing the rest again.
+#[inline]
+pub fn adjust(csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    debug_assert_eq!(old.len(), new.len());
+    // ~m summed word by word is (0xffff per word) - m; in one's complement, subtracting a
+    // sum is adding its complement.
+    let m = fold(sum(old));
+    let m2 = fold(sum(new));
+    let s = (!csum) as u64 + (!m) as u64 + m2 as u64;
+    !fold(s)
+}
+
 /// Accumulates pieces of one checksummed region that may start at odd offsets.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Accumulator {
