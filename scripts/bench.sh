@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|all] [--name NAME] [--reps N] [--seconds S]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -22,6 +22,11 @@
 #           program (the sender's ceiling) and the kernel stack. Packets/s = rx counter delta
 #           of the peer interface over a steady-state window.
 #
+#   replay  xsend replay next to tcpreplay: --topspeed of 64 B and 1514 B captures (drop sink,
+#           frames counted at the peer over the tool's whole run), and original timing of a
+#           capture with 10 µs and 1 ms gaps (kernel sink, tcpdump with ns timestamps at the
+#           peer): inter-arrival error p50/p99/max against the capture, and drift of the run.
+#
 # XSEND_OLD=/path/to/an/older/xsend adds that binary's runs (tool names end in "[old]") to the
 # xdp and tcp suites, interleaved with the current build's, and the report gives new/old ratios.
 # The tcp suite also gives CPU seconds per GiB: busy time of the whole machine (user, system,
@@ -31,7 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 xsend_setup
-xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests
+xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests tcpreplay
 
 SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024 RATE_SECS=20
 while [ $# -gt 0 ]; do
@@ -353,6 +358,63 @@ suite_xdp() {
   rm -f "$WORK/file"
 }
 
+# ---------------------------------------------------------------- replay suite
+replay_top() { # test tool rep cmd...
+  local test=$1 tool=$2 rep=$3 a t0 b t1; shift 3
+  a=$(rx_packets); t0=$(date +%s%N)
+  inA "$@" > "$WORK/tool.out" 2>&1 || { echo "bench.sh: $tool failed:" >&2; tail -5 "$WORK/tool.out" >&2; }
+  t1=$(date +%s%N); b=$(rx_packets)
+  emit "$(python3 -c "
+import json; pps = ($b - $a) / (($t1 - $t0) / 1e9)
+print(json.dumps({'test': '$test', 'tool': '$tool', 'rep': $rep, 'pps': pps, 'gbps': pps * (${test//[!0-9]/} + 24) * 8 / 1e9, 'counted': $b - $a}))")"
+}
+
+replay_timing() { # tool rep cmd...
+  local tool=$1 rep=$2; shift 2
+  inB tcpdump -i "$IFB" -n -U -s 64 -B 65536 --time-stamp-precision nano -c 20000 \
+    -w "$WORK/seen.pcap" udp dst port 9 2> "$WORK/dump.err" &
+  local dump=$!
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/dump.err" && break; sleep 0.05; done
+  inA "$@" > "$WORK/tool.out" 2>&1 || { echo "bench.sh: $tool failed:" >&2; tail -5 "$WORK/tool.out" >&2; }
+  for _ in $(seq 100); do kill -0 $dump 2>/dev/null || break; sleep 0.05; done
+  kill -INT $dump 2>/dev/null || true; wait $dump 2>/dev/null || true
+  emit "$("$SYS_PY" scripts/replay_bench.py timing "$WORK/rtime.pcap" "$WORK/seen.pcap" | python3 -c "
+import json, sys; r = json.load(sys.stdin)
+r.update({'test': 'replay timing 10us/1ms', 'tool': '$tool', 'rep': $rep, 'pps': 0, 'gbps': 0})
+print(json.dumps(r))")"
+}
+
+suite_replay() {
+  "$SYS_PY" scripts/replay_bench.py make "$WORK/r64.pcap" 64 100000 $MACA $MACB
+  "$SYS_PY" scripts/replay_bench.py make "$WORK/r1514.pcap" 1514 100000 $MACA $MACB
+  # Nine 10 µs gaps then one of 1 ms, 20000 frames: 2.2 s.
+  "$SYS_PY" scripts/replay_bench.py make "$WORK/rtime.pcap" 128 20000 $MACA $MACB \
+    10000 10000 10000 10000 10000 10000 10000 10000 10000 1000000
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: replay suite, repetition $rep/$REPS" >&2
+    ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+    for size in 64 1514; do
+      local order=(xsend tcpreplay) i
+      for i in 0 1; do
+        case ${order[$(( (i + rep) % 2 ))]} in
+          xsend) replay_top "replay$size topspeed" "xsend replay (AF_XDP)" "$rep" \
+                   "$X" replay "$WORK/r$size.pcap" --iface "$IFA" --topspeed --loop 20 --json ;;
+          tcpreplay) replay_top "replay$size topspeed" "tcpreplay" "$rep" \
+                   tcpreplay -i "$IFA" --topspeed --loop 20 -q "$WORK/r$size.pcap" ;;
+        esac
+      done
+    done
+    ip -n "$B" link set dev "$IFB" xdp off
+    local order=(xsend tcpreplay) i
+    for i in 0 1; do
+      case ${order[$(( (i + rep) % 2 ))]} in
+        xsend) replay_timing "xsend replay (AF_XDP)" "$rep" "$X" replay "$WORK/rtime.pcap" --iface "$IFA" --json ;;
+        tcpreplay) replay_timing "tcpreplay" "$rep" tcpreplay -i "$IFA" -q "$WORK/rtime.pcap" ;;
+      esac
+    done
+  done
+}
+
 # ---------------------------------------------------------------- rate control
 # xsend bench at 10 %, 50 % and 90 % of its unpaced maximum (64-byte frames, drop sink; the
 # maximum sustained over RATE_SECS, counted at the peer), RATE_SECS seconds of packets each
@@ -437,7 +499,8 @@ case $SUITE in
   mem) suite_mem ;;
   rate) suite_rate ;;
   tcp) suite_tcp ;;
-  all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem ;;
+  replay) suite_replay ;;
+  all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac
 
@@ -449,7 +512,9 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mem = [r for r in rows if r["test"] == "max RSS"]
 rate = [r for r in rows if r["test"].startswith("rate ")]
-rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ")]
+rtiming = [r for r in rows if r["test"].startswith("replay timing")]
+rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ")
+             and not r["test"].startswith("replay timing")]
 groups = {}
 for r in rows_perf:
     groups.setdefault((r["test"], r["tool"]), []).append(r)
@@ -504,6 +569,13 @@ with open(out + ".md", "w") as f:
     if rate:
         f.write("\n| rate control (64 B, drop sink, whole run at the peer) | rep | target pps | pps at peer | error % | seconds at peer | slowest / fastest second pps | sent = counted | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|---|---|---|\n")
         f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['seconds_at_peer']:.3f} | {r['per_second_min_pps']:.0f} / {r['per_second_max_pps']:.0f} | {r['sent']} = {r['counted']} | {r['inter_departure_p50_ns']/1e3:.2f} / {r['inter_departure_p99_ns']/1e3:.2f} | {r['lateness_p99_ns']/1e3:.1f} |\n" for r in rate))
+    if rtiming:
+        f.write("\n| replay, original timing (10 µs / 1 ms gaps), at the peer | rep | frames | inter-arrival error p50 / p99 / max µs | drift of the run % |\n|---|---|---|---|---|\n")
+        f.write("".join(f"| {r['tool']} | {r['rep']} | {r['frames']} | {r['err_p50_ns']/1e3:.1f} / {r['err_p99_ns']/1e3:.1f} / {r['err_max_ns']/1e3:.1f} | {r['drift_pct']:+.4f} |\n" for r in rtiming))
+        for tool in sorted({r["tool"] for r in rtiming}):
+            p99 = statistics.median(r["err_p99_ns"] for r in rtiming if r["tool"] == tool)
+            f.write(f"\nmedian p99 inter-arrival error, {tool}: {p99/1e3:.1f} µs")
+        f.write("\n")
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))

@@ -73,4 +73,5 @@ pub use sansio::{pacing, tcp, wire};
 #[doc(hidden)]
 pub mod fuzz {
     pub use crate::device::xdp::fuzz::{parse_neigh_dump, parse_route_reply};
+    pub use crate::replay::fuzz_read as read_capture;
 }

@@ -175,6 +175,54 @@ fn bad_input_matrix() {
         ),
         case(bench(&["--count", "0"]), 2, "0"),
         case(bench(&["--burst", "0"]), 2, "0"),
+        // replay (the file `f` is not a capture)
+        case(
+            args(&["replay", "/nonexistent/c.pcap", "--iface", &lab.if_a]),
+            1,
+            "not found",
+        ),
+        case(
+            args(&["replay", &f, "--iface", &lab.if_a]),
+            1,
+            "not a pcap or pcapng file",
+        ),
+        case(args(&["replay", &fifo, "--iface", &lab.if_a]), 1, "fifo"),
+        case(args(&["replay", &f]), 2, "--iface"),
+        case(
+            args(&["replay", &f, "--iface", &lab.if_a, "--multiplier", "0"]),
+            2,
+            "above 0",
+        ),
+        case(
+            args(&["replay", &f, "--iface", &lab.if_a, "--pps", "abc"]),
+            2,
+            "not a rate",
+        ),
+        case(
+            args(&[
+                "replay",
+                &f,
+                "--iface",
+                &lab.if_a,
+                "--src-ip",
+                "198.18.0.1=2001:db8::1",
+            ]),
+            2,
+            "one family",
+        ),
+        case(
+            args(&[
+                "replay",
+                &f,
+                "--iface",
+                &lab.if_a,
+                "--topspeed",
+                "--pps",
+                "5",
+            ]),
+            2,
+            "cannot be used",
+        ),
         // lab
         case(args(&["lab", "up", "--name", "bad name"]), 2, "1-14 ASCII"),
         case(

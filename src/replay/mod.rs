@@ -16,6 +16,9 @@ use serde::Serialize;
 pub use crate::sansio::rewrite::{IpMap, Rewrite};
 pub use crate::sansio::schedule::Timing;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use self::reader::fuzz_read;
 use self::reader::CaptureReader;
 use crate::api::CancelHandle;
 use crate::device::{packet, xdp, Port, TxQueue};

@@ -67,7 +67,12 @@ impl CaptureReader {
     /// Open a pcap or pcapng file.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let f = crate::payload::open_regular(path)?;
-        let reader = pcap_parser::create_reader(BUF, f).map_err(|e| {
+        Self::from_read(path, f)
+    }
+
+    /// Read a capture from `r`; `path` names it in messages (and is reopened to rewind).
+    pub(crate) fn from_read(path: &Path, r: impl std::io::Read + 'static) -> Result<Self> {
+        let reader = pcap_parser::create_reader(BUF, r).map_err(|e| {
             bad(
                 path,
                 format!("not a pcap or pcapng file ({})", describe(&e)),
@@ -311,4 +316,23 @@ pub(crate) fn scan(path: &Path, max_frame: usize) -> Result<Scan> {
         }
     }
     Ok(s)
+}
+
+/// For the fuzz target: read every record of a capture held in memory; the packets read, or
+/// the error's message.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_read(bytes: &[u8]) -> std::result::Result<u64, String> {
+    let mut r = CaptureReader::from_read(Path::new("fuzz"), std::io::Cursor::new(bytes.to_vec()))
+        .map_err(|e| e.to_string())?;
+    let mut n = 0;
+    loop {
+        match r.next_record() {
+            Ok(Some(rec)) => {
+                assert!(rec.data.len() <= MAX_BUF);
+                n += 1;
+            }
+            Ok(None) => return Ok(n),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }

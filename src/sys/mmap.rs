@@ -14,6 +14,12 @@ pub(crate) struct Mapping {
 // it (UMEM chunks, rings) enforce their own exclusivity rules.
 unsafe impl Send for Mapping {}
 
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapping({:p}, {} bytes)", self.ptr, self.len)
+    }
+}
+
 impl Mapping {
     /// An anonymous, private, pre-faulted read-write mapping of `len` bytes.
     pub(crate) fn anonymous(len: usize) -> io::Result<Self> {

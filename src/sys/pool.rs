@@ -11,6 +11,7 @@ use super::mmap::Mapping;
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 /// The pool.
+#[derive(Debug)]
 pub(crate) struct FramePool {
     area: Mapping,
     frame: usize,
@@ -22,17 +23,6 @@ pub(crate) struct FramePool {
 pub(crate) struct Slot {
     index: u32,
     pool: u32,
-}
-
-impl std::fmt::Debug for FramePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "FramePool({} x {} bytes)",
-            self.area.len() / self.frame,
-            self.frame
-        )
-    }
 }
 
 impl FramePool {

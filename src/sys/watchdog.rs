@@ -11,21 +11,43 @@
 //! the peer expects, so the peer resets the connection. If the connection is closed
 //! properly, [`Watchdog::disarm`] tells the child to leave quietly.
 //!
-//! The child is made by `fork` from a possibly multi-threaded process, so until it exits it
-//! only makes async-signal-safe system calls (close_range, read, nanosleep, sendto, _exit)
-//! on data prepared before the fork.
+//! The child is made with `clone(CLONE_VM)`: it shares this process's memory (so it holds no
+//! extra reference to the AF_XDP rings and UMEM, which a forked copy would keep mapped, and
+//! keep the queue busy), has a copy of the descriptor table (of which it closes all but its
+//! two), and runs on a stack of its own. It makes only raw system calls (close_range, read,
+//! nanosleep, sendto, exit) on data prepared before it starts. When this process drops the
+//! [`Watchdog`] normally, it tells the child to leave and waits for it, so the shared stack
+//! and data outlive it; when this process is killed, the memory stays alive as long as the
+//! child uses it.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::cvt;
+use super::mmap::Mapping;
 
 /// The parent's end of the switch.
 #[derive(Debug)]
 pub(crate) struct Watchdog {
     pipe: Option<OwnedFd>,
+    child: libc::pid_t,
+    /// The child's stack and data: freed only after it has exited.
+    _stack: Mapping,
+    _args: Box<Args>,
 }
+
+/// What the child works with, prepared before it starts.
+#[derive(Debug)]
+struct Args {
+    rd: i32,
+    raw: i32,
+    seg: Vec<u8>,
+    dst: socket2::SockAddr,
+}
+
+/// The child's stack.
+const STACK: usize = 64 << 10;
 
 /// Times the child sends its segment after the process is gone (the peer rate-limits its
 /// answers to out-of-window segments to one per 500 ms, and our XDP program may need a moment
@@ -60,27 +82,33 @@ impl Watchdog {
         cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
         // SAFETY: both are new descriptors nothing else owns.
         let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let seg = segment.to_vec();
-        let (rd_fd, raw_fd) = (rd.as_raw_fd(), raw.as_raw_fd());
-        // SAFETY: fork(2). The child below only makes async-signal-safe calls on memory
-        // prepared before the fork (`seg`, `dst`), then `_exit`s; it never returns here.
-        let pid = cvt(unsafe { libc::fork() })?;
-        if pid == 0 {
-            // Fork once more and leave: the watchdog is then init's child, reaped by it, and
-            // no zombie stays behind in this process per connection.
-            // SAFETY: as above; both branches end in `_exit`.
-            unsafe {
-                if libc::fork() == 0 {
-                    child(rd_fd, raw_fd, &seg, &dst)
-                }
-                libc::_exit(0)
-            }
-        }
+        let args = Box::new(Args {
+            rd: rd.as_raw_fd(),
+            raw: raw.as_raw_fd(),
+            seg: segment.to_vec(),
+            dst,
+        });
+        let stack = Mapping::anonymous(STACK)?;
+        // SAFETY: clone(2) with CLONE_VM runs `child` on the top of `stack` (a live mapping
+        // of STACK bytes, 16-byte aligned at its end) with `args`; both are kept in the
+        // Watchdog, whose drop waits for the child to exit before freeing them. The child
+        // only makes raw system calls (see the module's notes).
+        let pid = cvt(unsafe {
+            libc::clone(
+                child,
+                stack.ptr().add(STACK).cast(),
+                libc::CLONE_VM | libc::SIGCHLD,
+                (&*args as *const Args).cast_mut().cast(),
+            )
+        })?;
+        // The child has its own copies of these two; ours close now.
         drop((rd, raw));
-        let mut st = 0;
-        // SAFETY: waitpid on our own child (which exits at once), into a live int.
-        let _ = cvt(unsafe { libc::waitpid(pid, &mut st, 0) });
-        Ok(Watchdog { pipe: Some(wr) })
+        Ok(Watchdog {
+            pipe: Some(wr),
+            child: pid,
+            _stack: stack,
+            _args: args,
+        })
     }
 
     /// The connection ended properly: the child leaves without sending.
@@ -94,58 +122,73 @@ impl Watchdog {
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        // Not disarmed: closing the pipe is the watchdog's signal to send.
-        self.pipe.take();
+        // This process is alive to drop it, so it closed (or reset) the connection itself:
+        // the child leaves without sending. Then wait for it, so that its stack and data,
+        // freed right after, are no longer in use.
+        self.disarm();
+        let mut st = 0;
+        // SAFETY: waitpid on our own child, writing into a live int.
+        unsafe { libc::waitpid(self.child, &mut st, 0) };
     }
 }
 
 /// The child: wait for the parent's end of the pipe, then send or leave.
-///
-/// # Safety
-/// Only in the child right after `fork`; never returns.
-unsafe fn child(rd: i32, raw: i32, seg: &[u8], dst: &socket2::SockAddr) -> ! {
-    // Keep only the pipe and the raw socket: in particular no AF_XDP socket, UMEM or BPF
-    // link, so they go away with the parent.
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Args` the parent keeps alive until this child has exited.
+    let a = unsafe { &*(arg as *const Args) };
+    let (rd, raw) = (a.rd, a.raw);
+    // Keep only the pipe and the raw socket: in particular no AF_XDP socket or BPF link, so
+    // they go away with the parent.
     let (lo, hi) = (rd.min(raw), rd.max(raw));
-    if lo > 0 {
-        libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
-    }
-    if hi - lo > 1 {
-        libc::syscall(
-            libc::SYS_close_range,
-            (lo + 1) as u32,
-            (hi - 1) as u32,
-            0u32,
-        );
-    }
-    libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
-    let mut b = 0u8;
-    let n = loop {
-        let n = libc::read(rd, (&mut b as *mut u8).cast(), 1);
-        if n >= 0 || *libc::__errno_location() != libc::EINTR {
-            break n;
+    // SAFETY: raw system calls on this child's own descriptor table and on memory the parent
+    // keeps alive (see above); none allocates or takes a lock.
+    unsafe {
+        if lo > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
         }
-    };
-    if n == 0 {
-        // End of file: the parent is gone without disarming.
-        let mut waited = 0;
-        for at in SEND_AFTER_MS {
-            let ms = at - waited;
-            let ts = libc::timespec {
-                tv_sec: (ms / 1000) as libc::time_t,
-                tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
-            };
-            libc::nanosleep(&ts, std::ptr::null_mut());
-            waited = at;
-            libc::sendto(
-                raw,
-                seg.as_ptr().cast(),
-                seg.len(),
-                0,
-                dst.as_ptr().cast(),
-                dst.len(),
+        if hi - lo > 1 {
+            libc::syscall(
+                libc::SYS_close_range,
+                (lo + 1) as u32,
+                (hi - 1) as u32,
+                0u32,
             );
         }
+        libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
+        let mut b = 0u8;
+        let n = loop {
+            let n = libc::syscall(libc::SYS_read, rd, &mut b as *mut u8, 1usize);
+            if n != -1 || *libc::__errno_location() != libc::EINTR {
+                break n;
+            }
+        };
+        if n == 0 {
+            // End of file: the parent is gone without disarming.
+            let mut waited = 0;
+            for at in SEND_AFTER_MS {
+                let ms = at - waited;
+                let ts = libc::timespec {
+                    tv_sec: (ms / 1000) as libc::time_t,
+                    tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+                };
+                libc::syscall(
+                    libc::SYS_nanosleep,
+                    &ts,
+                    std::ptr::null_mut::<libc::timespec>(),
+                );
+                waited = at;
+                libc::syscall(
+                    libc::SYS_sendto,
+                    raw,
+                    a.seg.as_ptr(),
+                    a.seg.len(),
+                    0,
+                    a.dst.as_ptr(),
+                    a.dst.len(),
+                );
+            }
+        }
+        libc::syscall(libc::SYS_exit, 0);
     }
-    libc::_exit(0)
+    0
 }
