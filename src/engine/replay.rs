@@ -55,6 +55,8 @@ pub(crate) struct ReplayOutcome {
 const FLUSH_BEFORE_WAIT_NS: u64 = 2_000;
 /// Frames submitted before they are flushed at the latest.
 const MAX_PENDING: usize = 32;
+/// The last stretch before a packet is due is spun, not slept (a wake-up can be late).
+const SPIN_NS: u64 = 300_000;
 /// Longest sleep between checks of the deadline and of cancellation.
 const MAX_NAP: Duration = Duration::from_millis(20);
 /// Frames between progress reports.
@@ -69,6 +71,9 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
 ) -> Result<ReplayOutcome> {
     let max = dev.caps().buf_capacity.min(dev.caps().max_frame);
     let mut schedule = run.schedule;
+    if schedule.is_timed() {
+        crate::sys::thread::set_timer_slack_ns(1_000);
+    }
     let mut lateness = schedule.is_timed().then(stats::histogram);
     let mut pending: arrayvec::ArrayVec<u64, MAX_PENDING> = arrayvec::ArrayVec::new();
     let mut out = ReplayOutcome {
@@ -138,8 +143,8 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
                         }
                         continue;
                     }
-                    if wait > 200_000 {
-                        std::thread::sleep(Duration::from_nanos(wait - 100_000).min(MAX_NAP));
+                    if wait > 2 * SPIN_NS {
+                        std::thread::sleep(Duration::from_nanos(wait - SPIN_NS).min(MAX_NAP));
                     } else {
                         std::hint::spin_loop();
                     }
