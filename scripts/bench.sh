@@ -63,7 +63,8 @@ if [ -n "$XOLD" ] && [ ! -x "$XOLD" ]; then
 fi
 LAB=xb$$
 WORK=$(mktemp -d)
-cleanup() { "$X" lab down "$LAB" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+# (testpmd leaves its runtime files in /var/run/dpdk/PREFIX: gone with the run.)
+cleanup() { "$X" lab down "$LAB" >/dev/null 2>&1 || true; rm -rf "$WORK" "/var/run/dpdk/$LAB"; }
 trap cleanup EXIT INT TERM
 "$X" lab up --name "$LAB" >/dev/null
 A=${LAB}a B=${LAB}b IFA=${LAB}a IFB=${LAB}b PEER=198.18.0.2
@@ -287,7 +288,7 @@ testpmd_cmd() { # pmd size -> TP array
     af_xdp) vdev="net_af_xdp0,iface=$IFA,busy_budget=0" ;;
     af_packet) vdev="net_af_packet0,iface=$IFA" ;;
   esac
-  TP=(dpdk-testpmd --no-huge --no-pci -m 2048 -l 0-1 --log-level=error
+  TP=(dpdk-testpmd --no-huge --no-pci -m 2048 -l 0-1 --log-level=error --file-prefix "$LAB"
     --vdev="$vdev" -- --forward-mode=txonly --txpkts="$2" --eth-peer=0,$MACB --auto-start
     --stats-period=100 --nb-cores=1 --total-num-mbufs=32768 --burst=64 --txd=2048)
 }
@@ -394,9 +395,12 @@ suite_replay() {
     echo "bench.sh: replay suite, repetition $rep/$REPS" >&2
     ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
     for size in 64 1514; do
-      local order=(xsend tcpreplay) i
-      for i in 0 1; do
-        case ${order[$(( (i + rep) % 2 ))]} in
+      # The third row is the AF_XDP sending ceiling of this machine: the generator, no capture.
+      local order=(xsend tcpreplay ceiling) i
+      for i in 0 1 2; do
+        case ${order[$(( (i + rep) % 3 ))]} in
+          ceiling) replay_top "replay$size topspeed" "ceiling: xsend bench (AF_XDP generator)" "$rep" \
+                   "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --count 2000000 --json ;;
           xsend) replay_top "replay$size topspeed" "xsend replay (AF_XDP)" "$rep" \
                    "$X" replay "$WORK/r$size.pcap" --iface "$IFA" --topspeed --loop 20 --json ;;
           tcpreplay) replay_top "replay$size topspeed" "tcpreplay" "$rep" \

@@ -71,9 +71,11 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
 ) -> Result<ReplayOutcome> {
     let max = dev.caps().buf_capacity.min(dev.caps().max_frame);
     let mut schedule = run.schedule;
-    if schedule.is_timed() {
-        crate::sys::thread::set_timer_slack_ns(1_000);
-    }
+    // Sleeps end within 1 µs of when asked (default slack: 50 µs); the caller's thread gets
+    // its own slack back at the end.
+    let slack = schedule
+        .is_timed()
+        .then(|| crate::sys::thread::set_timer_slack_ns(1_000));
     let mut lateness = schedule.is_timed().then(stats::histogram);
     let mut pending: arrayvec::ArrayVec<u64, MAX_PENDING> = arrayvec::ArrayVec::new();
     let mut out = ReplayOutcome {
@@ -180,10 +182,16 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
     };
     if result.is_err() {
         dev.abandon();
+        if let Some(Some(old)) = slack {
+            crate::sys::thread::set_timer_slack_ns(old);
+        }
     }
     result?;
     flush(dev, &mut pending, &mut lateness)?;
     dev.drain()?;
+    if let Some(Some(old)) = slack {
+        crate::sys::thread::set_timer_slack_ns(old);
+    }
     out.seconds = start.elapsed().as_secs_f64();
     out.lateness = lateness;
     ctx.progress(out.bytes, out.packets);

@@ -45,8 +45,11 @@ pub(crate) fn max_rss_kib() -> u64 {
 }
 
 /// Let the calling thread's sleeps end this close to when they were asked to end (the
-/// default timer slack is 50 µs): for senders on a schedule.
-pub(crate) fn set_timer_slack_ns(ns: u64) {
+/// default timer slack is 50 µs): for senders on a schedule. Returns the previous slack.
+pub(crate) fn set_timer_slack_ns(ns: u64) -> Option<u64> {
+    // SAFETY: prctl(PR_GET_TIMERSLACK) takes and writes no memory.
+    let old = syscall!(prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0)).ok()?;
     // SAFETY: prctl(PR_SET_TIMERSLACK) takes the value itself; no memory is passed.
-    let _ = syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0));
+    syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0)).ok()?;
+    Some(old as u64)
 }
