@@ -73,9 +73,7 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
     let mut schedule = run.schedule;
     // Sleeps end within 1 µs of when asked (default slack: 50 µs); the caller's thread gets
     // its own slack back at the end.
-    let slack = schedule
-        .is_timed()
-        .then(|| crate::sys::thread::set_timer_slack_ns(1_000));
+    let _slack = schedule.is_timed().then(SlackGuard::new);
     let mut lateness = schedule.is_timed().then(stats::histogram);
     let mut pending: arrayvec::ArrayVec<u64, MAX_PENDING> = arrayvec::ArrayVec::new();
     let mut out = ReplayOutcome {
@@ -108,6 +106,9 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
         if run.loops > 0 && out.loops >= run.loops {
             break Ok(());
         }
+        if over(Instant::now()) {
+            break Ok(());
+        }
         if out.loops > 0 {
             if let Err(e) = records.rewind() {
                 break Err(e);
@@ -122,12 +123,14 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
                 Ok(None) => break,
                 Err(e) => break 'all Err(e),
             };
-            any = true;
             let len = rec.data.len();
-            if len > max {
+            // The device's limit holds one VLAN tag; an untagged frame may be 4 bytes less.
+            let tagged = rec.data.get(12..14) == Some(&[0x81, 0x00][..]);
+            if len > max - if tagged { 0 } else { 4 } {
                 out.oversize += 1;
                 continue;
             }
+            any = true;
             if let Some(due) = schedule.due_ns(rec.ts_ns, len) {
                 loop {
                     let now = Instant::now();
@@ -177,23 +180,36 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
             }
         }
         if !any {
-            break Ok(()); // an empty capture loops no more
+            break Ok(()); // nothing sendable in the capture: looping would spin
         }
     };
+    let result = result
+        .and_then(|()| flush(dev, &mut pending, &mut lateness))
+        .and_then(|()| dev.drain());
     if result.is_err() {
         dev.abandon();
-        if let Some(Some(old)) = slack {
-            crate::sys::thread::set_timer_slack_ns(old);
-        }
     }
     result?;
-    flush(dev, &mut pending, &mut lateness)?;
-    dev.drain()?;
-    if let Some(Some(old)) = slack {
-        crate::sys::thread::set_timer_slack_ns(old);
-    }
     out.seconds = start.elapsed().as_secs_f64();
     out.lateness = lateness;
     ctx.progress(out.bytes, out.packets);
     Ok(out)
+}
+
+/// Sleeps end within 1 µs of when asked (the default slack is 50 µs) while it lives; the
+/// caller's thread gets its own slack back when it is dropped.
+struct SlackGuard(Option<u64>);
+
+impl SlackGuard {
+    fn new() -> Self {
+        SlackGuard(crate::sys::thread::set_timer_slack_ns(1_000))
+    }
+}
+
+impl Drop for SlackGuard {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            crate::sys::thread::set_timer_slack_ns(old);
+        }
+    }
 }

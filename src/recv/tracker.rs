@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
-use super::window::{Ranges, Refused, Seq, SeqWindow};
+use super::window::{Ranges, Refused, Seq, SeqWindow, KEEP_LIMIT};
 use super::RecvReport;
 use crate::sansio::wire::xsend;
 
@@ -128,6 +128,12 @@ impl ChunkTracker {
                 h.update(b);
             }
         });
+        // Too much waiting for a hole to fill: give up the hash (the stream is still tracked
+        // and written; the report says no sha256).
+        if self.ranges.kept() > KEEP_LIMIT {
+            self.hasher = None;
+            self.ranges.drop_kept();
+        }
         Ok(())
     }
 

@@ -3,15 +3,19 @@
 //!
 //! Nothing here is sized by what a sender claims: the sequence window is a fixed bitmap that
 //! slides with the highest sequence number seen, and the byte ranges accepted ahead of the
-//! contiguous prefix are limited in span and in count.
+//! furthest byte accepted are limited in span, the bytes kept for in-order hashing in size,
+//! and the ranges held in count (adjacent ranges without kept bytes merge, so a stream with a
+//! few holes holds a few ranges).
 
 use std::collections::BTreeMap;
 
 /// Sequence numbers tracked at once: a sequence number more than this far ahead of the
 /// highest one seen (or, for the first datagram, past this) is not part of the stream.
 pub(crate) const SEQ_WINDOW: u64 = 1 << 20;
-/// Bytes a datagram may lie ahead of the contiguous prefix of the stream.
+/// Bytes a datagram may lie ahead of the furthest byte accepted so far.
 pub(crate) const BYTE_WINDOW: u64 = 256 << 20;
+/// Out-of-order bytes kept for in-order hashing before the hash is given up.
+pub(crate) const KEEP_LIMIT: u64 = 256 << 20;
 /// Out-of-order ranges held at once.
 pub(crate) const MAX_PENDING: usize = 1 << 18;
 
@@ -126,7 +130,8 @@ pub(crate) struct Ranges {
     next: u64,
     /// Accepted ranges past `next`: offset → (length, the bytes if the caller keeps them).
     ahead: BTreeMap<u64, (u64, Vec<u8>)>,
-    ahead_bytes: u64,
+    /// Bytes kept in `ahead`.
+    kept: u64,
     /// The stream's announced size, once known: nothing is accepted past it.
     limit: Option<u64>,
 }
@@ -144,6 +149,40 @@ impl Ranges {
             .map_or(self.next, |(o, (l, _))| o + l)
     }
 
+    /// Out-of-order bytes kept for the caller.
+    pub(crate) fn kept(&self) -> u64 {
+        self.kept
+    }
+
+    /// Forget the bytes kept (the caller gives up in-order hashing); ranges without bytes
+    /// merge from now on.
+    pub(crate) fn drop_kept(&mut self) {
+        let ranges: Vec<(u64, u64)> = self.ahead.iter().map(|(o, (l, _))| (*o, *l)).collect();
+        self.ahead.clear();
+        self.kept = 0;
+        for (o, l) in ranges {
+            self.insert_merged(o, l);
+        }
+    }
+
+    /// Insert a range without bytes, merged with byte-less neighbours it touches.
+    fn insert_merged(&mut self, mut off: u64, mut len: u64) {
+        if let Some((&o, &(l, ref b))) = self.ahead.range(..off).next_back() {
+            if o + l == off && b.is_empty() {
+                self.ahead.remove(&o);
+                off = o;
+                len += l;
+            }
+        }
+        if let Some((&o, (l, b))) = self.ahead.range(off + len..).next() {
+            if o == off + len && b.is_empty() {
+                len += *l;
+                self.ahead.remove(&o);
+            }
+        }
+        self.ahead.insert(off, (len, Vec::new()));
+    }
+
     /// Refuse anything past `limit` from now on.
     pub(crate) fn set_limit(&mut self, limit: u64) {
         self.limit = Some(limit);
@@ -152,7 +191,7 @@ impl Ranges {
     /// Whether `[off, off + len)` may be accepted.
     pub(crate) fn check(&self, off: u64, len: u64) -> Result<(), Refused> {
         let end = off.checked_add(len).ok_or(Refused::OutOfRange)?;
-        if self.limit.is_some_and(|l| end > l) || end > self.next.saturating_add(BYTE_WINDOW) {
+        if self.limit.is_some_and(|l| end > l) || end > self.end().saturating_add(BYTE_WINDOW) {
             return Err(Refused::OutOfRange);
         }
         if len == 0 {
@@ -191,9 +230,13 @@ impl Ranges {
             return;
         }
         if off != self.next {
-            self.ahead
-                .insert(off, (len, keep.map(<[u8]>::to_vec).unwrap_or_default()));
-            self.ahead_bytes += len;
+            match keep {
+                Some(b) => {
+                    self.ahead.insert(off, (len, b.to_vec()));
+                    self.kept += len;
+                }
+                None => self.insert_merged(off, len),
+            }
             return;
         }
         in_order(keep.unwrap_or(&[]));
@@ -203,7 +246,7 @@ impl Ranges {
                 break;
             }
             let (l, bytes) = e.remove();
-            self.ahead_bytes -= l;
+            self.kept -= bytes.len() as u64;
             in_order(&bytes);
             self.next += l;
         }
@@ -254,5 +297,33 @@ mod tests {
         r.set_limit(10);
         assert_eq!(r.check(8, 3), Err(Refused::OutOfRange));
         r.check(8, 2).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn a_hole_does_not_stop_the_stream_and_ranges_merge() {
+        let mut r = Ranges::default();
+        // The first 1000 bytes are lost; 1 GiB follows in 1 MiB pieces, bytes not kept.
+        let mut off = 1000u64;
+        while off < (1 << 30) {
+            r.check(off, 1 << 20).unwrap();
+            r.accept(off, 1 << 20, None, |_| {});
+            off += 1 << 20;
+        }
+        assert_eq!(r.ahead.len(), 1, "one merged range after the hole");
+        r.check(0, 1000).unwrap();
+        r.accept(0, 1000, None, |_| {});
+        assert_eq!(r.contiguous(), off);
+        // Kept bytes, then given up: they merge too.
+        let mut r = Ranges::default();
+        r.accept(10, 5, Some(b"hello"), |_| {});
+        r.accept(15, 5, Some(b"world"), |_| {});
+        assert_eq!((r.kept(), r.ahead.len()), (10, 2));
+        r.drop_kept();
+        assert_eq!((r.kept(), r.ahead.len()), (0, 1));
     }
 }

@@ -181,6 +181,7 @@ fn go<D: TxQueue>(
         ReplayRun {
             schedule: Schedule::new(
                 spec.timing,
+                scan.packets,
                 scan.first_ts,
                 scan.last_ts,
                 spec.loop_gap.map(|g| g.as_nanos() as u64),

@@ -49,6 +49,8 @@ pub(crate) struct CaptureReader {
     format: Format,
     /// Records read so far (for messages).
     index: u64,
+    /// The reader's buffer size.
+    capacity: usize,
 }
 
 /// An error at record `index` (0-based) of `path`.
@@ -84,6 +86,7 @@ impl CaptureReader {
             pending: 0,
             format: Format::Unknown,
             index: 0,
+            capacity: BUF,
         })
     }
 
@@ -179,7 +182,7 @@ impl CaptureReader {
                     ));
                 }
                 Err(PcapError::BufferTooSmall) => {
-                    let size = self.reader.data().len().max(BUF) * 2;
+                    let size = self.capacity * 2;
                     if size > MAX_BUF || !self.reader.grow(size) {
                         return Err(at(
                             &self.path,
@@ -187,6 +190,7 @@ impl CaptureReader {
                             format!("a block over {MAX_BUF} bytes"),
                         ));
                     }
+                    self.capacity = size;
                     continue;
                 }
                 Err(e) => {

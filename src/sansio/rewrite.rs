@@ -59,6 +59,7 @@ pub struct Rewrite {
 
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const PROTO_ICMPV6: u8 = 58;
 
 impl Rewrite {
     /// True if nothing is rewritten.
@@ -128,7 +129,10 @@ impl Rewrite {
         let (mut next, mut at) = (p[6], 40usize);
         let l4 = loop {
             match next {
-                PROTO_TCP | PROTO_UDP => break Some(at),
+                PROTO_TCP | PROTO_UDP | PROTO_ICMPV6 => break Some(at),
+                // A routing header with segments left: the destination in the pseudo-header
+                // is the final one, not this packet's; leave the L4 checksum alone.
+                43 if p.len() >= at + 4 && p[at + 3] > 0 => break None,
                 0 | 43 | 60 if p.len() >= at + 8 => {
                     next = p[at];
                     at += (p[at + 1] as usize + 1) * 8;
@@ -171,6 +175,8 @@ fn fix_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], v4: bool) {
     let at = match proto {
         PROTO_UDP => 6,
         PROTO_TCP => 16,
+        // ICMPv6 sums the IPv6 pseudo-header too (ICMPv4 does not).
+        PROTO_ICMPV6 if !v4 => 2,
         _ => return,
     };
     if l4.len() < at + 2 {

@@ -6,8 +6,10 @@
 //! not shifted (tcpreplay schedules each packet from the one before, and drifts).
 //!
 //! - [`Timing::Original`]: packet `i` of loop `k` is due at `loop_start(k) + (ts_i - ts_0) /
-//!   multiplier`; loop `k` starts at `k × span / multiplier` (span = last - first timestamp),
-//!   or, with a loop gap, that long after the previous loop's last packet was due.
+//!   multiplier`; loop `k` starts at `k × period / multiplier`, the period being the
+//!   capture's span (last - first timestamp) plus one mean gap between its packets (so the
+//!   last packet of a loop and the first of the next are not due together), or, with a loop
+//!   gap, that long after the previous loop's last packet was due.
 //! - [`Timing::Pps`] / [`Timing::Mbps`]: by packet count / by bits before the packet, over
 //!   all loops (plus the gaps).
 //! - [`Timing::Topspeed`]: nothing is due; as fast as the device takes them.
@@ -45,13 +47,21 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// A schedule for a capture whose timestamps run from `first_ts` to `last_ts` (ns);
-    /// `loop_gap` (ns): loops back to back with this gap instead of at multiples of the span.
-    pub fn new(timing: Timing, first_ts: u64, last_ts: u64, loop_gap: Option<u64>) -> Self {
+    /// A schedule for a capture of `packets` whose timestamps run from `first_ts` to
+    /// `last_ts` (ns); `loop_gap` (ns): loops back to back with this gap instead of at
+    /// multiples of the capture's period.
+    pub fn new(
+        timing: Timing,
+        packets: u64,
+        first_ts: u64,
+        last_ts: u64,
+        loop_gap: Option<u64>,
+    ) -> Self {
+        let span = last_ts.saturating_sub(first_ts);
         Schedule {
             timing,
             first_ts,
-            span: last_ts.saturating_sub(first_ts),
+            span: span + if packets > 1 { span / (packets - 1) } else { 0 },
             loop_gap,
             base: 0,
             loop_index: 0,
@@ -110,15 +120,23 @@ mod tests {
     #[test]
     fn original_timing_loops_at_multiples_of_the_span_or_after_a_gap() {
         let ts = [1_000, 11_000, 1_001_000];
-        let mut s = Schedule::new(Timing::Original { multiplier: 2.0 }, 1_000, 1_001_000, None);
+        let mut s = Schedule::new(
+            Timing::Original { multiplier: 2.0 },
+            3,
+            1_000,
+            1_001_000,
+            None,
+        );
         let mut got = vec![];
         for k in 0..2 {
             s.start_loop(k);
             got.extend(ts.iter().map(|&t| s.due_ns(t, 100).unwrap()));
         }
-        assert_eq!(got, [0, 5_000, 500_000, 500_000, 505_000, 1_000_000]);
+        // Period: the span (1 ms) plus the mean gap (0.5 ms), halved by the multiplier.
+        assert_eq!(got, [0, 5_000, 500_000, 750_000, 755_000, 1_250_000]);
         let mut s = Schedule::new(
             Timing::Original { multiplier: 1.0 },
+            3,
             1_000,
             1_001_000,
             Some(7),
@@ -133,7 +151,7 @@ mod tests {
 
     #[test]
     fn rates_count_over_all_loops() {
-        let mut s = Schedule::new(Timing::Pps(1000.0), 0, 0, None);
+        let mut s = Schedule::new(Timing::Pps(1000.0), 2, 0, 0, None);
         assert_eq!(
             (s.due_ns(5, 64), s.due_ns(9, 64)),
             (Some(0), Some(1_000_000))
@@ -141,12 +159,12 @@ mod tests {
         s.start_loop(1);
         assert_eq!(s.due_ns(5, 64), Some(2_000_000));
         // 1000-byte frames at 8 Mbit/s: one per millisecond.
-        let mut s = Schedule::new(Timing::Mbps(8.0), 0, 0, Some(10));
+        let mut s = Schedule::new(Timing::Mbps(8.0), 2, 0, 0, Some(10));
         assert_eq!(s.due_ns(0, 1000), Some(0));
         assert_eq!(s.due_ns(0, 1000), Some(1_000_000));
         s.start_loop(1);
         assert_eq!(s.due_ns(0, 1000), Some(2_000_010));
-        let mut s = Schedule::new(Timing::Topspeed, 0, 9, None);
+        let mut s = Schedule::new(Timing::Topspeed, 1, 0, 9, None);
         assert_eq!(s.due_ns(3, 1), None);
     }
 }

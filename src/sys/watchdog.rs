@@ -11,11 +11,14 @@
 //! the peer expects, so the peer resets the connection. If the connection is closed
 //! properly, [`Watchdog::disarm`] tells the child to leave quietly.
 //!
-//! The child is made with `clone(CLONE_VM)`: it shares this process's memory (so it holds no
-//! extra reference to the AF_XDP rings and UMEM, which a forked copy would keep mapped, and
-//! keep the queue busy), has a copy of the descriptor table (of which it closes all but its
-//! two), and runs on a stack of its own. It makes only raw system calls (close_range, read,
-//! nanosleep, sendto, exit) on data prepared before it starts. When this process drops the
+//! The child is made with `clone(CLONE_VM)`: it shares this process's memory map (a forked
+//! copy would hold its own references to the AF_XDP rings and UMEM while this process runs,
+//! and keep the queue busy for the next connection; shared, they go when this process drops
+//! them — or, if it is killed, when the watchdog exits, seconds later), has a copy of the
+//! descriptor table (of which it closes all but its
+//! two), runs on a stack of its own with every signal blocked, leaves the process group
+//! (setsid), and makes only raw system calls (no libc wrappers: errno would be the parent
+//! thread's) on data prepared before it starts. A kill of the whole cgroup ends it too. When this process drops the
 //! [`Watchdog`] normally, it tells the child to leave and waits for it, so the shared stack
 //! and data outlive it; when this process is killed, the memory stays alive as long as the
 //! child uses it.
@@ -33,8 +36,8 @@ pub(crate) struct Watchdog {
     pipe: Option<OwnedFd>,
     child: libc::pid_t,
     /// The child's stack and data: freed only after it has exited.
-    _stack: Mapping,
-    _args: Box<Args>,
+    stack: Option<Mapping>,
+    args: Option<Box<Args>>,
 }
 
 /// What the child works with, prepared before it starts.
@@ -58,6 +61,12 @@ impl Watchdog {
     /// Arm a switch that sends `segment` (a whole TCP segment, checksum included) from
     /// `local` to `peer` if this process dies before [`Watchdog::disarm`].
     pub(crate) fn arm(segment: &[u8], local: SocketAddr, peer: SocketAddr) -> io::Result<Self> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the watchdog's raw system calls are written for x86_64",
+            ));
+        }
         let domain = if peer.is_ipv4() {
             libc::AF_INET
         } else {
@@ -93,6 +102,17 @@ impl Watchdog {
         // of STACK bytes, 16-byte aligned at its end) with `args`; both are kept in the
         // Watchdog, whose drop waits for the child to exit before freeing them. The child
         // only makes raw system calls (see the module's notes).
+        // All signals blocked across the clone: the child starts (and stays) with every
+        // signal blocked, so no handler of this process ever runs on its small stack, in
+        // this process's memory. (SIGKILL still ends it.)
+        // SAFETY: sigset_t is plain old data; sigfillset/pthread_sigmask write into the
+        // live sets.
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
         let pid = cvt(unsafe {
             libc::clone(
                 child,
@@ -100,14 +120,17 @@ impl Watchdog {
                 libc::CLONE_VM | libc::SIGCHLD,
                 (&*args as *const Args).cast_mut().cast(),
             )
-        })?;
+        });
+        // SAFETY: restores this thread's mask from the live copy.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        let pid = pid?;
         // The child has its own copies of these two; ours close now.
         drop((rd, raw));
         Ok(Watchdog {
             pipe: Some(wr),
             child: pid,
-            _stack: stack,
-            _args: args,
+            stack: Some(stack),
+            args: Some(args),
         })
     }
 
@@ -127,8 +150,21 @@ impl Drop for Watchdog {
         // freed right after, are no longer in use.
         self.disarm();
         let mut st = 0;
-        // SAFETY: waitpid on our own child, writing into a live int.
-        unsafe { libc::waitpid(self.child, &mut st, 0) };
+        loop {
+            // SAFETY: waitpid on our own child, writing into a live int.
+            let r = unsafe { libc::waitpid(self.child, &mut st, 0) };
+            if r == self.child {
+                return;
+            }
+            if r == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Someone else reaped it (or SIGCHLD is ignored): it may still be running on its
+            // stack, so that memory is never freed.
+            std::mem::forget(self.stack.take());
+            std::mem::forget(self.args.take());
+            return;
+        }
     }
 }
 
@@ -140,25 +176,33 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // Keep only the pipe and the raw socket: in particular no AF_XDP socket or BPF link, so
     // they go away with the parent.
     let (lo, hi) = (rd.min(raw), rd.max(raw));
-    // SAFETY: raw system calls on this child's own descriptor table and on memory the parent
-    // keeps alive (see above); none allocates or takes a lock.
+    // SAFETY: raw system calls (no libc wrapper: those would write errno into the parent
+    // thread's TLS) on this child's own descriptor table and on memory the parent keeps
+    // alive (see above); none allocates or takes a lock.
     unsafe {
+        // Out of the parent's session and process group: a Ctrl-C or a group signal meant
+        // for the parent does not reach the watchdog.
+        raw_syscall(libc::SYS_setsid, [0; 6]);
         if lo > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
+            raw_syscall(libc::SYS_close_range, [0, (lo - 1) as usize, 0, 0, 0, 0]);
         }
         if hi - lo > 1 {
-            libc::syscall(
+            raw_syscall(
                 libc::SYS_close_range,
-                (lo + 1) as u32,
-                (hi - 1) as u32,
-                0u32,
+                [(lo + 1) as usize, (hi - 1) as usize, 0, 0, 0, 0],
             );
         }
-        libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
+        raw_syscall(
+            libc::SYS_close_range,
+            [(hi + 1) as usize, u32::MAX as usize, 0, 0, 0, 0],
+        );
         let mut b = 0u8;
         let n = loop {
-            let n = libc::syscall(libc::SYS_read, rd, &mut b as *mut u8, 1usize);
-            if n != -1 || *libc::__errno_location() != libc::EINTR {
+            let n = raw_syscall(
+                libc::SYS_read,
+                [rd as usize, &mut b as *mut u8 as usize, 1, 0, 0, 0],
+            );
+            if n != -(libc::EINTR as isize) {
                 break n;
             }
         };
@@ -171,24 +215,53 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                     tv_sec: (ms / 1000) as libc::time_t,
                     tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
                 };
-                libc::syscall(
+                raw_syscall(
                     libc::SYS_nanosleep,
-                    &ts,
-                    std::ptr::null_mut::<libc::timespec>(),
+                    [&ts as *const libc::timespec as usize, 0, 0, 0, 0, 0],
                 );
                 waited = at;
-                libc::syscall(
+                raw_syscall(
                     libc::SYS_sendto,
-                    raw,
-                    a.seg.as_ptr(),
-                    a.seg.len(),
-                    0,
-                    a.dst.as_ptr(),
-                    a.dst.len(),
+                    [
+                        raw as usize,
+                        a.seg.as_ptr() as usize,
+                        a.seg.len(),
+                        0,
+                        a.dst.as_ptr() as usize,
+                        a.dst.len() as usize,
+                    ],
                 );
             }
         }
-        libc::syscall(libc::SYS_exit, 0);
+        raw_syscall(libc::SYS_exit, [0; 6]);
     }
     0
+}
+
+/// A Linux system call without libc: the result, or `-errno`; nothing is written anywhere
+/// else (no errno).
+///
+/// # Safety
+/// The call and its arguments must be valid for the kernel's ABI; pointers must be live.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall(nr: libc::c_long, a: [usize; 6]) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 Linux syscall convention: number in rax, arguments in rdi, rsi,
+    // rdx, r10, r8, r9; rcx and r11 are clobbered; the caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
 }
