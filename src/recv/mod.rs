@@ -42,6 +42,8 @@ pub struct RecvConfig {
     pub first_timeout: Option<Duration>,
     /// The stream's size, if known: chunked UDP accepts (and writes) no byte past it.
     pub expect_bytes: Option<u64>,
+    /// Chunked UDP: the flow id of the stream (default: the first one that arrives).
+    pub flow: Option<u16>,
     /// UDP: treat datagrams as raw payload even if they carry an xsend header.
     pub raw: bool,
     /// UDP receive buffer (SO_RCVBUFFORCE when permitted).
@@ -59,6 +61,7 @@ impl RecvConfig {
             idle_timeout: None,
             first_timeout: None,
             expect_bytes: None,
+            flow: None,
             raw: false,
             rcvbuf: 1 << 30,
         }
@@ -314,6 +317,9 @@ fn receive_udp(cfg: &RecvConfig, ready: impl FnOnce(SocketAddr)) -> Result<RecvR
                 let mut t = ChunkTracker::new(!cfg.count_only, out.take());
                 if let Some(b) = cfg.expect_bytes {
                     t.limit_bytes(b);
+                }
+                if let Some(f) = cfg.flow {
+                    t.only_flow(f);
                 }
                 for h in held.drain(..) {
                     t.datagram(&h).map_err(|e| Error::io("writing --out", e))?;

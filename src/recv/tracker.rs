@@ -19,7 +19,7 @@ use crate::sansio::wire::xsend;
 
 /// Sans-IO tracking of a chunked datagram stream.
 pub struct ChunkTracker {
-    /// The stream's flow id: the first one seen.
+    /// The stream's flow id: as asked, or the first one seen.
     flow: Option<u16>,
     seqs: SeqWindow,
     ranges: Ranges,
@@ -47,6 +47,11 @@ impl ChunkTracker {
                 ..Default::default()
             },
         }
+    }
+
+    /// Track this flow id only (default: the first one seen).
+    pub fn only_flow(&mut self, flow: u16) {
+        self.flow = Some(flow);
     }
 
     /// Accept no byte past `bytes` (e.g. `--expect-bytes`): `--out` never grows beyond it.
@@ -366,6 +371,21 @@ mod tests {
         assert_eq!(r.ignored.other_flow, 3);
         assert_eq!(r.flow, Some(1));
         assert_eq!(r.sha256.unwrap(), sha(b"abcdef"));
+    }
+
+    #[test]
+    fn an_asked_flow_wins_over_an_earlier_stray_one() {
+        let mut t = ChunkTracker::new(true, None);
+        t.only_flow(1);
+        t.datagram(&dgram_flow(7, 0, 0, b"old run")).unwrap();
+        t.datagram(&dgram(0, 0, b"new")).unwrap();
+        t.datagram(&end(1, 3)).unwrap();
+        let r = t.finish();
+        assert_eq!(
+            (r.flow, r.complete, r.ignored.other_flow),
+            (Some(1), Some(true), 1)
+        );
+        assert_eq!(r.sha256.unwrap(), sha(b"new"));
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub(crate) struct RecvArgs {
     /// Exit non-zero unless this many payload bytes arrive.
     #[arg(long)]
     expect_bytes: Option<u64>,
+    /// Chunked UDP: the flow id to verify (default: the first that arrives; others are
+    /// counted and ignored).
+    #[arg(long)]
+    flow: Option<u16>,
     /// Count only, do not hash.
     #[arg(long)]
     count_only: bool,
@@ -71,6 +75,7 @@ pub(crate) fn run(a: RecvArgs) -> anyhow::Result<ExitCode> {
     cfg.idle_timeout = a.idle_timeout;
     cfg.first_timeout = a.timeout;
     cfg.expect_bytes = a.expect_bytes;
+    cfg.flow = a.flow;
     let report = xsend::recv::receive(&cfg, |addr| {
         eprintln!(
             "xsend recv: listening on {addr} ({})",
