@@ -98,21 +98,22 @@ impl Watchdog {
             dst,
         });
         let stack = Mapping::anonymous(STACK)?;
-        // SAFETY: clone(2) with CLONE_VM runs `child` on the top of `stack` (a live mapping
-        // of STACK bytes, 16-byte aligned at its end) with `args`; both are kept in the
-        // Watchdog, whose drop waits for the child to exit before freeing them. The child
-        // only makes raw system calls (see the module's notes).
         // All signals blocked across the clone: the child starts (and stays) with every
         // signal blocked, so no handler of this process ever runs on its small stack, in
         // this process's memory. (SIGKILL still ends it.)
-        // SAFETY: sigset_t is plain old data; sigfillset/pthread_sigmask write into the
-        // live sets.
+        // SAFETY: sigset_t is plain old data; all-zero is a valid (empty) set.
         let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
         let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigfillset and pthread_sigmask write into the two live sets.
         unsafe {
             libc::sigfillset(&mut all);
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         }
+        // SAFETY: clone(2) with CLONE_VM runs `child` on the top of `stack` (a live mapping
+        // of STACK bytes, page-aligned, so 16-byte aligned at its end) with `args`; both are
+        // kept in the Watchdog, whose drop waits for the child to exit before freeing them
+        // (or leaks them). The child only makes raw system calls (see the module's notes).
         let pid = cvt(unsafe {
             libc::clone(
                 child,
