@@ -24,6 +24,22 @@ use crate::error::Result;
 use crate::report::BackendInfo;
 use crate::sansio::framer::Flow;
 
+/// A send that failed on `ifname`: `InterfaceDown` when the error says the interface is
+/// gone or down, else an I/O error saying what was being done.
+pub(crate) fn tx_error(
+    ifname: &str,
+    what: impl FnOnce() -> String,
+    e: std::io::Error,
+) -> crate::error::Error {
+    match e.raw_os_error() {
+        Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV) => crate::error::Error::InterfaceDown {
+            name: ifname.to_string(),
+            source: e,
+        },
+        _ => crate::error::Error::io(what(), e),
+    }
+}
+
 /// Where the device completes an L4 checksum: the offset of the L4 header in the frame and
 /// the offset of the checksum field in that header (the field holds the pseudo-header sum).
 pub(crate) type CsumRequest = (u16, u16);

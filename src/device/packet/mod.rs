@@ -105,20 +105,14 @@ impl PacketQueue {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let gone = matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)
-                    );
                     // What was not sent goes back to the pool.
                     self.free.extend(self.batch.drain(..).map(|(s, _)| s));
-                    return Err(if gone {
-                        Error::InterfaceDown {
-                            name: self.ifname.clone(),
-                            source: e,
-                        }
-                    } else {
-                        Error::io(format!("sending on {} (AF_PACKET)", self.ifname), e)
-                    });
+                    let ifname = &self.ifname;
+                    return Err(super::tx_error(
+                        ifname,
+                        || format!("sending on {ifname} (AF_PACKET)"),
+                        e,
+                    ));
                 }
             }
         }

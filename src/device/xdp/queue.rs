@@ -154,14 +154,14 @@ impl XdpQueue {
             Ok(()) => Ok(()),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::EINTR) => Ok(()),
-                Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV) => Err(Error::InterfaceDown {
-                    name: self.ifname.clone(),
-                    source: e,
-                }),
-                _ => Err(Error::io(
-                    format!("kicking the AF_XDP TX ring of {}", self.ifname),
-                    e,
-                )),
+                _ => {
+                    let ifname = &self.ifname;
+                    Err(crate::device::tx_error(
+                        ifname,
+                        || format!("kicking the AF_XDP TX ring of {ifname}"),
+                        e,
+                    ))
+                }
             },
         }
     }
