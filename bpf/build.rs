@@ -23,6 +23,18 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={src}");
 
+    // The in-kernel generator (bench --backend live).
+    let live = "bpf/live.bpf.c";
+    if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
+        .source(live)
+        .obj(out.join("live.bpf.o"))
+        .clang_args(["-O2", "-g", "-Wall", &format!("-I/usr/include/{multiarch}")])
+        .build()
+    {
+        panic!("building {live} failed: {e:#}");
+    }
+    println!("cargo:rerun-if-changed={live}");
+
     // Loss injection for the tests (bpf/lossy.bpf.c), one object per variant.
     let lossy = "bpf/lossy.bpf.c";
     for (name, defs) in [

@@ -72,6 +72,6 @@ pub use sansio::{pacing, tcp, wire};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz {
-    pub use crate::device::xdp::fuzz::{parse_neigh_dump, parse_route_reply};
+    pub use crate::device::net::fuzz::{parse_neigh_dump, parse_route_reply};
     pub use crate::replay::fuzz_read as read_capture;
 }

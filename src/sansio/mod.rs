@@ -10,12 +10,14 @@
 //! - [`pacing`]: the open-loop pacer and frame-size mixes;
 //! - [`cut`]: cutting a payload into datagrams;
 //! - [`flows`]: multi-flow ranges;
+//! - [`live`]: the tables of the in-kernel generator (`bpf/live.bpf.c`) and its model;
 //! - [`rewrite`]: rewriting captured frames (MACs, address maps, checksums fixed incrementally);
 //! - [`schedule`]: when each packet of a replayed capture is due.
 
 pub mod cut;
 pub mod flows;
 pub mod framer;
+pub mod live;
 pub mod pacing;
 pub mod rewrite;
 pub mod schedule;

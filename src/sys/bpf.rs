@@ -28,3 +28,57 @@ pub(crate) fn link_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Re
     // SAFETY: bpf_link_create returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: run an XDP program over a page_pool of real frames whose
+/// verdicts are carried out (redirects sent).
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 2;
+
+/// Run the XDP program `prog` `repeat` times in live-frames mode over frames made from
+/// `frame`, `batch` (1..=256) frames per page_pool and flush (`BPF_PROG_RUN`). Returns
+/// `EINTR` if a signal came first (some frames may have run).
+pub(crate) fn prog_run_live(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    repeat: u32,
+    batch: u32,
+) -> io::Result<()> {
+    // SAFETY: plain old data; `sz` tells libbpf which fields we know of.
+    let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
+    opts.data_in = frame.as_ptr().cast();
+    opts.data_size_in = frame.len() as u32;
+    opts.repeat = repeat.min(i32::MAX as u32) as i32;
+    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+    opts.batch_size = batch;
+    // SAFETY: `frame` is live for the call and its length is passed; there is no output
+    // buffer; `prog` is a loaded program's descriptor.
+    let r = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if r < 0 {
+        return Err(io::Error::from_raw_os_error(-r));
+    }
+    Ok(())
+}
+
+/// Run the XDP program `prog` once over a copy of `frame` (no verdict carried out); the
+/// resulting frame is written to `out`. Returns the verdict and the output length.
+pub(crate) fn prog_run_once(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    out: &mut [u8],
+) -> io::Result<(u32, usize)> {
+    // SAFETY: plain old data; `sz` tells libbpf which fields we know of.
+    let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
+    opts.data_in = frame.as_ptr().cast();
+    opts.data_size_in = frame.len() as u32;
+    opts.data_out = out.as_mut_ptr().cast();
+    opts.data_size_out = out.len() as u32;
+    opts.repeat = 1;
+    // SAFETY: `frame` and `out` are live for the call and their lengths are passed; `prog` is
+    // a loaded program's descriptor.
+    let r = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if r < 0 {
+        return Err(io::Error::from_raw_os_error(-r));
+    }
+    Ok((opts.retval, (opts.data_size_out as usize).min(out.len())))
+}

@@ -1,4 +1,4 @@
-//! A `NETLINK_ROUTE` socket: send a request to the kernel, receive its answers.
+//! A `NETLINK_ROUTE` or `NETLINK_GENERIC` socket: send a request to the kernel, receive its answers.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -13,11 +13,20 @@ impl Netlink {
     /// Open a `NETLINK_ROUTE` socket in the calling thread's namespace; receives time out
     /// after `timeout` (a kernel that never answers cannot hang the caller).
     pub(crate) fn route(timeout: Duration) -> io::Result<Self> {
+        Self::open(libc::NETLINK_ROUTE, timeout)
+    }
+
+    /// Open a `NETLINK_GENERIC` socket, likewise.
+    pub(crate) fn generic(timeout: Duration) -> io::Result<Self> {
+        Self::open(libc::NETLINK_GENERIC, timeout)
+    }
+
+    fn open(proto: libc::c_int, timeout: Duration) -> io::Result<Self> {
         // SAFETY: plain socket(2); the descriptor is owned right away.
         let raw = syscall!(socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
+            proto,
         ))?;
         // SAFETY: `raw` is a new descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };

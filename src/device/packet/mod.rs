@@ -33,7 +33,7 @@ pub(crate) struct PacketQueue {
 /// Open an AF_PACKET port on `ifname` for frames of up to the interface's MTU (+ Ethernet and
 /// one VLAN tag).
 pub(crate) fn open(ifname: &str) -> Result<Port<PacketQueue>> {
-    let ifi = crate::device::xdp::net::if_info(ifname)?;
+    let ifi = crate::device::net::if_info(ifname)?;
     let (fd, bypass) = packet::tx_socket(ifi.index).map_err(|e| {
         let what = format!("AF_PACKET socket on {ifname}: {e}");
         match e.raw_os_error() {

@@ -2,27 +2,21 @@
 //! tag), frame size, next-hop MAC, our XDP program, queues (zero-copy, then copy mode),
 //! checksum offload, TX budget, and the report of what was obtained and why not better.
 
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
-
-use super::net;
 use super::prog::Steer;
 use super::queue::{QueueConfig, XdpQueue};
+use crate::device::path::Path;
 use crate::device::{Port, TxQueue};
 use crate::error::{Error, Result};
 use crate::options::{ChecksumChoice, ConnConfig, Proto};
 use crate::report::BackendInfo;
-use crate::sansio::framer::{Flow, UdpFramer};
+use crate::sansio::framer::UdpFramer;
 use crate::sansio::wire::{ethernet, tcp};
-use crate::sys::{netdev, socket as sock, xsk};
+use crate::sys::{netdev, xsk};
 
 /// Frames one kick may transmit (`XDP_MAX_TX_SKB_BUDGET`).
 const TX_BUDGET: u32 = 256;
-/// How long to wait for the next hop's MAC to be resolved.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the engine asks of an AF_XDP port.
 pub(crate) struct Request<'a> {
@@ -59,17 +53,13 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
             "{nq} queues: at most {MAX_QUEUES}"
         )));
     }
-    let route = net::route_get(cfg.peer.ip())?;
-    let ifname = cfg.iface.clone().unwrap_or_else(|| route.dev.clone());
+    let path = Path::resolve(cfg, nq, "xdp")?;
+    let ifname = path.ifname.clone();
     // (sysfs shows the namespace it was mounted in: unknown from inside another one.)
     if let Some(ntx) = sys_queues(&ifname, "tx-").filter(|&n| nq as usize > n) {
         return Err(Error::InvalidOption(format!(
             "{nq} queues asked for, and {ifname} has {ntx} TX queue(s)"
         )));
-    }
-    let ends = Endpoints::reserve(cfg, nq)?;
-    if ifname == "lo" {
-        return Err(unavailable("loopback has no NIC queue to send to".into()));
     }
     if cfg.proto == Proto::Tcp {
         let nrx = rx_queues(&ifname);
@@ -79,8 +69,8 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
             )));
         }
     }
-    let ifi = net::if_info(&ifname)?;
-    let mtu = ifi.mtu.min(ends.path_mtu);
+    let ifi = path.ifi.clone();
+    let mtu = path.mtu;
     let l2 = (ethernet::HEADER_LEN + cfg.vlan.map_or(0, |_| ethernet::VLAN_TAG_LEN)) as u32;
     let frame_size = [2048u32, 4096]
         .into_iter()
@@ -90,10 +80,7 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
                 "MTU {mtu} of {ifname} with a {l2}-byte link header needs frames over 4096 bytes: multi-buffer (XDP_USE_SG) is not supported yet"
             ))
         })?;
-    let dst_mac = match cfg.dst_mac {
-        Some(m) => m,
-        None => net::resolve(route.next_hop(cfg.peer.ip()), &ifname, RESOLVE_TIMEOUT)?,
-    };
+    let dst_mac = path.dst_mac(cfg)?;
     let steer = match Steer::attach(ifi.index, &ifname, &mut reasons) {
         Ok(s) => Some(s),
         // Receiving needs our program: without it there is no TCP over AF_XDP.
@@ -128,19 +115,9 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         &mut reasons,
     )?;
     if let (Proto::Tcp, Some(s)) = (cfg.proto, &steer) {
-        s.add_flow(tcp::PROTO_TCP, ends.src.port(), cfg.peer)?;
+        s.add_flow(tcp::PROTO_TCP, path.src.port(), cfg.peer)?;
     }
-    let flows: Vec<Flow> = ends
-        .ports
-        .iter()
-        .map(|&port| Flow {
-            src_mac: ifi.mac,
-            dst_mac,
-            vlan: cfg.vlan,
-            src: SocketAddr::new(ends.src.ip(), port),
-            dst: cfg.peer,
-        })
-        .collect();
+    let flows = path.flows(cfg, dst_mac);
     let xdp_mode = steer.as_ref().map_or("none", |s| s.mode);
     let copy_mode = if zerocopy { "zerocopy" } else { "copy" };
     let info = BackendInfo {
@@ -172,7 +149,7 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         flows,
         mtu,
         info,
-        hold: Box::new((steer, ends.sockets)),
+        hold: Box::new((steer, path.sockets)),
     })
 }
 
@@ -266,86 +243,6 @@ fn open_queue(
             *zerocopy = false;
             copy(qc)
         }
-    }
-}
-
-/// Kernel sockets that hold our addresses: the kernel neither hands our source ports out
-/// again nor answers for them, and they tell the source address and the path MTU.
-struct Endpoints {
-    /// Source address and queue 0's port.
-    src: SocketAddr,
-    /// Source port of each queue.
-    ports: Vec<u16>,
-    /// MTU of the route to the peer.
-    path_mtu: u32,
-    sockets: Vec<Socket>,
-}
-
-impl Endpoints {
-    /// UDP: a connected socket (source address and port, path MTU) and one bound socket per
-    /// further queue. TCP: a connected UDP socket for the source address and path MTU, and a
-    /// bound, never listening TCP socket that reserves the local port.
-    fn reserve(cfg: &ConnConfig, nq: u32) -> Result<Self> {
-        let new = |ty: Type, proto: Protocol| -> Result<Socket> {
-            let s = Socket::new(Domain::for_address(cfg.peer), ty, Some(proto))
-                .map_err(|e| Error::io("creating a port-reserving socket", e))?;
-            if let Some(i) = &cfg.iface {
-                s.bind_device(Some(i.as_bytes()))
-                    .map_err(|e| Error::io(format!("binding to interface {i}"), e))?;
-            }
-            Ok(s)
-        };
-        let bind = |s: &Socket, a: SocketAddr| {
-            s.bind(&a.into())
-                .map_err(|e| Error::io(format!("binding {a}"), e))
-        };
-        let local = |s: &Socket| {
-            s.local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .ok_or_else(|| unavailable("no local address for the flow".into()))
-        };
-        let probe = new(Type::DGRAM, Protocol::UDP)?;
-        if let Some(b) = cfg.bind {
-            let b = match cfg.proto {
-                Proto::Udp => b,
-                Proto::Tcp => SocketAddr::new(b.ip(), 0),
-            };
-            bind(&probe, b)?;
-        }
-        probe
-            .connect(&cfg.peer.into())
-            .map_err(|e| Error::Connect {
-                addr: cfg.peer,
-                source: e,
-            })?;
-        let path_mtu = sock::path_mtu(probe.as_fd(), cfg.peer.is_ipv6())
-            .map_err(|e| Error::io(format!("reading the path MTU to {}", cfg.peer), e))?;
-        let mut src = local(&probe)?;
-        let mut sockets = vec![];
-        if cfg.proto == Proto::Tcp {
-            let reserve = new(Type::STREAM, Protocol::TCP)?;
-            let want = SocketAddr::new(src.ip(), cfg.bind.map_or(0, |b| b.port()));
-            reserve
-                .bind(&want.into())
-                .map_err(|e| Error::io(format!("reserving local TCP port {want}"), e))?;
-            src = local(&reserve)?;
-            sockets.push(reserve);
-        }
-        let mut ports = vec![src.port()];
-        for _ in 1..nq {
-            let s = new(Type::DGRAM, Protocol::UDP)?;
-            bind(&s, SocketAddr::new(src.ip(), 0))?;
-            ports.push(local(&s)?.port());
-            sockets.push(s);
-        }
-        sockets.push(probe);
-        Ok(Endpoints {
-            src,
-            ports,
-            path_mtu,
-            sockets,
-        })
     }
 }
 

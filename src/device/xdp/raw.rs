@@ -4,7 +4,8 @@
 //! frames carry their own checksums).
 
 use super::open::{open_queues, unavailable, Queues};
-use super::{net, XdpQueue};
+use super::XdpQueue;
+use crate::device::net;
 use crate::device::Port;
 use crate::error::Result;
 use crate::options::ChecksumChoice;

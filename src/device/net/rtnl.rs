@@ -11,8 +11,11 @@ use crate::sys::netlink::Netlink;
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
+pub(super) const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const IFLA_STATS64: u16 = 23;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
@@ -29,7 +32,7 @@ const NUD_FAILED: u16 = 0x20;
 /// `struct rtmsg` and `struct ndmsg` are both 12 bytes.
 const BODY_LEN: usize = 12;
 
-fn align4(n: usize) -> usize {
+pub(super) fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
@@ -55,7 +58,7 @@ fn ip_from(b: &[u8]) -> Option<IpAddr> {
     }
 }
 
-fn header(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
+pub(super) fn header(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
     buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched at the end
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(&flags.to_ne_bytes());
@@ -63,14 +66,14 @@ fn header(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
     buf.extend_from_slice(&0u32.to_ne_bytes());
 }
 
-fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
+pub(super) fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     buf.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(data);
     buf.resize(align4(buf.len()), 0);
 }
 
-fn finish(mut buf: Vec<u8>) -> Vec<u8> {
+pub(super) fn finish(mut buf: Vec<u8>) -> Vec<u8> {
     let len = buf.len() as u32;
     buf[..4].copy_from_slice(&len.to_ne_bytes());
     buf
@@ -99,14 +102,52 @@ pub(crate) fn neigh_dump_request(fam: IpAddr, seq: u32) -> Vec<u8> {
     finish(b)
 }
 
+/// `RTM_GETLINK` of one interface (its attributes carry `IFLA_STATS64`).
+pub(crate) fn link_request(ifindex: u32, seq: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(32);
+    header(&mut b, RTM_GETLINK, NLM_F_REQUEST, seq);
+    // ifinfomsg: family, pad, type, index, flags, change.
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.extend_from_slice(&(ifindex as i32).to_ne_bytes());
+    b.extend_from_slice(&[0; 8]);
+    finish(b)
+}
+
+/// The counters in the reply to [`link_request`].
+pub(crate) fn parse_link_stats(b: &[u8]) -> io::Result<super::LinkStats> {
+    for m in messages(b) {
+        if let Some(e) = error_of(&m) {
+            return Err(e);
+        }
+        if m.ty != RTM_NEWLINK || m.body.len() < 16 {
+            continue;
+        }
+        for (ty, d) in attrs(&m.body[16..]) {
+            if ty == IFLA_STATS64 && d.len() >= 64 {
+                let u = |i: usize| u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                return Ok(super::LinkStats {
+                    rx_packets: u(0),
+                    tx_packets: u(1),
+                    rx_dropped: u(6),
+                    tx_dropped: u(7),
+                });
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no IFLA_STATS64 in the link reply",
+    ))
+}
+
 /// One netlink message: its type and payload (after the header).
-struct Msg<'a> {
-    ty: u16,
-    body: &'a [u8],
+pub(super) struct Msg<'a> {
+    pub(super) ty: u16,
+    pub(super) body: &'a [u8],
 }
 
 /// Split a datagram into messages; malformed tails are dropped.
-fn messages(mut b: &[u8]) -> impl Iterator<Item = Msg<'_>> {
+pub(super) fn messages(mut b: &[u8]) -> impl Iterator<Item = Msg<'_>> {
     std::iter::from_fn(move || {
         if b.len() < NLMSG_HDRLEN {
             return None;
@@ -126,7 +167,7 @@ fn messages(mut b: &[u8]) -> impl Iterator<Item = Msg<'_>> {
 }
 
 /// Attributes after a fixed-size body.
-fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         if b.len() < 4 {
             return None;
@@ -143,7 +184,7 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 }
 
 /// An `NLMSG_ERROR` with a non-zero code, as an OS error.
-fn error_of(m: &Msg<'_>) -> Option<io::Error> {
+pub(super) fn error_of(m: &Msg<'_>) -> Option<io::Error> {
     if m.ty != NLMSG_ERROR || m.body.len() < 4 {
         return None;
     }
@@ -258,6 +299,14 @@ impl Rtnl {
         self.sock.send(&route_request(dst, self.seq))?;
         let n = self.sock.recv(&mut self.buf)?;
         parse_route_reply(&self.buf[..n])
+    }
+
+    /// The counters of interface `ifindex`.
+    pub(crate) fn link_stats(&mut self, ifindex: u32) -> io::Result<super::LinkStats> {
+        self.seq += 1;
+        self.sock.send(&link_request(ifindex, self.seq))?;
+        let n = self.sock.recv(&mut self.buf)?;
+        parse_link_stats(&self.buf[..n])
     }
 
     /// The usable link-layer address of `ip` on interface `ifindex`, if the neighbour table

@@ -1,6 +1,7 @@
 //! What the framer needs from the kernel's view of the network: the egress interface and
 //! next hop for a destination, the next hop's MAC (the neighbour table, resolved with a probe
-//! if absent) — both over rtnetlink ([`super::rtnl`]) — and the interface's MAC and MTU.
+//! if absent) — both over rtnetlink ([`rtnl`]) — the interface's MAC and MTU, its packet
+//! counters and the XDP features its driver offers (generic netlink).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -8,6 +9,30 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::sansio::wire::ethernet::MacAddr;
 use crate::sys::netdev;
+
+mod genl;
+pub(crate) mod rtnl;
+
+/// The rtnetlink parsers, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz {
+    use std::io;
+    use std::net::IpAddr;
+
+    /// Parse a route reply; `Ok(oif)`.
+    pub fn parse_route_reply(b: &[u8]) -> io::Result<u32> {
+        super::rtnl::parse_route_reply(b).map(|r| r.oif)
+    }
+
+    /// Parse one datagram of a neighbour dump.
+    pub fn parse_neigh_dump(
+        b: &[u8],
+        ip: IpAddr,
+        ifindex: u32,
+    ) -> io::Result<(Option<[u8; 6]>, bool)> {
+        super::rtnl::parse_neigh_dump(b, ip, ifindex)
+    }
+}
 
 /// The route to a destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +52,8 @@ impl Route {
     }
 }
 
-fn rtnl(what: &str) -> Result<super::rtnl::Rtnl> {
-    super::rtnl::Rtnl::open().map_err(|e| Error::io(format!("opening rtnetlink for {what}"), e))
+fn rtnl(what: &str) -> Result<rtnl::Rtnl> {
+    rtnl::Rtnl::open().map_err(|e| Error::io(format!("opening rtnetlink for {what}"), e))
 }
 
 /// The route the kernel would use for `dst` (in the calling thread's namespace), asked over
@@ -121,3 +146,33 @@ pub(crate) fn if_info(name: &str) -> Result<IfInfo> {
         mtu,
     })
 }
+
+/// An interface's packet counters (`IFLA_STATS64`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LinkStats {
+    /// Packets received.
+    pub(crate) rx_packets: u64,
+    /// Packets transmitted.
+    pub(crate) tx_packets: u64,
+    /// Packets dropped on receive.
+    pub(crate) rx_dropped: u64,
+    /// Packets dropped on transmit.
+    pub(crate) tx_dropped: u64,
+}
+
+/// The counters of interface `ifindex` in the calling thread's namespace.
+pub(crate) fn link_stats(ifindex: u32) -> Result<LinkStats> {
+    rtnl("reading interface counters")?
+        .link_stats(ifindex)
+        .map_err(|e| Error::io(format!("reading the counters of interface {ifindex}"), e))
+}
+
+/// The XDP features of interface `ifindex` (`NETDEV_A_DEV_XDP_FEATURES`, bits
+/// [`XDP_ACT_NDO_XMIT`], ...); `None` if the kernel has no `netdev` generic netlink family.
+pub(crate) fn xdp_features(ifindex: u32) -> Result<Option<u64>> {
+    genl::xdp_features(ifindex)
+        .map_err(|e| Error::io(format!("reading the XDP features of interface {ifindex}"), e))
+}
+
+/// `NETDEV_XDP_ACT_NDO_XMIT`: the driver takes redirected frames (`ndo_xdp_xmit`).
+pub(crate) const XDP_ACT_NDO_XMIT: u64 = 1 << 2;

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * xsend's in-kernel generator (`xsend bench --backend live`): run by BPF_PROG_RUN with
+ * BPF_F_TEST_XDP_LIVE_FRAMES over a page_pool of frames made from one template, it stamps each
+ * frame as the AF_XDP generator writes it and redirects it to the target interface.
+ *
+ * Per packet: the frame length from the size cycle (exact IMIX mix), the flow from the flow
+ * table (round robin), the sequence number (the runner's packet counter, big endian, the first
+ * min(payload, 8) bytes of the payload), the IPv4 identification (per flow), the TCP sequence
+ * number (per flow, advancing by the payload) and every length and checksum. Checksums come
+ * from per-flow partial sums computed in user space (RFC 1071 arithmetic: only the fields that
+ * change are added), never from the bytes in the page: a recycled page holds either the
+ * template or an earlier frame of this program, and neither is trusted.
+ *
+ * The page's bytes past the headers and the 8-byte prefix are zero in the template and never
+ * written, so they add nothing to a checksum.
+ *
+ * `xsend_live_ref` is the reference loop of the benchmark: the constant template, redirected,
+ * nothing stamped (the kernel's own ceiling).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Set by user space before loading (frozen: the verifier prunes the other branches). */
+struct live_cfg {
+	__u32 ifindex;  /* redirect target */
+	__u32 l3;       /* offset of the IP header: 14, or 18 with a VLAN tag */
+	__u32 v6;       /* IPv6 (else IPv4) */
+	__u32 tcp;      /* stateless TCP (else UDP) */
+	__u32 nsizes;   /* entries of `sizes` (one cycle of the mix) */
+	__u32 nflows;   /* entries of `flows` */
+};
+const volatile struct live_cfg cfg = {};
+
+/* One flow: addresses and ports written into every frame, its own IP ID and TCP sequence. */
+struct live_flow {
+	__u8 saddr[16];  /* IPv4: first 4 bytes */
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u32 ident;     /* next IPv4 identification (low 16 bits) */
+	__u32 tcp_seq;   /* next TCP sequence number */
+	__u32 pad;
+	__u64 ip_sum;    /* IPv4 header sum without length, ID and checksum */
+	__u64 l4_sum;    /* UDP: pseudo-header (addresses, protocol) + ports;
+	                    TCP: pseudo-header + the TCP header with sequence and checksum 0 */
+};
+
+/* The runner's state: user space sets `limit` before a run and reads the counters after. */
+struct live_state {
+	__u64 sent;      /* frames stamped and returned as XDP_REDIRECT (the sequence number) */
+	__u64 limit;     /* stop stamping (XDP_DROP) once `sent` reaches it */
+	__u64 refused;   /* frames not sent: over the limit, or a frame that could not be sized */
+	__u32 size_idx;
+	__u32 flow_idx;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct live_state);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set to cfg.nsizes before loading */
+	__type(key, __u32);
+	__type(value, __u32);
+} sizes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set to cfg.nflows before loading */
+	__type(key, __u32);
+	__type(value, struct live_flow);
+} flows SEC(".maps");
+
+static __always_inline __u16 fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* Big-endian 16-bit words of the 8-byte sequence prefix, `n` (< 8) bytes of it. */
+static __always_inline __u64 prefix_sum(__u64 seq, __u32 n)
+{
+	__u64 s = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 8; i++) {
+		__u64 b = (seq >> (56 - 8 * i)) & 0xff;
+		if ((__u32)i < n)
+			s += (i & 1) ? b : b << 8;
+	}
+	return s;
+}
+
+SEC("xdp")
+int xsend_live(struct xdp_md *ctx)
+{
+	__u32 zero = 0, si, fi, size, l4, iph, l4len, payload, n, i;
+	struct live_state *st;
+	struct live_flow *f;
+	__u32 *szp;
+	__u64 seq, psum;
+	void *data, *end;
+	__u8 *p;
+	long cur;
+
+	st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return XDP_DROP;
+	if (st->sent >= st->limit) {
+		st->refused++;
+		return XDP_DROP;
+	}
+	si = st->size_idx;
+	fi = st->flow_idx;
+	szp = bpf_map_lookup_elem(&sizes, &si);
+	f = bpf_map_lookup_elem(&flows, &fi);
+	if (!szp || !f) {
+		st->refused++;
+		return XDP_DROP;
+	}
+	size = *szp;
+	cur = (long)ctx->data_end - (long)ctx->data;
+	/* A recycled page may hold an earlier frame's length: size it from what it has. */
+	if (cur != (long)size && bpf_xdp_adjust_tail(ctx, (int)size - (int)cur)) {
+		st->refused++;
+		return XDP_DROP;
+	}
+	si++;
+	st->size_idx = si >= cfg.nsizes ? 0 : si;
+	fi++;
+	st->flow_idx = fi >= cfg.nflows ? 0 : fi;
+	seq = st->sent;
+
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	iph = cfg.v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	l4 = (cfg.l3 & 0x1f) + iph;
+	if (data + l4 + (cfg.tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr)) > end) {
+		st->refused++;
+		return XDP_DROP;
+	}
+	l4len = size - (cfg.l3 & 0x1f) - iph;
+	payload = l4len - (cfg.tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr));
+	st->sent = seq + 1;
+
+	/* The sequence prefix: min(payload, 8) bytes of `seq`, big endian. */
+	p = data + l4 + (cfg.tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr));
+	n = payload < 8 ? payload : 8;
+	if (n == 8 && (void *)(p + 8) <= end) {
+		*(__u64 *)p = bpf_cpu_to_be64(seq);
+		psum = (seq >> 48) + ((seq >> 32) & 0xffff) + ((seq >> 16) & 0xffff) + (seq & 0xffff);
+	} else {
+#pragma unroll
+		for (i = 0; i < 7; i++) {
+			if (i < n && (void *)(p + i + 1) <= end)
+				p[i] = (seq >> (56 - 8 * i)) & 0xff;
+		}
+		psum = prefix_sum(seq, n);
+	}
+
+	if (cfg.v6) {
+		struct ipv6hdr *ip6 = data + (cfg.l3 & 0x1f);
+		if ((void *)(ip6 + 1) > end)
+			return XDP_DROP;
+		ip6->payload_len = bpf_htons(l4len);
+		__builtin_memcpy(&ip6->saddr, f->saddr, 16);
+		__builtin_memcpy(&ip6->daddr, f->daddr, 16);
+	} else {
+		struct iphdr *ip = data + (cfg.l3 & 0x1f);
+		__u32 tot = l4len + sizeof(struct iphdr), id = f->ident & 0xffff;
+		if ((void *)(ip + 1) > end)
+			return XDP_DROP;
+		f->ident = id + 1;
+		ip->tot_len = bpf_htons(tot);
+		ip->id = bpf_htons(id);
+		__builtin_memcpy(&ip->saddr, f->saddr, 4);
+		__builtin_memcpy(&ip->daddr, f->daddr, 4);
+		ip->check = bpf_htons(~fold(f->ip_sum + tot + id) & 0xffff);
+	}
+
+	if (cfg.tcp) {
+		struct tcphdr *t = data + l4;
+		__u32 tseq = f->tcp_seq;
+		if ((void *)(t + 1) > end)
+			return XDP_DROP;
+		f->tcp_seq = tseq + payload;
+		t->source = f->sport;
+		t->dest = f->dport;
+		t->seq = bpf_htonl(tseq);
+		t->check = bpf_htons(~fold(f->l4_sum + l4len + (tseq >> 16) + (tseq & 0xffff) + psum) & 0xffff);
+	} else {
+		struct udphdr *u = data + l4;
+		__u16 c;
+		if ((void *)(u + 1) > end)
+			return XDP_DROP;
+		u->source = f->sport;
+		u->dest = f->dport;
+		u->len = bpf_htons(l4len);
+		c = ~fold(f->l4_sum + 2 * (__u64)l4len + psum) & 0xffff;
+		u->check = bpf_htons(c ? c : 0xffff);
+	}
+	return bpf_redirect(cfg.ifindex, 0);
+}
+
+SEC("xdp")
+int xsend_live_ref(struct xdp_md *ctx)
+{
+	return bpf_redirect(cfg.ifindex, 0);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
