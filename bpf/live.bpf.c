@@ -16,7 +16,10 @@
  * written, so they add nothing to a checksum.
  *
  * `xsend_live_ref` is the reference loop of the benchmark: the constant template, redirected,
- * nothing stamped (the kernel's own ceiling).
+ * nothing stamped (the kernel's own ceiling), only counted.
+ *
+ * Pacing happens here too: BPF_PROG_RUN calls are long (each one costs two RCU grace periods
+ * in the kernel's XDP dispatcher), so the program holds the open-loop schedule itself.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -53,14 +56,53 @@ struct live_flow {
 	                    TCP: pseudo-header + the TCP header with sequence and checksum 0 */
 };
 
-/* The runner's state: user space sets `limit` before a run and reads the counters after. */
+/* The runner's state: user space sets `limit` and the schedule before a run and reads the
+ * counters during and after it. */
 struct live_state {
 	__u64 sent;      /* frames stamped and returned as XDP_REDIRECT (the sequence number) */
 	__u64 limit;     /* stop stamping (XDP_DROP) once `sent` reaches it */
 	__u64 refused;   /* frames not sent: over the limit, or a frame that could not be sized */
 	__u32 size_idx;
 	__u32 flow_idx;
+	__u64 next_due;  /* paced: when the next slot is due (CLOCK_MONOTONIC ns; 0: now) */
+	__u64 slot_ps;   /* paced: picoseconds between slots (0: not paced) */
+	__u64 frac_ps;   /* paced: the schedule's sub-nanosecond remainder */
+	__u32 burst;     /* paced: frames released together per slot */
+	__u32 in_slot;   /* paced: frames of the current slot released so far */
+	__u64 idle;      /* paced: frames recycled unsent while waiting for a slot */
 };
+
+/* Open-loop schedule: a slot of `burst` frames is due every slot_ps; frames before it are
+ * recycled (XDP_DROP) unsent. A late runner releases the overdue slots back to back: the
+ * schedule is fixed to the clock, never to the previous send. */
+static __always_inline int wait_slot(struct live_state *st)
+{
+	__u64 now;
+
+	if (!st->slot_ps || st->in_slot)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (!st->next_due)
+		st->next_due = now;
+	if (now < st->next_due) {
+		st->idle++;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline void slot_used(struct live_state *st)
+{
+	if (!st->slot_ps)
+		return;
+	st->in_slot++;
+	if (st->in_slot >= st->burst) {
+		st->in_slot = 0;
+		st->frac_ps += st->slot_ps;
+		st->next_due += st->frac_ps / 1000;
+		st->frac_ps %= 1000;
+	}
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -127,6 +169,8 @@ int xsend_live(struct xdp_md *ctx)
 		st->refused++;
 		return XDP_DROP;
 	}
+	if (wait_slot(st))
+		return XDP_DROP;
 	si = st->size_idx;
 	fi = st->flow_idx;
 	szp = bpf_map_lookup_elem(&sizes, &si);
@@ -159,6 +203,7 @@ int xsend_live(struct xdp_md *ctx)
 	l4len = size - (cfg.l3 & 0x1f) - iph;
 	payload = l4len - (cfg.tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr));
 	st->sent = seq + 1;
+	slot_used(st);
 
 	/* The sequence prefix: min(payload, 8) bytes of `seq`, big endian. */
 	p = data + l4 + (cfg.tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr));
@@ -222,6 +267,16 @@ int xsend_live(struct xdp_md *ctx)
 SEC("xdp")
 int xsend_live_ref(struct xdp_md *ctx)
 {
+	__u32 zero = 0;
+	struct live_state *st = bpf_map_lookup_elem(&state, &zero);
+
+	/* Counted and limited like the generator, so that both are measured alike. */
+	if (!st || st->sent >= st->limit)
+		return XDP_DROP;
+	if (wait_slot(st))
+		return XDP_DROP;
+	st->sent++;
+	slot_used(st);
 	return bpf_redirect(cfg.ifindex, 0);
 }
 

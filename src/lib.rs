@@ -61,7 +61,7 @@ pub use api::{
 };
 pub use error::{Error, Result};
 pub use options::{
-    BackendChoice, ChecksumChoice, ConnConfig, Progress, ProgressFn, Proto, TransmitFlags,
+    BackendChoice, ChecksumChoice, ConnConfig, GenBackend, Progress, ProgressFn, Proto, TransmitFlags,
     SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
 };
 pub use payload::{SendPacketsElement, Source};

@@ -32,6 +32,20 @@ pub enum BackendChoice {
     Xdp,
 }
 
+/// Where a generator ([`crate::gen::Generator`]) makes its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GenBackend {
+    /// The kernel's live-frames generator when the target takes redirected frames (and the
+    /// run's frames fit one page), AF_XDP otherwise; the reason is reported.
+    #[default]
+    Auto,
+    /// AF_XDP: frames written in user space into UMEM.
+    Xdp,
+    /// In-kernel live frames only (`BPF_PROG_RUN` of our XDP program); an error if the
+    /// target does not take redirected frames.
+    Live,
+}
+
 /// AF_XDP: who computes the UDP/TCP checksums of the frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksumChoice {
@@ -96,6 +110,8 @@ pub struct ConnConfig {
     pub proto: Proto,
     /// Requested backend.
     pub backend: BackendChoice,
+    /// Where a generator makes its frames (`xsend bench --backend`).
+    pub gen_backend: GenBackend,
     /// Interface to send from.
     pub iface: Option<String>,
     /// Local address to bind.
@@ -126,6 +142,7 @@ impl ConnConfig {
             peer,
             proto,
             backend: BackendChoice::Auto,
+            gen_backend: GenBackend::Auto,
             iface: None,
             bind: None,
             connect_timeout: Duration::from_secs(5),

@@ -98,6 +98,11 @@ impl ConnectionBuilder {
         self.cfg.backend = b;
         self
     }
+    /// Where a generator makes its frames (default: auto, live frames when possible).
+    pub fn gen_backend(mut self, b: crate::options::GenBackend) -> Self {
+        self.cfg.gen_backend = b;
+        self
+    }
     /// Interface to send from (SO_BINDTODEVICE on the kernel path).
     pub fn iface(mut self, name: impl Into<String>) -> Self {
         self.cfg.iface = Some(name.into());

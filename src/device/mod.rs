@@ -11,11 +11,13 @@
 //! A device is opened into a [`Port`]: its queues, the flow each queue's frames carry and
 //! the report of what was obtained. Each kind of device is a folder:
 //! - [`xdp`]: AF_XDP (UMEM, rings, our XDP program, the one open/negotiation path);
+//! - [`live`]: the kernel's live-frames generator (BPF_PROG_RUN over our XDP program);
 //! - [`net`]: routes, neighbours, interfaces and their counters over (generic) netlink;
 //! - `fake` (tests only): buffers in memory, every frame recorded.
 
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod live;
 pub(crate) mod net;
 pub(crate) mod packet;
 pub(crate) mod path;

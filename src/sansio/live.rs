@@ -13,7 +13,7 @@ use super::wire::checksum;
 /// Bytes of one entry of the program's `flows` map (`struct live_flow`).
 pub const FLOW_ENTRY_LEN: usize = 64;
 /// Bytes of the program's `state` map value (`struct live_state`).
-pub const STATE_LEN: usize = 32;
+pub const STATE_LEN: usize = 72;
 /// Longest size cycle the program takes.
 pub const MAX_CYCLE: usize = 1 << 16;
 
@@ -127,19 +127,40 @@ pub fn size_cycle(sizes: &Imix) -> Option<Vec<u32>> {
     Some((0..total).map(|_| mix.next_size() as u32).collect())
 }
 
-/// The program's `state` value for a run that may stamp `limit` frames in all, counting on
-/// from `sent` (cycle positions and counters start at zero).
-pub fn state_bytes(sent: u64, limit: u64) -> [u8; STATE_LEN] {
+/// The program's `state` value for a run that may stamp `limit` frames in all (cycle
+/// positions and counters start at zero), paced as `pps` frames per second released in
+/// slots of `burst` if given.
+pub fn state_bytes(limit: u64, pps: Option<f64>, burst: u32) -> [u8; STATE_LEN] {
     let mut b = [0u8; STATE_LEN];
-    b[0..8].copy_from_slice(&sent.to_ne_bytes());
     b[8..16].copy_from_slice(&limit.to_ne_bytes());
+    if let Some(p) = pps {
+        let burst = burst.max(1);
+        let slot_ps = (1e12 * burst as f64 / p.max(1e-6)).min(u64::MAX as f64) as u64;
+        b[40..48].copy_from_slice(&slot_ps.max(1).to_ne_bytes());
+        b[56..60].copy_from_slice(&burst.to_ne_bytes());
+    }
     b
 }
 
-/// The program's counters read back: (stamped and redirected, refused).
-pub fn parse_state(b: &[u8]) -> Option<(u64, u64)> {
+/// The program's counters read back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames stamped and redirected.
+    pub sent: u64,
+    /// Frames refused (over the limit, or unsizable).
+    pub refused: u64,
+    /// Paced: frames recycled unsent while waiting for a slot.
+    pub idle: u64,
+}
+
+/// Parse the program's `state` value.
+pub fn parse_state(b: &[u8]) -> Option<Counters> {
     let u = |o: usize| Some(u64::from_ne_bytes(b.get(o..o + 8)?.try_into().ok()?));
-    Some((u(0)?, u(16)?))
+    Some(Counters {
+        sent: u(0)?,
+        refused: u(16)?,
+        idle: u(64)?,
+    })
 }
 
 /// What the program does to one frame, in Rust (the model it is tested against): `frame`

@@ -75,3 +75,30 @@ pub(crate) fn if_running(name: &str) -> io::Result<bool> {
     let f = unsafe { r.ifr_ifru.ifru_flags } as libc::c_int;
     Ok(f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
 }
+
+/// `struct ethtool_drvinfo` (`ETHTOOL_GDRVINFO`), as far as the driver name.
+#[repr(C)]
+struct DrvInfo {
+    cmd: u32,
+    driver: [u8; 32],
+    rest: [u8; 164],
+}
+
+/// The driver of an interface (`ethtool -i`): `veth`, `mlx5_core`, ...
+pub(crate) fn if_driver(name: &str) -> io::Result<String> {
+    const ETHTOOL_GDRVINFO: u32 = 3;
+    let mut info = DrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        rest: [0; 164],
+    };
+    let mut r = ifreq(name)?;
+    r.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
+    let s =
+        std::net::UdpSocket::bind("0.0.0.0:0").or_else(|_| std::net::UdpSocket::bind("[::]:0"))?;
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes at most a `struct ethtool_drvinfo`
+    // (196 bytes) through ifru_data, which points to `info`, live for the call.
+    syscall!(ioctl(s.as_raw_fd(), libc::SIOCETHTOOL, &mut r))?;
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}

@@ -53,3 +53,57 @@ pub(crate) fn set_timer_slack_ns(ns: u64) -> Option<u64> {
     syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0)).ok()?;
     Some(old as u64)
 }
+
+/// The signal that interrupts a thread blocked in a long syscall (a runner in
+/// `BPF_PROG_RUN`): a real-time signal with a handler that does nothing, installed without
+/// `SA_RESTART`, so the syscall returns `EINTR`.
+fn interrupt_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 7
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {}
+
+/// Install the interrupt signal's do-nothing handler (once; kept if the application set
+/// its own).
+pub(crate) fn install_interrupt() -> io::Result<()> {
+    static ONCE: std::sync::OnceLock<Result<(), i32>> = std::sync::OnceLock::new();
+    let r = ONCE.get_or_init(|| {
+        let sig = interrupt_signal();
+        // SAFETY: a zeroed sigaction is valid; sigaction writes the current one into it.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current disposition into `old`.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+        }
+        if old.sa_sigaction != libc::SIG_DFL {
+            return Ok(());
+        }
+        // SAFETY: a zeroed sigaction is valid; we set a handler that touches nothing,
+        // no SA_RESTART, and an empty mask.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_interrupt as *const () as usize;
+        // SAFETY: `sa.sa_mask` is a live sigset_t.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: `sa` is a valid action for a real-time signal.
+        if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+        }
+        Ok(())
+    });
+    r.map_err(io::Error::from_raw_os_error)
+}
+
+/// Send the interrupt signal to `thread` (a thread of this process, still running: its
+/// join handle is held by the caller). A thread not in a syscall just runs the empty
+/// handler.
+pub(crate) fn interrupt(thread: libc::pthread_t) {
+    // SAFETY: `thread` is a live thread of this process (its join handle is held by the
+    // caller), and the signal's handler is installed (install_interrupt).
+    unsafe { libc::pthread_kill(thread, interrupt_signal()) };
+}
+
+/// The calling thread, for [`interrupt`].
+pub(crate) fn current() -> libc::pthread_t {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() }
+}

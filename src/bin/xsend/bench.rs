@@ -9,10 +9,28 @@ use clap::Args;
 use serde::Serialize;
 use xsend::gen::{FlowRanges, GenSpec, Imix};
 use xsend::stats::Percentiles;
-use xsend::{BackendInfo, Connection};
+use xsend::{BackendInfo, Connection, GenBackend};
 
 use crate::args::{self, XdpArgs};
 use crate::signal::{arm, cancel_on_signal};
+
+/// `--backend` of `xsend bench`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GenBackendArg {
+    Auto,
+    Xdp,
+    Live,
+}
+
+impl From<GenBackendArg> for GenBackend {
+    fn from(b: GenBackendArg) -> Self {
+        match b {
+            GenBackendArg::Auto => GenBackend::Auto,
+            GenBackendArg::Xdp => GenBackend::Xdp,
+            GenBackendArg::Live => GenBackend::Live,
+        }
+    }
+}
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -59,6 +77,20 @@ pub(crate) struct BenchArgs {
     /// handshake) instead of UDP datagrams: for benchmarking a device under test.
     #[arg(long)]
     tcp_stateless: bool,
+    /// Where frames are made: `live` (in the kernel: our XDP program stamps and redirects a
+    /// page_pool of frames, BPF_PROG_RUN live frames), `xdp` (AF_XDP, frames written in user
+    /// space), or `auto` (live when the interface takes redirected frames, else AF_XDP; the
+    /// reason is reported).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: GenBackendArg,
+    /// Live frames: frames per page_pool cycle and redirect flush, 1-256 (default 256;
+    /// with --pps/--bps, --burst).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch: Option<u32>,
+    /// Live frames: run the benchmark's reference loop instead (the template redirected as
+    /// is, nothing stamped: the kernel's ceiling).
+    #[arg(long, hide = true)]
+    live_reference: bool,
     /// Enter this network namespace first.
     #[arg(long)]
     netns: Option<String>,
@@ -85,6 +117,11 @@ struct BenchSummary {
     completion: Option<Percentiles>,
     inter_departure: Option<Percentiles>,
     lateness: Option<Percentiles>,
+    /// Live frames: frames the program stamped and redirected (`packets` is what the
+    /// interface counted as transmitted).
+    submitted: Option<u64>,
+    /// Live frames: submitted but not counted as transmitted.
+    dropped: Option<u64>,
 }
 
 pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -120,8 +157,13 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             src_ips: a.src_ips,
             dst_ips: a.dst_ips,
         },
+        batch: a.batch.unwrap_or(0),
+        reference: a.live_reference,
     };
-    let mut builder = a.xdp.apply(&a.iface, Connection::udp(a.to));
+    let mut builder = a
+        .xdp
+        .apply(&a.iface, Connection::udp(a.to))
+        .gen_backend(a.backend.into());
     if !a.json {
         builder = builder.on_progress(live_stats(sizes.mean()));
     }
@@ -148,6 +190,8 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         completion: r.completion,
         inter_departure: r.inter_departure,
         lateness: r.lateness,
+        submitted: r.submitted,
+        dropped: r.dropped,
     };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -173,6 +217,9 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 )
             })
         };
+        if let (Some(sub), Some(d)) = (s.submitted, s.dropped) {
+            println!("  submitted {sub}, counted as transmitted by the interface {}, dropped {d}", s.packets);
+        }
         if let Some(c) = us(&s.completion) {
             println!("  submission → completion: {c}");
         }

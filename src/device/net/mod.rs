@@ -154,6 +154,8 @@ pub(crate) struct LinkStats {
     pub(crate) rx_packets: u64,
     /// Packets transmitted.
     pub(crate) tx_packets: u64,
+    /// Bytes transmitted.
+    pub(crate) tx_bytes: u64,
     /// Packets dropped on receive.
     pub(crate) rx_dropped: u64,
     /// Packets dropped on transmit.

@@ -128,6 +128,7 @@ pub(crate) fn parse_link_stats(b: &[u8]) -> io::Result<super::LinkStats> {
                 return Ok(super::LinkStats {
                     rx_packets: u(0),
                     tx_packets: u(1),
+                    tx_bytes: u(3),
                     rx_dropped: u(6),
                     tx_dropped: u(7),
                 });

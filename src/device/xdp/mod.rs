@@ -13,5 +13,6 @@ mod queue;
 mod raw;
 
 pub(crate) use open::{open, Request};
+pub(crate) use prog::{quiet_libbpf, Steer};
 pub(crate) use queue::XdpQueue;
 pub(crate) use raw::open_raw;

@@ -21,7 +21,7 @@ pub(crate) struct Steer {
 
 /// libbpf prints its own `libbpf: ...` lines to stderr; xsend reports every failure itself,
 /// with the reason, so they are silenced (`XSEND_LIBBPF_DEBUG=1` keeps them).
-fn quiet_libbpf() {
+pub(crate) fn quiet_libbpf() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("XSEND_LIBBPF_DEBUG").is_none() {

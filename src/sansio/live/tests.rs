@@ -127,7 +127,9 @@ fn cycles_and_state() {
     }
     let huge = Imix::new(&[(64, 1 << 20), (128, 1)]).unwrap();
     assert!(size_cycle(&huge).is_none());
-    let b = state_bytes(5, 9);
-    assert_eq!(parse_state(&b), Some((5, 0)));
+    let b = state_bytes(9, Some(1000.0), 4);
+    assert_eq!(u64::from_ne_bytes(b[8..16].try_into().unwrap()), 9);
+    assert_eq!(u64::from_ne_bytes(b[40..48].try_into().unwrap()), 4_000_000_000);
+    assert_eq!(parse_state(&b), Some(Counters::default()));
     assert_eq!(FlowEntry::default().to_bytes().len(), FLOW_ENTRY_LEN);
 }

@@ -1,7 +1,10 @@
 //! The line-rate generator behind `xsend bench`: synthetic UDP datagrams (a sequence number,
 //! valid IP and UDP checksums) or stateless TCP segments, of fixed, listed, weighted or IMIX
 //! sizes, over one or many flows, as fast as possible or on an open-loop schedule
-//! (`--pps`/`--bps`), on AF_XDP with one pinned thread per queue.
+//! (`--pps`/`--bps`), with one pinned thread per queue: in the kernel (live frames: our XDP
+//! program stamps and redirects each frame, [`live`]) or on AF_XDP (frames written in user
+//! space), whichever [`GenBackend`](crate::GenBackend) asks for; `Auto` takes live frames when
+//! the target takes redirected frames and reports why not otherwise.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -26,11 +29,14 @@ use crate::device::{Port, TxQueue};
 use crate::engine::gen::{generate, GenFramers, GenLoop};
 use crate::engine::{on_threads, OpCtx, Totals};
 use crate::error::{Error, Result};
-use crate::options::{ConnConfig, ProgressFn, Proto};
+use crate::device::live::{self as live_dev, LivePort};
+use crate::options::{ConnConfig, GenBackend, ProgressFn, Proto};
 use crate::report::BackendInfo;
 pub use crate::sansio::flows::{FlowRanges, MAX_FLOWS};
 use crate::sansio::framer::{TcpFramer, UdpFramer};
 pub use crate::sansio::pacing::Imix;
+
+mod live;
 use crate::sansio::pacing::Pacer;
 use crate::stats::{self, Percentiles};
 use crate::sys::thread::pin_to_cpu;
@@ -55,6 +61,13 @@ pub struct GenSpec {
     /// Multi-flow: ranges (inclusive) substituted into each queue's flow; packets cycle
     /// through every combination, round robin. `None` keeps the connection's value.
     pub flows: FlowRanges,
+    /// Live frames: frames per page_pool cycle and redirect flush (1..=256; 0: 256, or
+    /// `burst` when paced).
+    pub batch: u32,
+    /// Live frames: run the benchmark's reference loop (the constant template redirected,
+    /// nothing stamped: the kernel's ceiling) instead of the generator.
+    #[doc(hidden)]
+    pub reference: bool,
 }
 
 impl GenSpec {
@@ -68,11 +81,14 @@ impl GenSpec {
             count: None,
             tcp_stateless: false,
             flows: FlowRanges::default(),
+            batch: 0,
+            reference: false,
         }
     }
 }
 
-/// What a generator run sent (frames whose completion came back).
+/// What a generator run sent: AF_XDP, frames whose completion came back; live frames, frames
+/// the target interface counted as transmitted (at most those submitted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GenReport {
     /// Frames.
@@ -85,35 +101,60 @@ pub struct GenReport {
     pub completion: Option<Percentiles>,
     /// With a rate: time between consecutive departures (frames handed to the ring).
     pub inter_departure: Option<Percentiles>,
-    /// With a rate: how late each frame was handed to the ring against its schedule.
+    /// With a rate: how late each frame (live: each batch) was released against its
+    /// schedule.
     pub lateness: Option<Percentiles>,
+    /// Live frames: frames the program stamped and redirected.
+    pub submitted: Option<u64>,
+    /// Live frames: submitted frames the target did not count as transmitted (a full queue,
+    /// a device gone).
+    pub dropped: Option<u64>,
 }
 
-/// A frame generator on AF_XDP queues.
+/// Where the frames are made.
+enum Engine {
+    Xdp(Port<XdpQueue>),
+    Live(LivePort),
+}
+
+/// A frame generator: live frames in the kernel, or AF_XDP queues.
 pub struct Generator {
-    port: Port<XdpQueue>,
+    engine: Engine,
+    cfg: ConnConfig,
     cancel: CancelHandle,
     progress: Option<ProgressFn>,
 }
 
 impl Generator {
-    /// Open AF_XDP for `cfg` (its peer, interface, MAC, queues, ring and checksum choice).
+    /// Open `cfg.gen_backend` for `cfg` (its peer, interface, MAC, queues; AF_XDP: ring and
+    /// checksum choice).
     pub(crate) fn open(mut cfg: ConnConfig) -> Result<Self> {
         cfg.proto = Proto::Udp;
-        let port = xdp::open(&xdp::Request {
-            cfg: &cfg,
-            rx_frames: 0,
-        })?;
+        let engine = match cfg.gen_backend {
+            GenBackend::Xdp => Engine::Xdp(open_xdp(&cfg, Vec::new())?),
+            GenBackend::Live => Engine::Live(live_dev::open(&cfg, cfg.queues.max(1))?),
+            GenBackend::Auto => match live_dev::open(&cfg, cfg.queues.max(1)) {
+                Ok(p) => Engine::Live(p),
+                Err(Error::BackendUnavailable { reason, .. }) => {
+                    Engine::Xdp(open_xdp(&cfg, vec![format!("live frames: {reason}")])?)
+                }
+                Err(e) => return Err(e),
+            },
+        };
         Ok(Generator {
-            port,
+            engine,
+            progress: cfg.progress.clone(),
+            cfg,
             cancel: CancelHandle::new(),
-            progress: cfg.progress,
         })
     }
 
     /// What was obtained.
     pub fn info(&self) -> &BackendInfo {
-        &self.port.info
+        match &self.engine {
+            Engine::Xdp(p) => &p.info,
+            Engine::Live(p) => &p.info,
+        }
     }
 
     /// A handle that stops a running [`Generator::run`] (it returns what was sent so far).
@@ -123,9 +164,50 @@ impl Generator {
 
     /// Send until the spec's duration or count is reached, or the run is cancelled.
     pub fn run(&mut self, spec: &GenSpec) -> Result<GenReport> {
-        let mtu = self.port.mtu;
-        let mut framers = Vec::with_capacity(self.port.flows.len());
-        for f in &self.port.flows {
+        if let Engine::Live(port) = &self.engine {
+            let ctx = self.ctx();
+            match live::run(port, spec, &ctx) {
+                // Auto: a run live frames cannot make (frames over a page, ...) goes to
+                // AF_XDP, with the reason.
+                Err(Error::BackendUnavailable { reason, .. })
+                    if self.cfg.gen_backend == GenBackend::Auto =>
+                {
+                    let p = open_xdp(&self.cfg, vec![format!("live frames: {reason}")])?;
+                    self.engine = Engine::Xdp(p);
+                }
+                r => return r,
+            }
+        }
+        let ctx = self.ctx();
+        let Engine::Xdp(port) = &mut self.engine else {
+            unreachable!("live runs returned above")
+        };
+        run_xdp(port, spec, &ctx)
+    }
+
+    fn ctx(&self) -> OpCtx {
+        OpCtx {
+            cancel: self.cancel.flag(),
+            progress: self.progress.clone(),
+            total: 0,
+        }
+    }
+}
+
+/// AF_XDP for a generator; `reasons` (why not live frames) go first in the report.
+fn open_xdp(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<Port<XdpQueue>> {
+    let mut port = xdp::open(&xdp::Request { cfg, rx_frames: 0 })?;
+    reasons.append(&mut port.info.fallback_reasons);
+    port.info.fallback_reasons = reasons;
+    Ok(port)
+}
+
+/// A run on AF_XDP queues: one thread per queue.
+fn run_xdp(port: &mut Port<XdpQueue>, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
+    {
+        let mtu = port.mtu;
+        let mut framers = Vec::with_capacity(port.flows.len());
+        for f in &port.flows {
             let flows = spec.flows.expand(f)?;
             framers.push(if spec.tcp_stateless {
                 GenFramers::Tcp(flows.iter().map(|f| TcpFramer::new(f, mtu)).collect())
@@ -134,9 +216,9 @@ impl Generator {
             });
         }
         let hdr = framers[0].header_len();
-        let caps = *self.port.queues[0].caps();
-        let max_payload = UdpFramer::new(&self.port.flows[0], mtu).max_payload();
-        let max = (UdpFramer::new(&self.port.flows[0], mtu).frame_len(max_payload))
+        let caps = *port.queues[0].caps();
+        let max_payload = UdpFramer::new(&port.flows[0], mtu).max_payload();
+        let max = (UdpFramer::new(&port.flows[0], mtu).frame_len(max_payload))
             .min(caps.buf_capacity)
             .min(caps.max_frame);
         let min = hdr.max(60);
@@ -147,17 +229,12 @@ impl Generator {
                 )));
             }
         }
-        let nq = self.port.queues.len() as u64;
+        let nq = port.queues.len() as u64;
         let start = Instant::now();
         let deadline = spec.duration.map(|d| start + d);
         let totals = Totals::default();
-        let ctx = OpCtx {
-            cancel: self.cancel.flag(),
-            progress: self.progress.clone(),
-            total: 0,
-        };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let work: Vec<_> = self.port.queues.iter_mut().zip(framers).collect();
+        let work: Vec<_> = port.queues.iter_mut().zip(framers).collect();
         let results = on_threads(work, |q, (dev, fr)| {
             // With several queues, one TX thread per CPU (best effort).
             if nq > 1 {
@@ -174,7 +251,7 @@ impl Generator {
                 limit: spec.count.map(|c| c / nq + u64::from(q < c % nq)),
                 deadline,
             };
-            generate(dev, fr, run, &ctx, &totals)
+            generate(dev, fr, run, ctx, &totals)
         });
         let mut r = GenReport {
             seconds: start.elapsed().as_secs_f64(),

@@ -1,0 +1,156 @@
+//! The kernel's live-frames generator: `BPF_PROG_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES` runs
+//! our XDP program (`bpf/live.bpf.c`) over a page_pool of frames made from one template; the
+//! program stamps each frame (sequence number, IDs, flow fields, lengths, checksums) and
+//! redirects it to the target interface. No UMEM, no descriptor, no user-space copy per frame.
+//!
+//! [`open`] resolves the path like every device and checks the precondition instead of
+//! guessing it: the target must take redirected frames (`ndo_xdp_xmit`, reported in the
+//! `netdev` generic netlink family's XDP features). A veth takes them only when its peer has
+//! an XDP program or GRO on; some NIC drivers only with an XDP program on the target itself,
+//! which is then loaded (through a BPF link: gone with the process) and reported.
+//! [`prog::LiveProg`] is one runner's loaded program.
+
+mod prog;
+
+pub(crate) use prog::{LiveProg, ProgConfig};
+
+use crate::device::net::{self, LinkStats, XDP_ACT_NDO_XMIT};
+use crate::device::path::Path;
+use crate::device::xdp::Steer;
+use crate::error::{Error, Result};
+use crate::options::ConnConfig;
+use crate::report::BackendInfo;
+use crate::sansio::framer::Flow;
+use crate::sys::netdev;
+
+/// Frames per page_pool cycle and redirect flush (the kernel's maximum).
+pub(crate) const MAX_BATCH: u32 = 256;
+
+pub(crate) fn unavailable(reason: String) -> Error {
+    Error::BackendUnavailable {
+        backend: "live",
+        reason,
+    }
+}
+
+/// The interface live frames are redirected to.
+pub(crate) struct Target {
+    /// Name.
+    pub(crate) ifname: String,
+    /// Index (the redirect target).
+    pub(crate) ifindex: u32,
+}
+
+/// The target of a live-frames generator: where frames go and as whom.
+pub(crate) struct LivePort {
+    /// Egress interface.
+    pub(crate) target: Target,
+    /// The flow of each runner.
+    pub(crate) flows: Vec<Flow>,
+    /// Path MTU (IP).
+    pub(crate) mtu: u32,
+    /// What was obtained, and why not better.
+    pub(crate) info: BackendInfo,
+    /// Port reservations and, if one was needed, our XDP program on the target.
+    _hold: Box<dyn Send>,
+}
+
+impl Target {
+    /// The target's counters now.
+    pub(crate) fn stats(&self) -> Result<LinkStats> {
+        net::link_stats(self.ifindex).map_err(|e| self.gone_or(e))
+    }
+
+    /// `InterfaceDown` if the target is gone or down, else `e`.
+    pub(crate) fn gone_or(&self, e: Error) -> Error {
+        match self.check_up() {
+            Err(down) => down,
+            Ok(()) => e,
+        }
+    }
+
+    /// `InterfaceDown` unless the target still exists (under its index) and is up.
+    pub(crate) fn check_up(&self) -> Result<()> {
+        let down = |errno| Error::InterfaceDown {
+            name: self.ifname.clone(),
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        match netdev::if_indextoname(self.ifindex) {
+            None => Err(down(libc::ENODEV)),
+            Some(n) if !netdev::if_running(&n).unwrap_or(false) => Err(down(libc::ENETDOWN)),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Open the path to `cfg.peer` for `runners` runners (one source port each) and check that
+/// the egress interface takes redirected frames.
+pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
+    if let Some(i) = &cfg.iface {
+        if netdev::if_nametoindex(i).is_none() {
+            return Err(Error::InterfaceNotFound { name: i.clone() });
+        }
+    }
+    let path = Path::resolve(cfg, runners, "live")?;
+    let ifname = path.ifname.clone();
+    let ifindex = path.ifi.index;
+    let mut reasons = Vec::new();
+    let driver = netdev::if_driver(&ifname).unwrap_or_default();
+    let mut steer = None;
+    match net::xdp_features(ifindex)? {
+        Some(f) if f & XDP_ACT_NDO_XMIT != 0 => {}
+        Some(_) if driver == "veth" => {
+            return Err(unavailable(format!(
+                "{ifname} (veth) does not take redirected frames (ndo_xdp_xmit): its peer has neither an XDP program nor GRO on (attach one to the peer, e.g. a drop sink, or `ethtool -K PEER gro on`)"
+            )))
+        }
+        Some(_) => {
+            // Some drivers take redirected frames only with an XDP program of their own.
+            let s = Steer::attach(ifindex, &ifname, &mut Vec::new()).map_err(|e| {
+                unavailable(format!(
+                    "{ifname} ({driver}) does not take redirected frames (ndo_xdp_xmit), and an XDP program could not be loaded on it: {}",
+                    e.chain()
+                ))
+            })?;
+            match net::xdp_features(ifindex)? {
+                Some(f) if f & XDP_ACT_NDO_XMIT != 0 => {
+                    reasons.push(format!(
+                        "{ifname} ({driver}) takes redirected frames only with an XDP program on it: xsend's ({} mode) was loaded for the run",
+                        s.mode
+                    ));
+                    steer = Some(s);
+                }
+                _ => {
+                    return Err(unavailable(format!(
+                        "{ifname} ({driver}) does not take redirected frames (ndo_xdp_xmit), even with an XDP program on it"
+                    )))
+                }
+            }
+        }
+        None => reasons.push(
+            "the kernel does not report XDP features (no netdev generic netlink family): the target's acceptance is seen only in its counters".into(),
+        ),
+    }
+    let dst_mac = path.dst_mac(cfg)?;
+    let flows = path.flows(cfg, dst_mac);
+    let info = BackendInfo {
+        backend: "live",
+        mode: "live-frames".into(),
+        iface: Some(ifname.clone()),
+        mtu: Some(path.mtu),
+        fallback_reasons: reasons,
+        xdp_mode: steer.as_ref().map(|s| s.mode.to_string()),
+        queues: Some(runners),
+        checksum: Some("in the XDP program".into()),
+        dst_mac: Some(dst_mac.to_string()),
+        ..Default::default()
+    };
+    let mtu = path.mtu;
+    Ok(LivePort {
+        target: Target { ifname, ifindex },
+        flows,
+        mtu,
+        info,
+        _hold: Box::new((steer, path.sockets)),
+    })
+}

@@ -1,0 +1,176 @@
+//! One runner's copy of the in-kernel generator (`bpf/live.bpf.c`): loaded with its
+//! configuration frozen in `.rodata`, its size cycle and flow table in maps, run with
+//! `BPF_PROG_RUN` in live-frames mode.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder};
+
+use crate::error::{Error, Result};
+use crate::sansio::live::{self, FlowEntry, Layout};
+use crate::sys::bpf;
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/live.bpf.o"));
+
+/// What a runner's program stamps and where it sends.
+pub(crate) struct ProgConfig<'a> {
+    /// Redirect target.
+    pub(crate) ifindex: u32,
+    /// Header layout of the frames.
+    pub(crate) layout: Layout,
+    /// One cycle of frame sizes.
+    pub(crate) sizes: &'a [u32],
+    /// The flows, round robin.
+    pub(crate) flows: &'a [FlowEntry],
+    /// Run the reference loop (constant frame, no stamping) instead.
+    pub(crate) reference: bool,
+}
+
+fn bpf_err(what: &str, e: libbpf_rs::Error) -> Error {
+    Error::io(what.to_string(), io::Error::other(e.to_string()))
+}
+
+/// A loaded generator program.
+pub(crate) struct LiveProg {
+    obj: Object,
+    name: &'static str,
+}
+
+impl LiveProg {
+    /// Load a copy configured by `c`.
+    pub(crate) fn load(c: &ProgConfig<'_>) -> Result<Self> {
+        crate::device::xdp::quiet_libbpf();
+        let mut open = ObjectBuilder::default()
+            .open_memory(OBJ)
+            .map_err(|e| bpf_err("opening the live-frames object", e))?;
+        let words = [
+            c.ifindex,
+            c.layout.l3 as u32,
+            c.layout.v6 as u32,
+            c.layout.tcp as u32,
+            c.sizes.len() as u32,
+            c.flows.len() as u32,
+        ];
+        for mut m in open.maps_mut() {
+            let name = m.name().to_string_lossy().into_owned();
+            let r = if name.ends_with(".rodata") {
+                match m.initial_value_mut() {
+                    Some(v) if v.len() >= 4 * words.len() => {
+                        for (d, w) in v.chunks_exact_mut(4).zip(words) {
+                            d.copy_from_slice(&w.to_ne_bytes());
+                        }
+                        Ok(())
+                    }
+                    _ => Err(bpf_err(
+                        "configuring the live-frames program",
+                        libbpf_rs::Error::from(io::Error::other(".rodata too small")),
+                    )),
+                }
+            } else if name == "sizes" {
+                m.set_max_entries(c.sizes.len().max(1) as u32)
+                    .map_err(|e| bpf_err("sizing the size cycle", e))
+            } else if name == "flows" {
+                m.set_max_entries(c.flows.len().max(1) as u32)
+                    .map_err(|e| bpf_err("sizing the flow table", e))
+            } else {
+                Ok(())
+            };
+            r?;
+        }
+        let obj = open.load().map_err(|e| {
+            if e.to_string().contains("Operation not permitted") {
+                Error::NoPermission {
+                    what: "loading the live-frames program needs CAP_BPF/CAP_NET_ADMIN".into(),
+                }
+            } else {
+                bpf_err("loading the live-frames program", e)
+            }
+        })?;
+        let p = LiveProg {
+            obj,
+            name: if c.reference {
+                "xsend_live_ref"
+            } else {
+                "xsend_live"
+            },
+        };
+        let sizes = p.map("sizes")?;
+        for (i, s) in c.sizes.iter().enumerate() {
+            sizes
+                .update(&(i as u32).to_ne_bytes(), &s.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| bpf_err("filling the size cycle", e))?;
+        }
+        let flows = p.map("flows")?;
+        for (i, f) in c.flows.iter().enumerate() {
+            flows
+                .update(&(i as u32).to_ne_bytes(), &f.to_bytes(), MapFlags::ANY)
+                .map_err(|e| bpf_err("filling the flow table", e))?;
+        }
+        p.reset(0, None, 1)?;
+        Ok(p)
+    }
+
+    fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>> {
+        self.obj.maps().find(|m| m.name() == name).ok_or_else(|| {
+            Error::io(
+                "live-frames object",
+                io::Error::other(format!("map {name} missing")),
+            )
+        })
+    }
+
+    /// `f` of the program's descriptor.
+    fn with_fd<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> Result<R> {
+        let p = self
+            .obj
+            .progs()
+            .find(|p| p.name() == self.name)
+            .ok_or_else(|| {
+                Error::io(
+                    "live-frames object",
+                    io::Error::other(format!("program {} missing", self.name)),
+                )
+            })?;
+        Ok(f(p.as_fd()))
+    }
+
+    /// Counters and cycles back to zero; the program stamps no frame past `limit` (in all),
+    /// and releases `pps` frames per second in slots of `burst` if paced.
+    pub(crate) fn reset(&self, limit: u64, pps: Option<f64>, burst: u32) -> Result<()> {
+        self.map("state")?
+            .update(
+                &0u32.to_ne_bytes(),
+                &live::state_bytes(limit, pps, burst),
+                MapFlags::ANY,
+            )
+            .map_err(|e| bpf_err("setting the runner's limit", e))
+    }
+
+    /// The program's counters so far.
+    pub(crate) fn counters(&self) -> Result<live::Counters> {
+        let v = self
+            .map("state")?
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| bpf_err("reading the runner's counters", e))?;
+        v.as_deref().and_then(live::parse_state).ok_or_else(|| {
+            Error::io(
+                "reading the runner's counters",
+                io::Error::other("no state"),
+            )
+        })
+    }
+
+    /// Run `repeat` frames made from `template`, `batch` per page_pool cycle (`EINTR` when a
+    /// signal interrupted the run).
+    pub(crate) fn run(&self, template: &[u8], repeat: u32, batch: u32) -> Result<io::Result<()>> {
+        self.with_fd(|fd| bpf::prog_run_live(fd, template, repeat, batch))
+    }
+
+    /// Run the program once over a copy of `frame` without carrying out its verdict; the
+    /// stamped frame is written to `out`. Returns the verdict and the frame's length.
+    pub(crate) fn run_once(&self, frame: &[u8], out: &mut [u8]) -> Result<(u32, usize)> {
+        self.with_fd(|fd| bpf::prog_run_once(fd, frame, out))?
+            .map_err(|e| Error::io("running the live-frames program once", e))
+    }
+}

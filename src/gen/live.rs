@@ -1,0 +1,255 @@
+//! A generator run on live frames: the framers write each runner's template and flow table
+//! (so the kernel's frames are the AF_XDP generator's frames), one copy of the program is
+//! loaded per runner, each runner drives its own on a pinned thread, and the report counts
+//! what the target interface says it transmitted, not what was asked.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{GenReport, GenSpec};
+use crate::device::live::{self as dev, LivePort, LiveProg, ProgConfig, Target, MAX_BATCH};
+use crate::device::net::LinkStats;
+use crate::engine::live::{run_live, CycleBytes, LiveLoop};
+use crate::engine::{OpCtx, Totals};
+use crate::report::SendStats;
+use crate::error::{Error, Result};
+use crate::sansio::framer::{Flow, TcpFramer, UdpFramer};
+use crate::sansio::live::{size_cycle, FlowEntry, Layout, MAX_CYCLE};
+use crate::sansio::wire::tcp;
+use crate::sys::thread::{current, install_interrupt, interrupt, pin_to_cpu};
+
+/// How long the target's counters may take to show the last frames (the peer's NAPI).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Write flow `f`'s frame with `payload` zero bytes into `buf`; returns its length.
+fn emit(f: &Flow, mtu: u32, tcp_seg: bool, payload: usize, buf: &mut [u8]) -> Result<usize> {
+    buf.fill(0);
+    let zeros = |w: &mut crate::sansio::framer::PayloadWriter<'_>| w.in_place(payload);
+    let n = if tcp_seg {
+        let seg = tcp::Repr {
+            seq: 1,
+            ack: 1,
+            flags: tcp::Flags::ACK | tcp::Flags::PSH,
+            window: 65535,
+            payload_len: payload,
+            ..Default::default()
+        };
+        TcpFramer::new(f, mtu).emit(buf, &seg, zeros)?
+    } else {
+        UdpFramer::new(f, mtu).emit(buf, payload, zeros)?
+    };
+    Ok(n)
+}
+
+/// One runner's program, template and flow count.
+struct Runner {
+    prog: LiveProg,
+    template: Vec<u8>,
+}
+
+/// Run `spec` on `port`'s live frames. `BackendUnavailable` when live frames cannot make
+/// this run (the caller may take AF_XDP instead).
+pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
+    let cycle = size_cycle(&spec.sizes).ok_or_else(|| {
+        dev::unavailable(format!(
+            "the size mix's weights make a cycle of more than {MAX_CYCLE} frames"
+        ))
+    })?;
+    let mtu = port.mtu;
+    let base = &port.flows[0];
+    let layout = Layout {
+        l3: base.l2_len(),
+        v6: base.dst.is_ipv6(),
+        tcp: spec.tcp_stateless,
+    };
+    let hdr = layout.header_len();
+    let udp = UdpFramer::new(base, mtu);
+    let (min, max) = (hdr.max(60), udp.frame_len(udp.max_payload()));
+    for &(size, _) in spec.sizes.sizes() {
+        if size < min || size > max {
+            return Err(Error::InvalidOption(format!(
+                "frame size {size} outside {min}..={max} for this path (headers {hdr} bytes, MTU {mtu})"
+            )));
+        }
+    }
+    let biggest = cycle.iter().copied().max().unwrap_or(min as u32) as usize;
+    let mut runners = Vec::with_capacity(port.flows.len());
+    let mut buf = vec![0u8; biggest.max(256)];
+    for f in &port.flows {
+        let flows = spec.flows.expand(f)?;
+        let mut entries = Vec::with_capacity(flows.len());
+        for fl in &flows {
+            let n = emit(fl, mtu, spec.tcp_stateless, 0, &mut buf)?;
+            entries.push(FlowEntry::from_frame(&buf[..n], layout).ok_or_else(|| {
+                Error::InvalidOption("a flow's frame is shorter than its headers".into())
+            })?);
+        }
+        let n = emit(&flows[0], mtu, spec.tcp_stateless, biggest - hdr, &mut buf)?;
+        let prog = LiveProg::load(&ProgConfig {
+            ifindex: port.target.ifindex,
+            layout,
+            sizes: &cycle,
+            flows: &entries,
+            reference: spec.reference,
+        })?;
+        runners.push(Runner {
+            prog,
+            template: buf[..n].to_vec(),
+        });
+    }
+    // A frame the kernel cannot hold in one page is refused by BPF_PROG_RUN itself: probe
+    // with the largest (the program stamps nothing at limit 0; nothing is sent).
+    if let Err(e) = runners[0].prog.run(&runners[0].template, 1, 1)? {
+        return Err(match e.raw_os_error() {
+            Some(libc::EINVAL) => dev::unavailable(format!(
+                "frames of {biggest} bytes do not fit one page with the kernel's headroom and tailroom (live frames hold about 3.3 KB at most; multi-page frames are not supported)"
+            )),
+            _ => port.target.gone_or(Error::io("probing live frames", e)),
+        });
+    }
+    let batch = match spec.batch {
+        0 if spec.rate_pps.is_some() => spec.burst.clamp(1, MAX_BATCH as u64) as u32,
+        0 => MAX_BATCH,
+        b => b.clamp(1, MAX_BATCH),
+    };
+    let nr = runners.len() as u64;
+    let bytes = CycleBytes::new(&cycle);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    install_interrupt().map_err(|e| Error::io("installing the runners' interrupt signal", e))?;
+    let target = &port.target;
+    let before = target.stats()?;
+    let stop = AtomicBool::new(false);
+    // Each runner's thread, once it runs (0 before).
+    let tids: Vec<AtomicU64> = runners.iter().map(|_| AtomicU64::new(0)).collect();
+    let start = Instant::now();
+    let deadline = spec.duration.map(|d| start + d);
+    let (results, watch) = std::thread::scope(|s| {
+        let handles: Vec<_> = runners
+            .iter()
+            .enumerate()
+            .map(|(r, runner)| {
+                let (stop, tid) = (&stop, &tids[r]);
+                s.spawn(move || {
+                    tid.store(current() as u64, Ordering::SeqCst);
+                    // One runner per CPU, pinned (the kernel sends on the CPU that runs it).
+                    let _ = pin_to_cpu(r % cpus);
+                    let r = r as u64;
+                    let run = LiveLoop {
+                        limit: spec.count.map(|c| c / nr + u64::from(r < c % nr)),
+                        pps: spec.rate_pps.map(|p| p / nr as f64),
+                        batch,
+                    };
+                    run_live(target, &runner.prog, &runner.template, &run, stop)
+                })
+            })
+            .collect();
+        let watch = watch(&handles, &runners, &bytes, target, deadline, ctx);
+        stop.store(true, Ordering::Relaxed);
+        // Interrupt the runners until each has left its call (a signal that came just
+        // before a call began is repeated).
+        while handles.iter().any(|h| !h.is_finished()) {
+            for (h, tid) in handles.iter().zip(&tids) {
+                let t = tid.load(Ordering::SeqCst);
+                if !h.is_finished() && t != 0 {
+                    interrupt(t as libc::pthread_t);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        (results, watch)
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    watch?;
+    let mut submitted = 0u64;
+    let mut submitted_bytes = 0u64;
+    for x in results {
+        let x = x?;
+        submitted += x;
+        submitted_bytes += bytes.of(x);
+    }
+    let after = settle(target, &before, submitted)?;
+    let sent = after
+        .tx_packets
+        .saturating_sub(before.tx_packets)
+        .min(submitted);
+    Ok(GenReport {
+        packets: sent,
+        bytes: if sent == submitted {
+            submitted_bytes
+        } else {
+            after
+                .tx_bytes
+                .saturating_sub(before.tx_bytes)
+                .min(submitted_bytes)
+        },
+        seconds,
+        completion: None,
+        inter_departure: None,
+        lateness: None,
+        submitted: Some(submitted),
+        dropped: Some(submitted - sent),
+    })
+}
+
+/// Watch a run until every runner is done, the deadline passes, the run is cancelled or
+/// the target goes down; report progress meanwhile (from the programs' counters).
+fn watch(
+    handles: &[std::thread::ScopedJoinHandle<'_, Result<u64>>],
+    runners: &[Runner],
+    bytes: &CycleBytes,
+    target: &Target,
+    deadline: Option<Instant>,
+    ctx: &OpCtx,
+) -> Result<()> {
+    let totals = Totals::default();
+    let mut reported = SendStats::default();
+    let mut last_check = Instant::now();
+    loop {
+        let now = Instant::now();
+        if handles.iter().all(|h| h.is_finished())
+            || ctx.cancelled()
+            || deadline.is_some_and(|d| now >= d)
+        {
+            return Ok(());
+        }
+        let nap = deadline.map_or(TICK, |d| (d - now).min(TICK));
+        std::thread::sleep(nap);
+        let mut all = SendStats::default();
+        for r in runners {
+            let n = r.prog.counters()?.sent;
+            all.packets += n;
+            all.bytes += bytes.of(n);
+        }
+        let (b, n) = totals.add(all, &mut reported);
+        ctx.progress(b, n);
+        if last_check.elapsed() >= CHECK_EVERY {
+            target.check_up()?;
+            last_check = Instant::now();
+        }
+    }
+}
+
+/// How often progress is reported and the deadline and cancellation are checked.
+const TICK: Duration = Duration::from_millis(10);
+/// How often the target is checked for being up.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The target's counters once they show every submitted frame, or stop moving.
+fn settle(port: &Target, before: &LinkStats, submitted: u64) -> Result<LinkStats> {
+    let t0 = Instant::now();
+    let mut last = port.stats()?;
+    while last.tx_packets.saturating_sub(before.tx_packets) < submitted && t0.elapsed() < SETTLE
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = port.stats()?;
+        if now == last && t0.elapsed() > Duration::from_millis(50) {
+            break;
+        }
+        last = now;
+    }
+    Ok(last)
+}
