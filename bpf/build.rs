@@ -23,17 +23,21 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={src}");
 
-    // The in-kernel generator (bench --backend live).
-    let live = "bpf/live.bpf.c";
-    if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
-        .source(live)
-        .obj(out.join("live.bpf.o"))
-        .clang_args(["-O2", "-g", "-Wall", &format!("-I/usr/include/{multiarch}")])
-        .build()
-    {
-        panic!("building {live} failed: {e:#}");
+    // The in-kernel generator (bench --backend live) and the lab's counting sink.
+    for (src, obj) in [
+        ("bpf/live.bpf.c", "live.bpf.o"),
+        ("bpf/sink.bpf.c", "sink.bpf.o"),
+    ] {
+        if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
+            .source(src)
+            .obj(out.join(obj))
+            .clang_args(["-O2", "-g", "-Wall", &format!("-I/usr/include/{multiarch}")])
+            .build()
+        {
+            panic!("building {src} failed: {e:#}");
+        }
+        println!("cargo:rerun-if-changed={src}");
     }
-    println!("cargo:rerun-if-changed={live}");
 
     // Loss injection for the tests (bpf/lossy.bpf.c), one object per variant.
     let lossy = "bpf/lossy.bpf.c";

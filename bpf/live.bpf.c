@@ -12,6 +12,9 @@
  * change are added), never from the bytes in the page: a recycled page holds either the
  * template or an earlier frame of this program, and neither is trusted.
  *
+ * With one flow the template's addresses and ports stand, with one size its lengths: they are
+ * not written again (the frozen configuration prunes those stores).
+ *
  * The page's bytes past the headers and the 8-byte prefix are zero in the template and never
  * written, so they add nothing to a checksum.
  *
@@ -171,25 +174,36 @@ int xsend_live(struct xdp_md *ctx)
 	}
 	if (wait_slot(st))
 		return XDP_DROP;
-	si = st->size_idx;
-	fi = st->flow_idx;
-	szp = bpf_map_lookup_elem(&sizes, &si);
+	fi = cfg.nflows > 1 ? st->flow_idx : 0;
 	f = bpf_map_lookup_elem(&flows, &fi);
-	if (!szp || !f) {
+	if (!f) {
 		st->refused++;
 		return XDP_DROP;
 	}
-	size = *szp;
 	cur = (long)ctx->data_end - (long)ctx->data;
-	/* A recycled page may hold an earlier frame's length: size it from what it has. */
-	if (cur != (long)size && bpf_xdp_adjust_tail(ctx, (int)size - (int)cur)) {
-		st->refused++;
-		return XDP_DROP;
+	if (cfg.nsizes > 1) {
+		si = st->size_idx;
+		szp = bpf_map_lookup_elem(&sizes, &si);
+		if (!szp) {
+			st->refused++;
+			return XDP_DROP;
+		}
+		size = *szp;
+		/* A recycled page may hold an earlier frame's length: size it from what it has. */
+		if (cur != (long)size && bpf_xdp_adjust_tail(ctx, (int)size - (int)cur)) {
+			st->refused++;
+			return XDP_DROP;
+		}
+		si++;
+		st->size_idx = si >= cfg.nsizes ? 0 : si;
+	} else {
+		/* One size: the template's, never changed. */
+		size = cur;
 	}
-	si++;
-	st->size_idx = si >= cfg.nsizes ? 0 : si;
-	fi++;
-	st->flow_idx = fi >= cfg.nflows ? 0 : fi;
+	if (cfg.nflows > 1) {
+		fi++;
+		st->flow_idx = fi >= cfg.nflows ? 0 : fi;
+	}
 	seq = st->sent;
 
 	data = (void *)(long)ctx->data;
@@ -224,19 +238,25 @@ int xsend_live(struct xdp_md *ctx)
 		struct ipv6hdr *ip6 = data + (cfg.l3 & 0x1f);
 		if ((void *)(ip6 + 1) > end)
 			return XDP_DROP;
-		ip6->payload_len = bpf_htons(l4len);
-		__builtin_memcpy(&ip6->saddr, f->saddr, 16);
-		__builtin_memcpy(&ip6->daddr, f->daddr, 16);
+		if (cfg.nsizes > 1)
+			ip6->payload_len = bpf_htons(l4len);
+		if (cfg.nflows > 1) {
+			__builtin_memcpy(&ip6->saddr, f->saddr, 16);
+			__builtin_memcpy(&ip6->daddr, f->daddr, 16);
+		}
 	} else {
 		struct iphdr *ip = data + (cfg.l3 & 0x1f);
 		__u32 tot = l4len + sizeof(struct iphdr), id = f->ident & 0xffff;
 		if ((void *)(ip + 1) > end)
 			return XDP_DROP;
 		f->ident = id + 1;
-		ip->tot_len = bpf_htons(tot);
+		if (cfg.nsizes > 1)
+			ip->tot_len = bpf_htons(tot);
 		ip->id = bpf_htons(id);
-		__builtin_memcpy(&ip->saddr, f->saddr, 4);
-		__builtin_memcpy(&ip->daddr, f->daddr, 4);
+		if (cfg.nflows > 1) {
+			__builtin_memcpy(&ip->saddr, f->saddr, 4);
+			__builtin_memcpy(&ip->daddr, f->daddr, 4);
+		}
 		ip->check = bpf_htons(~fold(f->ip_sum + tot + id) & 0xffff);
 	}
 
@@ -246,8 +266,10 @@ int xsend_live(struct xdp_md *ctx)
 		if ((void *)(t + 1) > end)
 			return XDP_DROP;
 		f->tcp_seq = tseq + payload;
-		t->source = f->sport;
-		t->dest = f->dport;
+		if (cfg.nflows > 1) {
+			t->source = f->sport;
+			t->dest = f->dport;
+		}
 		t->seq = bpf_htonl(tseq);
 		t->check = bpf_htons(~fold(f->l4_sum + l4len + (tseq >> 16) + (tseq & 0xffff) + psum) & 0xffff);
 	} else {
@@ -255,9 +277,12 @@ int xsend_live(struct xdp_md *ctx)
 		__u16 c;
 		if ((void *)(u + 1) > end)
 			return XDP_DROP;
-		u->source = f->sport;
-		u->dest = f->dport;
-		u->len = bpf_htons(l4len);
+		if (cfg.nflows > 1) {
+			u->source = f->sport;
+			u->dest = f->dport;
+		}
+		if (cfg.nsizes > 1)
+			u->len = bpf_htons(l4len);
 		c = ~fold(f->l4_sum + 2 * (__u64)l4len + psum) & 0xffff;
 		u->check = bpf_htons(c ? c : 0xffff);
 	}

@@ -397,6 +397,22 @@ impl Lab {
         c
     }
 
+    /// A counting sink on a side's interface: an XDP program that counts the UDP and TCP
+    /// frames arriving there and drops them (`drop`: the fastest receiver there is, as a
+    /// benchmark's drop sink) or passes them on to the kernel (captures and sockets still
+    /// see them); other frames (ARP, ND) always pass. With it, the other side's veth takes
+    /// redirected frames (live frames). Removed when dropped.
+    pub fn sink(&self, side: Side, drop: bool) -> Result<Sink> {
+        let ifname = self.iface(side).to_string();
+        self.run_in(side, move || {
+            let idx =
+                sys::netdev::if_nametoindex(&ifname).ok_or_else(|| Error::InterfaceNotFound {
+                    name: ifname.clone(),
+                })?;
+            crate::device::xdp::SinkProg::attach(idx, &ifname, drop).map(|prog| Sink { prog })
+        })?
+    }
+
     /// Interface counters of a side.
     pub fn stats(&self, side: Side) -> Result<LinkStats> {
         let out = ip(&[
@@ -420,6 +436,23 @@ impl Lab {
             tx_packets: g("tx", "packets"),
             tx_dropped: g("tx", "dropped"),
         })
+    }
+}
+
+/// A counting XDP sink on a lab interface ([`Lab::sink`]); detached when dropped.
+pub struct Sink {
+    prog: crate::device::xdp::SinkProg,
+}
+
+impl Sink {
+    /// UDP/TCP frames counted so far.
+    pub fn frames(&self) -> Result<u64> {
+        self.prog.counts().map(|c| c.0)
+    }
+
+    /// Their bytes (Ethernet frames without FCS).
+    pub fn bytes(&self) -> Result<u64> {
+        self.prog.counts().map(|c| c.1)
     }
 }
 

@@ -11,8 +11,8 @@ use crate::device::live::{self as dev, LivePort, LiveProg, ProgConfig, Target, M
 use crate::device::net::LinkStats;
 use crate::engine::live::{run_live, CycleBytes, LiveLoop};
 use crate::engine::{OpCtx, Totals};
-use crate::report::SendStats;
 use crate::error::{Error, Result};
+use crate::report::SendStats;
 use crate::sansio::framer::{Flow, TcpFramer, UdpFramer};
 use crate::sansio::live::{size_cycle, FlowEntry, Layout, MAX_CYCLE};
 use crate::sansio::wire::tcp;
@@ -143,7 +143,10 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
                 })
             })
             .collect();
-        let watch = watch(&handles, &runners, &bytes, target, deadline, ctx);
+        let limits: Vec<_> = (0..nr)
+            .map(|r| spec.count.map(|c| c / nr + u64::from(r < c % nr)))
+            .collect();
+        let watch = watch(&handles, &runners, &limits, &bytes, target, deadline, ctx);
         stop.store(true, Ordering::Relaxed);
         // Interrupt the runners until each has left its call (a signal that came just
         // before a call began is repeated).
@@ -195,11 +198,12 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
     })
 }
 
-/// Watch a run until every runner is done, the deadline passes, the run is cancelled or
+/// Watch a run until every runner is done or has reached its limit, the deadline passes, the run is cancelled or
 /// the target goes down; report progress meanwhile (from the programs' counters).
 fn watch(
     handles: &[std::thread::ScopedJoinHandle<'_, Result<u64>>],
     runners: &[Runner],
+    limits: &[Option<u64>],
     bytes: &CycleBytes,
     target: &Target,
     deadline: Option<Instant>,
@@ -219,13 +223,19 @@ fn watch(
         let nap = deadline.map_or(TICK, |d| (d - now).min(TICK));
         std::thread::sleep(nap);
         let mut all = SendStats::default();
-        for r in runners {
+        let mut reached = true;
+        for (r, limit) in runners.iter().zip(limits) {
             let n = r.prog.counters()?.sent;
             all.packets += n;
             all.bytes += bytes.of(n);
+            reached &= limit.is_some_and(|l| n >= l);
         }
         let (b, n) = totals.add(all, &mut reported);
         ctx.progress(b, n);
+        if reached {
+            // Counted and paced: the programs refuse frames past their limit; stop them.
+            return Ok(());
+        }
         if last_check.elapsed() >= CHECK_EVERY {
             target.check_up()?;
             last_check = Instant::now();
@@ -242,8 +252,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 fn settle(port: &Target, before: &LinkStats, submitted: u64) -> Result<LinkStats> {
     let t0 = Instant::now();
     let mut last = port.stats()?;
-    while last.tx_packets.saturating_sub(before.tx_packets) < submitted && t0.elapsed() < SETTLE
-    {
+    while last.tx_packets.saturating_sub(before.tx_packets) < submitted && t0.elapsed() < SETTLE {
         std::thread::sleep(Duration::from_millis(5));
         let now = port.stats()?;
         if now == last && t0.elapsed() > Duration::from_millis(50) {

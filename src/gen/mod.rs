@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::api::CancelHandle;
+use crate::device::live::{self as live_dev, LivePort};
 use crate::device::xdp::{self, XdpQueue};
 use crate::device::{Port, TxQueue};
 use crate::engine::gen::{generate, GenFramers, GenLoop};
 use crate::engine::{on_threads, OpCtx, Totals};
 use crate::error::{Error, Result};
-use crate::device::live::{self as live_dev, LivePort};
 use crate::options::{ConnConfig, GenBackend, ProgressFn, Proto};
 use crate::report::BackendInfo;
 pub use crate::sansio::flows::{FlowRanges, MAX_FLOWS};

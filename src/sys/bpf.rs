@@ -58,27 +58,3 @@ pub(crate) fn prog_run_live(
     }
     Ok(())
 }
-
-/// Run the XDP program `prog` once over a copy of `frame` (no verdict carried out); the
-/// resulting frame is written to `out`. Returns the verdict and the output length.
-pub(crate) fn prog_run_once(
-    prog: BorrowedFd<'_>,
-    frame: &[u8],
-    out: &mut [u8],
-) -> io::Result<(u32, usize)> {
-    // SAFETY: plain old data; `sz` tells libbpf which fields we know of.
-    let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
-    opts.data_in = frame.as_ptr().cast();
-    opts.data_size_in = frame.len() as u32;
-    opts.data_out = out.as_mut_ptr().cast();
-    opts.data_size_out = out.len() as u32;
-    opts.repeat = 1;
-    // SAFETY: `frame` and `out` are live for the call and their lengths are passed; `prog` is
-    // a loaded program's descriptor.
-    let r = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
-    if r < 0 {
-        return Err(io::Error::from_raw_os_error(-r));
-    }
-    Ok((opts.retval, (opts.data_size_out as usize).min(out.len())))
-}

@@ -73,7 +73,9 @@ pub(crate) fn install_interrupt() -> io::Result<()> {
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: a null new action only reads the current disposition into `old`.
         if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
-            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL));
         }
         if old.sa_sigaction != libc::SIG_DFL {
             return Ok(());
@@ -86,7 +88,9 @@ pub(crate) fn install_interrupt() -> io::Result<()> {
         unsafe { libc::sigemptyset(&mut sa.sa_mask) };
         // SAFETY: `sa` is a valid action for a real-time signal.
         if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL));
         }
         Ok(())
     });

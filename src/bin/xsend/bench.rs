@@ -218,7 +218,10 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             })
         };
         if let (Some(sub), Some(d)) = (s.submitted, s.dropped) {
-            println!("  submitted {sub}, counted as transmitted by the interface {}, dropped {d}", s.packets);
+            println!(
+                "  submitted {sub}, counted as transmitted by the interface {}, dropped {d}",
+                s.packets
+            );
         }
         if let Some(c) = us(&s.completion) {
             println!("  submission → completion: {c}");

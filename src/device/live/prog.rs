@@ -166,11 +166,4 @@ impl LiveProg {
     pub(crate) fn run(&self, template: &[u8], repeat: u32, batch: u32) -> Result<io::Result<()>> {
         self.with_fd(|fd| bpf::prog_run_live(fd, template, repeat, batch))
     }
-
-    /// Run the program once over a copy of `frame` without carrying out its verdict; the
-    /// stamped frame is written to `out`. Returns the verdict and the frame's length.
-    pub(crate) fn run_once(&self, frame: &[u8], out: &mut [u8]) -> Result<(u32, usize)> {
-        self.with_fd(|fd| bpf::prog_run_once(fd, frame, out))?
-            .map_err(|e| Error::io("running the live-frames program once", e))
-    }
 }

@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn requests_and_replies() {
         let r = family_request("netdev", 3);
-        assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()) as usize, r.len());
+        assert_eq!(
+            u32::from_ne_bytes(r[0..4].try_into().unwrap()) as usize,
+            r.len()
+        );
         assert_eq!(&r[16..20], &[CTRL_CMD_GETFAMILY, 1, 0, 0]);
         assert_eq!(&r[24..31], b"netdev\0");
         let fam = reply(GENL_ID_CTRL, &[(CTRL_ATTR_FAMILY_ID, &33u16.to_ne_bytes())]);

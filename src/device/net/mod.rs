@@ -172,8 +172,12 @@ pub(crate) fn link_stats(ifindex: u32) -> Result<LinkStats> {
 /// The XDP features of interface `ifindex` (`NETDEV_A_DEV_XDP_FEATURES`, bits
 /// [`XDP_ACT_NDO_XMIT`], ...); `None` if the kernel has no `netdev` generic netlink family.
 pub(crate) fn xdp_features(ifindex: u32) -> Result<Option<u64>> {
-    genl::xdp_features(ifindex)
-        .map_err(|e| Error::io(format!("reading the XDP features of interface {ifindex}"), e))
+    genl::xdp_features(ifindex).map_err(|e| {
+        Error::io(
+            format!("reading the XDP features of interface {ifindex}"),
+            e,
+        )
+    })
 }
 
 /// `NETDEV_XDP_ACT_NDO_XMIT`: the driver takes redirected frames (`ndo_xdp_xmit`).

@@ -124,7 +124,8 @@ pub(crate) fn parse_link_stats(b: &[u8]) -> io::Result<super::LinkStats> {
         }
         for (ty, d) in attrs(&m.body[16..]) {
             if ty == IFLA_STATS64 && d.len() >= 64 {
-                let u = |i: usize| u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                let u =
+                    |i: usize| u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
                 return Ok(super::LinkStats {
                     rx_packets: u(0),
                     tx_packets: u(1),

@@ -70,8 +70,7 @@ fn stamping_matches_the_framers() {
                     tcp,
                 };
                 let hdr = lay.header_len();
-                let mix = Imix::parse(&format!("3:{},2:{},1:1514", hdr.max(60), hdr + 5))
-                    .unwrap();
+                let mix = Imix::parse(&format!("3:{},2:{},1:1514", hdr.max(60), hdr + 5)).unwrap();
                 let cycle = size_cycle(&mix).unwrap();
                 assert_eq!(cycle.len(), 6);
                 let max = *cycle.iter().max().unwrap() as usize;
@@ -129,7 +128,10 @@ fn cycles_and_state() {
     assert!(size_cycle(&huge).is_none());
     let b = state_bytes(9, Some(1000.0), 4);
     assert_eq!(u64::from_ne_bytes(b[8..16].try_into().unwrap()), 9);
-    assert_eq!(u64::from_ne_bytes(b[40..48].try_into().unwrap()), 4_000_000_000);
+    assert_eq!(
+        u64::from_ne_bytes(b[40..48].try_into().unwrap()),
+        4_000_000_000
+    );
     assert_eq!(parse_state(&b), Some(Counters::default()));
     assert_eq!(FlowEntry::default().to_bytes().len(), FLOW_ENTRY_LEN);
 }
