@@ -204,71 +204,69 @@ fn open_xdp(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<Port<XdpQueue>
 
 /// A run on AF_XDP queues: one thread per queue.
 fn run_xdp(port: &mut Port<XdpQueue>, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
-    {
-        let mtu = port.mtu;
-        let mut framers = Vec::with_capacity(port.flows.len());
-        for f in &port.flows {
-            let flows = spec.flows.expand(f)?;
-            framers.push(if spec.tcp_stateless {
-                GenFramers::Tcp(flows.iter().map(|f| TcpFramer::new(f, mtu)).collect())
-            } else {
-                GenFramers::Udp(flows.iter().map(|f| UdpFramer::new(f, mtu)).collect())
-            });
-        }
-        let hdr = framers[0].header_len();
-        let caps = *port.queues[0].caps();
-        let max_payload = UdpFramer::new(&port.flows[0], mtu).max_payload();
-        let max = (UdpFramer::new(&port.flows[0], mtu).frame_len(max_payload))
-            .min(caps.buf_capacity)
-            .min(caps.max_frame);
-        let min = hdr.max(60);
-        for &(size, _) in spec.sizes.sizes() {
-            if size < min || size > max {
-                return Err(Error::InvalidOption(format!(
-                    "frame size {size} outside {min}..={max} for this path (headers {hdr} bytes, MTU {mtu})"
-                )));
-            }
-        }
-        let nq = port.queues.len() as u64;
-        let start = Instant::now();
-        let deadline = spec.duration.map(|d| start + d);
-        let totals = Totals::default();
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let work: Vec<_> = port.queues.iter_mut().zip(framers).collect();
-        let results = on_threads(work, |q, (dev, fr)| {
-            // With several queues, one TX thread per CPU (best effort).
-            if nq > 1 {
-                let _ = pin_to_cpu(q % cpus);
-            }
-            let q = q as u64;
-            let run = GenLoop {
-                sizes: spec.sizes.clone(),
-                // The rate and the count split over queues: the first `count % nq` send one
-                // more.
-                pacer: spec
-                    .rate_pps
-                    .map(|r| Pacer::new(r / nq as f64, spec.burst, 0)),
-                limit: spec.count.map(|c| c / nq + u64::from(q < c % nq)),
-                deadline,
-            };
-            generate(dev, fr, run, ctx, &totals)
+    let mtu = port.mtu;
+    let mut framers = Vec::with_capacity(port.flows.len());
+    for f in &port.flows {
+        let flows = spec.flows.expand(f)?;
+        framers.push(if spec.tcp_stateless {
+            GenFramers::Tcp(flows.iter().map(|f| TcpFramer::new(f, mtu)).collect())
+        } else {
+            GenFramers::Udp(flows.iter().map(|f| UdpFramer::new(f, mtu)).collect())
         });
-        let mut r = GenReport {
-            seconds: start.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
-        let mut hists = [stats::histogram(), stats::histogram(), stats::histogram()];
-        for x in results {
-            let (s, h) = x?;
-            r.packets += s.packets;
-            r.bytes += s.bytes;
-            for (all, one) in hists.iter_mut().zip(h.iter()) {
-                let _ = all.add(one);
-            }
-        }
-        r.completion = Percentiles::of(&hists[0]);
-        r.inter_departure = Percentiles::of(&hists[1]);
-        r.lateness = Percentiles::of(&hists[2]);
-        Ok(r)
     }
+    let hdr = framers[0].header_len();
+    let caps = *port.queues[0].caps();
+    let max_payload = UdpFramer::new(&port.flows[0], mtu).max_payload();
+    let max = (UdpFramer::new(&port.flows[0], mtu).frame_len(max_payload))
+        .min(caps.buf_capacity)
+        .min(caps.max_frame);
+    let min = hdr.max(60);
+    for &(size, _) in spec.sizes.sizes() {
+        if size < min || size > max {
+            return Err(Error::InvalidOption(format!(
+                "frame size {size} outside {min}..={max} for this path (headers {hdr} bytes, MTU {mtu})"
+            )));
+        }
+    }
+    let nq = port.queues.len() as u64;
+    let start = Instant::now();
+    let deadline = spec.duration.map(|d| start + d);
+    let totals = Totals::default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let work: Vec<_> = port.queues.iter_mut().zip(framers).collect();
+    let results = on_threads(work, |q, (dev, fr)| {
+        // With several queues, one TX thread per CPU (best effort).
+        if nq > 1 {
+            let _ = pin_to_cpu(q % cpus);
+        }
+        let q = q as u64;
+        let run = GenLoop {
+            sizes: spec.sizes.clone(),
+            // The rate and the count split over queues: the first `count % nq` send one
+            // more.
+            pacer: spec
+                .rate_pps
+                .map(|r| Pacer::new(r / nq as f64, spec.burst, 0)),
+            limit: spec.count.map(|c| c / nq + u64::from(q < c % nq)),
+            deadline,
+        };
+        generate(dev, fr, run, ctx, &totals)
+    });
+    let mut r = GenReport {
+        seconds: start.elapsed().as_secs_f64(),
+        ..Default::default()
+    };
+    let mut hists = [stats::histogram(), stats::histogram(), stats::histogram()];
+    for x in results {
+        let (s, h) = x?;
+        r.packets += s.packets;
+        r.bytes += s.bytes;
+        for (all, one) in hists.iter_mut().zip(h.iter()) {
+            let _ = all.add(one);
+        }
+    }
+    r.completion = Percentiles::of(&hists[0]);
+    r.inter_departure = Percentiles::of(&hists[1]);
+    r.lateness = Percentiles::of(&hists[2]);
+    Ok(r)
 }
