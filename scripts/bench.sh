@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|all] [--name NAME] [--reps N] [--seconds S]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -26,6 +26,11 @@
 #           frames counted at the peer over the tool's whole run), and original timing of a
 #           capture with 10 µs and 1 ms gaps (kernel sink, tcpdump with ns timestamps at the
 #           peer): inter-arrival error p50/p99/max against the capture, and drift of the run.
+#
+#   live    xsend bench --backend live (in-kernel live frames) vs the reference loop (no
+#           stamping: the kernel's ceiling), xsend AF_XDP and testpmd net_af_xdp, 64 and
+#           1514 B into the drop sink; whether xdp-trafficgen loads; then the rate suite on
+#           live frames.
 #
 # XSEND_OLD=/path/to/an/older/xsend adds that binary's runs (tool names end in "[old]") to the
 # xdp and tcp suites, interleaved with the current build's, and the report gives new/old ratios.
@@ -335,7 +340,7 @@ suite_xdp() {
         for i in $(seq 0 $((n - 1))); do
           case ${tools[$(( (i + rep) % n ))]} in
             xsend) window "udp$size $sink" "xsend bench (AF_XDP)" "$rep" "$size" \
-                     "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+                     "$X" bench --backend xdp --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
             xsend_old) window "udp$size $sink" "xsend bench (AF_XDP) [old]" "$rep" "$size" \
                      "$XOLD" bench --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
             testpmd_af_xdp) testpmd_cmd af_xdp "$size"; window "udp$size $sink" "dpdk-testpmd net_af_xdp" "$rep" "$size" "${TP[@]}" ;;
@@ -400,7 +405,7 @@ suite_replay() {
       for i in 0 1 2; do
         case ${order[$(( (i + rep) % 3 ))]} in
           ceiling) replay_top "replay$size topspeed" "ceiling: xsend bench (AF_XDP generator)" "$rep" \
-                   "$X" bench --to $PEER:9 --dst-mac $MACB --size "$size" --count 2000000 --json ;;
+                   "$X" bench --backend xdp --to $PEER:9 --dst-mac $MACB --size "$size" --count 2000000 --json ;;
           xsend) replay_top "replay$size topspeed" "xsend replay (AF_XDP)" "$rep" \
                    "$X" replay "$WORK/r$size.pcap" --iface "$IFA" --topspeed --loop 20 --json ;;
           tcpreplay) replay_top "replay$size topspeed" "tcpreplay" "$rep" \
@@ -429,10 +434,11 @@ suite_replay() {
 # rather than a window: an open-loop sender that is held up (the CPU is shared with the
 # veth receive path) catches up afterwards, so a window placed after a hold-up would count
 # the catch-up burst and miss the hold-up.
-suite_rate() {
+suite_rate() { # [backend: xdp (default) or live]
+  local rb=${1:-xdp}
   ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
   for rep in $(seq "$REPS"); do
-    echo "bench.sh: rate suite, repetition $rep/$REPS" >&2
+    echo "bench.sh: rate suite ($rb), repetition $rep/$REPS" >&2
     # The maximum: what the sender sustains unpaced over a run as long as the paced ones,
     # counted at the peer the same way (a short probe catches a fast moment, and 90 % of
     # that is more than the sender sustains while the veth receive path shares its CPU).
@@ -440,7 +446,7 @@ suite_rate() {
     inB taskset -c 1 "$SYS_PY" scripts/peer_rate.py "$IFB" 1.0 $((RATE_SECS + 30)) > "$WORK/peer.json" &
     spid=$!
     sleep 0.5
-    inA "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --duration "$RATE_SECS" --json > /dev/null
+    inA "$X" bench --backend "$rb" --to $PEER:9 --dst-mac $MACB --size 64 --duration "$RATE_SECS" --json > /dev/null
     wait $spid
     max=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["pps"]))' "$WORK/peer.json")
     for pct in 10 50 90; do
@@ -448,28 +454,68 @@ suite_rate() {
       inB taskset -c 1 "$SYS_PY" scripts/peer_rate.py "$IFB" 1.0 $((RATE_SECS + 30)) > "$WORK/peer.json" &
       spid=$!
       sleep 0.5
-      inA "$X" bench --to $PEER:9 --dst-mac $MACB --size 64 --pps "$target" \
+      inA "$X" bench --backend "$rb" --to $PEER:9 --dst-mac $MACB --size 64 --pps "$target" \
         --count $((target * RATE_SECS)) --json > "$WORK/tool.out"
       wait $spid
-      emit "$(python3 - "$WORK/peer.json" "$WORK/tool.out" "$target" "$max" "$pct" "$rep" <<'PY'
+      emit "$(python3 - "$WORK/peer.json" "$WORK/tool.out" "$target" "$max" "$pct" "$rep" "$rb" <<'PY'
 import json, sys
 peer, out, target, mx, pct, rep = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+backend = sys.argv[7]
 p = json.load(open(peer))
 tool = json.loads([l for l in open(out) if l.startswith("{")][-1])
 per = p.get("per_second_pps") or [0]
-print(json.dumps({"test": f"rate {pct}%", "tool": "xsend bench --pps", "rep": rep, "size": 64,
+q = lambda k, p: (tool.get(k) or {}).get(p)
+print(json.dumps({"test": f"rate {pct}%", "tool": f"xsend bench --backend {backend} --pps", "rep": rep, "size": 64,
   "pps": p["pps"], "gbps": p["pps"] * 88 * 8 / 1e9, "target_pps": target, "max_pps": mx,
   "error_pct": (p["pps"] - target) / target * 100, "seconds_at_peer": p["seconds"],
   "counted": p["total"], "sent": tool["packets"], "sender_pps": tool["pps"],
   "per_second_min_pps": min(per), "per_second_max_pps": max(per),
-  "inter_departure_p50_ns": tool["inter_departure"]["p50_ns"],
-  "inter_departure_p99_ns": tool["inter_departure"]["p99_ns"],
-  "lateness_p99_ns": tool["lateness"]["p99_ns"]}))
+  "inter_departure_p50_ns": q("inter_departure", "p50_ns"),
+  "inter_departure_p99_ns": q("inter_departure", "p99_ns"),
+  "lateness_p99_ns": q("lateness", "p99_ns")}))
 PY
 )"
     done
   done
   ip -n "$B" link set dev "$IFB" xdp off
+}
+
+# ---------------------------------------------------------------- live frames
+# xsend bench --backend live (the in-kernel generator, stamping every frame) next to the
+# reference loop (the same BPF_PROG_RUN, the constant template redirected, nothing stamped:
+# the kernel's ceiling), xsend's AF_XDP generator and dpdk-testpmd's net_af_xdp txonly, 64 and
+# 1514-byte frames into the drop sink, one sending core; packets/s = the peer's rx counter
+# over a steady-state window. xdp-trafficgen is tried once and whether it loads is recorded.
+# Then the rate suite on live frames (10/50/90 % of its maximum, counted at the peer).
+suite_live() {
+  TG=$(inA timeout 5 xdp-trafficgen udp "$IFA" -m $MACB -a $PEER 2>&1 | tail -3 || true) python3 -c "
+import json, os
+out = os.environ['TG']
+print(json.dumps({'test': 'xdp-trafficgen', 'tool': 'xdp-trafficgen udp', 'rep': 1, 'pps': 0, 'gbps': 0,
+  'loads': 'Failed' not in out and 'rror' not in out, 'output': out}))" >> "$RES"
+  ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  local tools=(live reference xdp testpmd) n=4 i
+  for rep in $(seq "$REPS"); do
+    for size in 64 1514; do
+      echo "bench.sh: live suite, repetition $rep/$REPS, $size-byte frames" >&2
+      for i in $(seq 0 $((n - 1))); do
+        case ${tools[$(( (i + rep) % n ))]} in
+          live) window "udp$size drop" "xsend bench --backend live" "$rep" "$size" \
+                  "$X" bench --backend live --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+          reference) window "udp$size drop" "reference loop (live frames, no stamping)" "$rep" "$size" \
+                  "$X" bench --backend live --live-reference --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+          xdp) window "udp$size drop" "xsend bench (AF_XDP)" "$rep" "$size" \
+                  "$X" bench --backend xdp --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+          testpmd) testpmd_cmd af_xdp "$size"
+                   window "udp$size drop" "dpdk-testpmd net_af_xdp" "$rep" "$size" "${TP[@]}"
+                   # (testpmd takes the link down and up: the sink stays, the neighbours are restored.)
+                   ;;
+        esac
+      done
+    done
+  done
+  ip -n "$B" link set dev "$IFB" xdp off
+  suite_rate live
 }
 
 # ---------------------------------------------------------------- memory
@@ -504,7 +550,8 @@ case $SUITE in
   rate) suite_rate ;;
   tcp) suite_tcp ;;
   replay) suite_replay ;;
-  all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay ;;
+  live) suite_live ;;
+  all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay; suite_live ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac
 
@@ -547,6 +594,13 @@ for test in sorted({s["test"] for s in summary if s["test"].startswith("tcp ")})
     for r in summary:
         if me and r["test"] == test and r is not me and r["median_gbps"] > 0:
             ratios[f"{test}: {me['tool']} / {r['tool']}"] = me["median_gbps"] / r["median_gbps"]
+# Live frames against xsend's own AF_XDP generator.
+for test in sorted({s["test"] for s in summary}):
+    lv = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench --backend live"), None)
+    xd = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench (AF_XDP)"), None)
+    if lv and xd and xd["median_pps"] > 0:
+        ratios[f"{test}: {lv['tool']} / {xd['tool']}"] = lv["median_pps"] / xd["median_pps"]
+tgen = [r for r in rows if r["test"] == "xdp-trafficgen"]
 # This build against an older one (XSEND_OLD), per test and tool.
 new_old = {}
 for o in (s for s in summary if s["tool"].endswith(OLD)):
@@ -570,9 +624,12 @@ with open(out + ".md", "w") as f:
     if new_old:
         f.write("\n| this build / XSEND_OLD (ratio of medians: pps; Gbit/s for tcp) | value |\n|---|---|\n")
         f.write("".join(f"| {k} | {v:.3f} |\n" for k, v in sorted(new_old.items())))
+    for r in tgen:
+        f.write(f"\nxdp-trafficgen udp: {'loads' if r['loads'] else 'does not load'} on this kernel: `{r['output'].strip()[:300]}`\n")
+    us = lambda v, d=2: "n/a" if v is None else f"{v / 1e3:.{d}f}"
     if rate:
-        f.write("\n| rate control (64 B, drop sink, whole run at the peer) | rep | target pps | pps at peer | error % | seconds at peer | slowest / fastest second pps | sent = counted | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|---|---|---|\n")
-        f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['seconds_at_peer']:.3f} | {r['per_second_min_pps']:.0f} / {r['per_second_max_pps']:.0f} | {r['sent']} = {r['counted']} | {r['inter_departure_p50_ns']/1e3:.2f} / {r['inter_departure_p99_ns']/1e3:.2f} | {r['lateness_p99_ns']/1e3:.1f} |\n" for r in rate))
+        f.write("\n| rate control (64 B, drop sink, whole run at the peer) | tool | rep | target pps | pps at peer | error % | seconds at peer | slowest / fastest second pps | sent = counted | inter-departure p50 / p99 µs | lateness p99 µs |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+        f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['tool']} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['seconds_at_peer']:.3f} | {r['per_second_min_pps']:.0f} / {r['per_second_max_pps']:.0f} | {r['sent']} = {r['counted']} | {us(r['inter_departure_p50_ns'])} / {us(r['inter_departure_p99_ns'])} | {us(r['lateness_p99_ns'], 1)} |\n" for r in rate))
     if rtiming:
         f.write("\n| replay, original timing (10 µs / 1 ms gaps), at the peer | rep | frames | inter-arrival error p50 / p99 / max µs | drift of the run % |\n|---|---|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['rep']} | {r['frames']} | {r['err_p50_ns']/1e3:.1f} / {r['err_p99_ns']/1e3:.1f} / {r['err_max_ns']/1e3:.1f} | {r['drift_pct']:+.4f} |\n" for r in rtiming))
