@@ -107,12 +107,24 @@ impl LiveProg {
                 .update(&(i as u32).to_ne_bytes(), &f.to_bytes(), MapFlags::ANY)
                 .map_err(|e| bpf_err("filling the flow table", e))?;
         }
+        p.map("target")?
+            .update(
+                &0u32.to_ne_bytes(),
+                &c.ifindex.to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| bpf_err("setting the redirect target", e))?;
         p.reset(0, None, 1)?;
         Ok(p)
     }
 
     fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>> {
-        self.obj.maps().find(|m| m.name() == name).ok_or_else(|| {
+        // `state` is the only variable of .bss (libbpf names that map `<object>.bss`).
+        let found = |m: &libbpf_rs::Map<'_>| {
+            let n = m.name().to_string_lossy();
+            n == name || (name == "state" && n.ends_with(".bss"))
+        };
+        self.obj.maps().find(found).ok_or_else(|| {
             Error::io(
                 "live-frames object",
                 io::Error::other(format!("map {name} missing")),
