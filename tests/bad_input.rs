@@ -175,6 +175,15 @@ fn bad_input_matrix() {
         ),
         case(bench(&["--count", "0"]), 2, "0"),
         case(bench(&["--burst", "0"]), 2, "0"),
+        case(bench(&["--batch", "0"]), 2, "0"),
+        case(bench(&["--batch", "257"]), 2, "257"),
+        case(bench(&["--backend", "kernel"]), 2, "possible values"),
+        // Live frames into a veth whose peer has no XDP program: refused with the reason.
+        case(
+            bench(&["--backend", "live", "--count", "5"]),
+            1,
+            "does not take redirected frames",
+        ),
         // replay (the file `f` is not a capture)
         case(
             args(&["replay", "/nonexistent/c.pcap", "--iface", &lab.if_a]),

@@ -315,3 +315,49 @@ fn auto_falls_back_and_nothing_is_left_attached() {
         }
     }
 }
+
+/// Frames over one page: live frames refuse them with the reason (the kernel's page_pool
+/// holds one page per frame), and `auto` takes AF_XDP for them, saying why.
+#[test]
+fn frames_over_a_page_go_to_af_xdp() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab_with(LabConfig {
+        ipv6: false,
+        mtu: 3800,
+        ..Default::default()
+    });
+    let sink = lab.sink(Side::B, true).unwrap();
+    let to = format!("{}:9", lab.ip4_b);
+    let big = "3814";
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "bench",
+            "--backend",
+            "live",
+            "--to",
+            &to,
+            "--size",
+            big,
+            "--count",
+            "10",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("do not fit one page"), "{err}");
+    assert_eq!(sink.frames().unwrap(), 0, "nothing sent before the refusal");
+    let v = bench(&lab, &["--to", &to, "--size", big, "--count", "100"]);
+    assert_eq!(v["backend"], "xdp", "{v}");
+    assert!(
+        v["fallback_reasons"].to_string().contains("one page"),
+        "{v}"
+    );
+    assert_eq!(v["packets"], 100);
+    assert_eq!(sink.frames().unwrap(), 100);
+    // Frames that fit stay on live frames, at this MTU too.
+    let v = bench(&lab, &["--to", &to, "--size", "1514", "--count", "100"]);
+    assert_eq!(v["backend"], "live", "{v}");
+    assert_eq!(sink.frames().unwrap(), 200);
+}

@@ -11,11 +11,20 @@
 //! use xsend::gen::{GenSpec, Imix};
 //!
 //! # fn main() -> xsend::Result<()> {
-//! let mut gen = xsend::Connection::udp("198.18.0.2:9".parse().unwrap()).generator()?;
+//! // Auto: live frames when the interface takes redirected frames, AF_XDP otherwise.
+//! let mut gen = xsend::Connection::udp("198.18.0.2:9".parse().unwrap())
+//!     .gen_backend(xsend::GenBackend::Auto)
+//!     .generator()?;
 //! let mut spec = GenSpec::new(Imix::parse("64").unwrap());
 //! spec.duration = Some(Duration::from_secs(5));
 //! let r = gen.run(&spec)?;
-//! println!("{} packets in {:.2} s over {}", r.packets, r.seconds, gen.info().mode);
+//! println!(
+//!     "{} packets in {:.2} s over {} ({:?})",
+//!     r.packets,
+//!     r.seconds,
+//!     gen.info().backend,
+//!     gen.info().fallback_reasons
+//! );
 //! # Ok(()) }
 //! ```
 

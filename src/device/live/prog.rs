@@ -108,11 +108,7 @@ impl LiveProg {
                 .map_err(|e| bpf_err("filling the flow table", e))?;
         }
         p.map("target")?
-            .update(
-                &0u32.to_ne_bytes(),
-                &c.ifindex.to_ne_bytes(),
-                MapFlags::ANY,
-            )
+            .update(&0u32.to_ne_bytes(), &c.ifindex.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| bpf_err("setting the redirect target", e))?;
         p.reset(0, None, 1)?;
         Ok(p)
