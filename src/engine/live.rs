@@ -46,8 +46,10 @@ pub(crate) struct LiveLoop {
     pub(crate) limit: Option<u64>,
     /// Frames per second, if paced.
     pub(crate) pps: Option<f64>,
-    /// Frames per page_pool cycle and redirect flush; per slot when paced.
+    /// Frames per page_pool cycle and redirect flush.
     pub(crate) batch: u32,
+    /// Paced: frames released together per slot.
+    pub(crate) burst: u32,
 }
 
 /// Run `prog` toward `target` until its limit is reached or `stop` is set (and the thread
@@ -60,7 +62,7 @@ pub(crate) fn run_live(
     stop: &AtomicBool,
 ) -> Result<u64> {
     let limit = run.limit.unwrap_or(u64::MAX);
-    prog.reset(limit, run.pps, run.batch)?;
+    prog.reset(limit, run.pps, run.burst)?;
     loop {
         let c = prog.counters()?;
         let sent = c.sent;

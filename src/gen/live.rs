@@ -18,6 +18,9 @@ use crate::sansio::live::{size_cycle, FlowEntry, Layout, MAX_CYCLE};
 use crate::sansio::wire::tcp;
 use crate::sys::thread::{current, install_interrupt, interrupt, pin_to_cpu};
 
+/// Frames per batch (and slot) under a rate, unless asked otherwise.
+const PACED_BATCH: u32 = 64;
+
 /// How long the target's counters may take to show the last frames (the peer's NAPI).
 const SETTLE: Duration = Duration::from_millis(200);
 
@@ -107,10 +110,17 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
             _ => port.target.gone_or(Error::io("probing live frames", e)),
         });
     }
-    let batch = match spec.batch {
-        0 if spec.rate_pps.is_some() => spec.burst.clamp(1, MAX_BATCH as u64) as u32,
-        0 => MAX_BATCH,
-        b => b.clamp(1, MAX_BATCH),
+    // Under a rate, whole batches are released on time (one clock read per slot; a frame
+    // waits at most one batch of program runs for its flush): slots of `--burst` frames if
+    // given, else of the batch.
+    let batch = match (spec.batch, spec.rate_pps) {
+        (0, None) => MAX_BATCH,
+        (0, Some(_)) => PACED_BATCH,
+        (b, _) => b.clamp(1, MAX_BATCH),
+    };
+    let burst = match spec.burst {
+        0 | 1 => batch,
+        b => b.clamp(1, u32::MAX as u64) as u32,
     };
     let nr = runners.len() as u64;
     let bytes = CycleBytes::new(&cycle);
@@ -138,6 +148,7 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
                         limit: spec.count.map(|c| c / nr + u64::from(r < c % nr)),
                         pps: spec.rate_pps.map(|p| p / nr as f64),
                         batch,
+                        burst,
                     };
                     run_live(target, &runner.prog, &runner.template, &run, stop)
                 })

@@ -54,10 +54,12 @@ pub struct FlowEntry {
     pub ident: u16,
     /// Next TCP sequence number.
     pub tcp_seq: u32,
-    /// IPv4 header sum without total length, identification and checksum.
+    /// IPv4 header sum without total length, identification and checksum (folded to 16
+    /// bits).
     pub ip_sum: u64,
     /// UDP: pseudo-header without length, plus both ports. TCP: pseudo-header without
-    /// length, plus the TCP header with sequence number and checksum zero.
+    /// length, plus the TCP header with sequence number and checksum zero (folded to 16
+    /// bits).
     pub l4_sum: u64,
 }
 
@@ -94,6 +96,9 @@ impl FlowEntry {
         } else {
             e.l4_sum = pseudo + e.sport as u64 + e.dport as u64;
         }
+        // Folded to 16 bits: the program adds a few words and folds twice.
+        e.l4_sum = checksum::fold(e.l4_sum) as u64;
+        e.ip_sum = checksum::fold(e.ip_sum) as u64;
         Some(e)
     }
 

@@ -34,7 +34,25 @@ fn bpf_err(what: &str, e: libbpf_rs::Error) -> Error {
 /// A loaded generator program.
 pub(crate) struct LiveProg {
     obj: Object,
-    name: &'static str,
+    name: String,
+}
+
+/// The program variant for `c`: compiled for its header layout and for one or several sizes
+/// and flows (`bpf/live.bpf.c`).
+fn variant(c: &ProgConfig<'_>) -> String {
+    if c.reference {
+        return "xsend_live_ref".into();
+    }
+    let l = c.layout;
+    let many = |n: usize| if n > 1 { 'm' } else { '1' };
+    format!(
+        "live_{}{}{}{}{}",
+        if l.v6 { '6' } else { '4' },
+        if l.tcp { 't' } else { 'u' },
+        if l.l3 == 18 { 'v' } else { 'e' },
+        many(c.sizes.len()),
+        many(c.flows.len())
+    )
 }
 
 impl LiveProg {
@@ -52,6 +70,19 @@ impl LiveProg {
             c.sizes.len() as u32,
             c.flows.len() as u32,
         ];
+        let name = variant(c);
+        let mut found = false;
+        for mut p in open.progs_mut() {
+            let this = p.name().to_string_lossy() == name.as_str();
+            found |= this;
+            p.set_autoload(this);
+        }
+        if !found {
+            return Err(Error::io(
+                "live-frames object",
+                io::Error::other(format!("program {name} missing")),
+            ));
+        }
         for mut m in open.maps_mut() {
             let name = m.name().to_string_lossy().into_owned();
             let r = if name.ends_with(".rodata") {
@@ -87,14 +118,7 @@ impl LiveProg {
                 bpf_err("loading the live-frames program", e)
             }
         })?;
-        let p = LiveProg {
-            obj,
-            name: if c.reference {
-                "xsend_live_ref"
-            } else {
-                "xsend_live"
-            },
-        };
+        let p = LiveProg { obj, name };
         let sizes = p.map("sizes")?;
         for (i, s) in c.sizes.iter().enumerate() {
             sizes
@@ -133,7 +157,7 @@ impl LiveProg {
         let p = self
             .obj
             .progs()
-            .find(|p| p.name() == self.name)
+            .find(|p| p.name() == self.name.as_str())
             .ok_or_else(|| {
                 Error::io(
                     "live-frames object",
