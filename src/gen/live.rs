@@ -18,8 +18,8 @@ use crate::sansio::live::{size_cycle, FlowEntry, Layout, MAX_CYCLE};
 use crate::sansio::wire::tcp;
 use crate::sys::thread::{current, install_interrupt, interrupt, pin_to_cpu};
 
-/// Frames per batch (and slot) under a rate, unless asked otherwise.
-const PACED_BATCH: u32 = 64;
+/// Frames released together per slot under a rate, unless asked otherwise.
+const PACED_SLOT: u32 = 64;
 
 /// How long the target's counters may take to show the last frames (the peer's NAPI).
 const SETTLE: Duration = Duration::from_millis(200);
@@ -110,17 +110,18 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
             _ => port.target.gone_or(Error::io("probing live frames", e)),
         });
     }
-    // Under a rate, whole batches are released on time (one clock read per slot; a frame
-    // waits at most one batch of program runs for its flush): slots of `--burst` frames if
-    // given, else of the batch.
-    let batch = match (spec.batch, spec.rate_pps) {
-        (0, None) => MAX_BATCH,
-        (0, Some(_)) => PACED_BATCH,
-        (b, _) => b.clamp(1, MAX_BATCH),
+    // The kernel's batch (page_pool cycle and redirect flush) stays large under a rate too,
+    // so that a late runner catches up at full speed; whole slots of frames are released on
+    // time (one clock read per slot; a released frame waits at most one batch of program
+    // runs for its flush): `--burst` frames if given, else `--batch`, else 64.
+    let batch = match spec.batch {
+        0 => MAX_BATCH,
+        b => b.clamp(1, MAX_BATCH),
     };
-    let burst = match spec.burst {
-        0 | 1 => batch,
-        b => b.clamp(1, u32::MAX as u64) as u32,
+    let burst = match (spec.burst, spec.batch) {
+        (0 | 1, 0) => PACED_SLOT,
+        (0 | 1, b) => b.clamp(1, MAX_BATCH),
+        (b, _) => b.clamp(1, u32::MAX as u64) as u32,
     };
     let nr = runners.len() as u64;
     let bytes = CycleBytes::new(&cycle);

@@ -70,9 +70,9 @@ pub struct GenSpec {
     /// Multi-flow: ranges (inclusive) substituted into each queue's flow; packets cycle
     /// through every combination, round robin. `None` keeps the connection's value.
     pub flows: FlowRanges,
-    /// Live frames: frames per page_pool cycle and redirect flush (1..=256; 0: 256, or 64
-    /// under a rate). Under a rate, whole batches are released on time (slots of `burst`
-    /// frames if it is above 1).
+    /// Live frames: frames per page_pool cycle and redirect flush (1..=256; 0: 256). Under
+    /// a rate, whole slots are released on time: `burst` frames if above 1, else `batch` if
+    /// set, else 64.
     pub batch: u32,
     /// Live frames: run the benchmark's reference loop (the constant template redirected,
     /// nothing stamped: the kernel's ceiling) instead of the generator.

@@ -83,9 +83,9 @@ pub(crate) struct BenchArgs {
     /// reason is reported).
     #[arg(long, value_enum, default_value = "auto")]
     backend: GenBackendArg,
-    /// Live frames: frames per page_pool cycle and redirect flush, 1-256 (default 256; 64
-    /// under --pps/--bps, where whole batches are released on time, or --burst frames per
-    /// slot if given).
+    /// Live frames: frames per page_pool cycle and redirect flush, 1-256 (default 256).
+    /// Under --pps/--bps whole slots are released on time: --burst frames if given, else
+    /// --batch if given, else 64.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     batch: Option<u32>,
     /// Live frames: run the benchmark's reference loop instead (the template redirected as
