@@ -12,7 +12,8 @@
 //! - [`flows`]: multi-flow ranges;
 //! - [`live`]: the tables of the in-kernel generator (`bpf/live.bpf.c`) and its model;
 //! - [`rewrite`]: rewriting captured frames (MACs, address maps, checksums fixed incrementally);
-//! - [`schedule`]: when each packet of a replayed capture is due.
+//! - [`schedule`]: when each packet of a replayed capture is due;
+//! - [`search`]: the RFC 2544 throughput search (NDR and PDR) over trials the caller runs.
 
 pub mod cut;
 pub mod flows;
@@ -21,5 +22,6 @@ pub mod live;
 pub mod pacing;
 pub mod rewrite;
 pub mod schedule;
+pub mod search;
 pub mod tcp;
 pub mod wire;
