@@ -12,8 +12,9 @@
  * change are added), never from the bytes in the page: a recycled page holds either the
  * template or an earlier frame of this program, and neither is trusted.
  *
- * With one flow the template's addresses and ports stand, with one size its lengths: they are
- * not written again (those variants do not compile the stores in).
+ * Every frame starts from the template's headers (copied from the `headers` map: a page may
+ * come back changed by its receiver); with one flow the template's addresses and ports stand,
+ * with one size its lengths, and those variants do not write them again.
  *
  * The page's bytes past the headers and the 8-byte prefix are zero in the template and never
  * written, so they add nothing to a checksum.
@@ -34,13 +35,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-/* Set by user space before loading (frozen). The layout fields pick the variant loaded;
- * the counts bound the cycles. */
+/* Set by user space before loading (frozen): the lengths of the cycles. The header layout is
+ * compiled into each variant. */
 struct live_cfg {
-	__u32 ifindex;  /* redirect target (also in `target`) */
-	__u32 l3;       /* offset of the IP header: 14, or 18 with a VLAN tag */
-	__u32 v6;       /* IPv6 (else IPv4) */
-	__u32 tcp;      /* stateless TCP (else UDP) */
 	__u32 nsizes;   /* entries of `sizes` (one cycle of the mix) */
 	__u32 nflows;   /* entries of `flows` */
 };
@@ -112,6 +109,19 @@ static __always_inline void slot_used(struct live_state *st)
  * global is addressed directly, without a map lookup per frame. */
 struct live_state state;
 
+/* The template's headers ([0]; 128 bytes, the first L3 + IP + L4 header bytes used): written
+ * over every frame first, because a page may come back changed by whoever received it (a
+ * forwarding receiver rewrites MACs and TTL in place before the page is recycled). */
+struct hdr {
+	__u8 b[128];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hdr);
+} headers SEC(".maps");
+
 /* The target, [0] = its ifindex: redirects through a devmap are bulk-queued per device
  * without an ifindex lookup per frame. */
 struct {
@@ -162,12 +172,13 @@ static __always_inline __u64 prefix_sum(__u64 seq, __u32 n)
 /* The generator, specialised at compile time for one header layout (IPv4/IPv6, UDP/TCP, an
  * optional VLAN tag: the IP header at L3), and for one or several sizes and flows: offsets
  * are constants and unused work is not compiled in. User space loads only the variant its
- * run needs (`live_<4|6><u|t><e|v><1|m><1|m>`). */
+ * run needs (`xsend_l<4|6><u|t><e|v><1|m><1|m>`: 12 characters, under the kernel's 15). */
 static __always_inline int live(struct xdp_md *ctx, const int V6, const int TCP, const int L3,
 				const int MSIZE, const int MFLOW)
 {
-	__u32 si, fi, size, l4, iph, l4len, payload, n, i;
+	__u32 zero = 0, si, fi, size, l4, iph, l4len, payload, n, i;
 	struct live_state *st;
+	struct hdr *h;
 	struct live_flow *f;
 	__u32 *szp;
 	__u64 seq, psum;
@@ -182,6 +193,7 @@ static __always_inline int live(struct xdp_md *ctx, const int V6, const int TCP,
 	}
 	if (wait_slot(st))
 		return XDP_DROP;
+	h = bpf_map_lookup_elem(&headers, &zero);
 	fi = MFLOW ? st->flow_idx : 0;
 	f = bpf_map_lookup_elem(&flows, &fi);
 	if (!f) {
@@ -218,10 +230,12 @@ static __always_inline int live(struct xdp_md *ctx, const int V6, const int TCP,
 	end = (void *)(long)ctx->data_end;
 	iph = V6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
 	l4 = L3 + iph;
-	if (data + l4 + (TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr)) > end) {
+	if (data + l4 + (TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr)) > end || !h) {
 		st->refused++;
 		return XDP_DROP;
 	}
+	/* The headers as the template has them, whatever the page holds. */
+	__builtin_memcpy(data, h->b, L3 + (V6 ? 40 : 20) + (TCP ? 20 : 8));
 	l4len = size - L3 - iph;
 	payload = l4len - (TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr));
 	st->sent = seq + 1;
@@ -303,38 +317,38 @@ static __always_inline int live(struct xdp_md *ctx, const int V6, const int TCP,
 		return live(ctx, v6, tcp, l3, msize, mflow);                    \
 	}
 
-LIVE(live_4ue11, 0, 0, 14, 0, 0)
-LIVE(live_4ue1m, 0, 0, 14, 0, 1)
-LIVE(live_4uem1, 0, 0, 14, 1, 0)
-LIVE(live_4uemm, 0, 0, 14, 1, 1)
-LIVE(live_4uv11, 0, 0, 18, 0, 0)
-LIVE(live_4uv1m, 0, 0, 18, 0, 1)
-LIVE(live_4uvm1, 0, 0, 18, 1, 0)
-LIVE(live_4uvmm, 0, 0, 18, 1, 1)
-LIVE(live_4te11, 0, 1, 14, 0, 0)
-LIVE(live_4te1m, 0, 1, 14, 0, 1)
-LIVE(live_4tem1, 0, 1, 14, 1, 0)
-LIVE(live_4temm, 0, 1, 14, 1, 1)
-LIVE(live_4tv11, 0, 1, 18, 0, 0)
-LIVE(live_4tv1m, 0, 1, 18, 0, 1)
-LIVE(live_4tvm1, 0, 1, 18, 1, 0)
-LIVE(live_4tvmm, 0, 1, 18, 1, 1)
-LIVE(live_6ue11, 1, 0, 14, 0, 0)
-LIVE(live_6ue1m, 1, 0, 14, 0, 1)
-LIVE(live_6uem1, 1, 0, 14, 1, 0)
-LIVE(live_6uemm, 1, 0, 14, 1, 1)
-LIVE(live_6uv11, 1, 0, 18, 0, 0)
-LIVE(live_6uv1m, 1, 0, 18, 0, 1)
-LIVE(live_6uvm1, 1, 0, 18, 1, 0)
-LIVE(live_6uvmm, 1, 0, 18, 1, 1)
-LIVE(live_6te11, 1, 1, 14, 0, 0)
-LIVE(live_6te1m, 1, 1, 14, 0, 1)
-LIVE(live_6tem1, 1, 1, 14, 1, 0)
-LIVE(live_6temm, 1, 1, 14, 1, 1)
-LIVE(live_6tv11, 1, 1, 18, 0, 0)
-LIVE(live_6tv1m, 1, 1, 18, 0, 1)
-LIVE(live_6tvm1, 1, 1, 18, 1, 0)
-LIVE(live_6tvmm, 1, 1, 18, 1, 1)
+LIVE(xsend_l4ue11, 0, 0, 14, 0, 0)
+LIVE(xsend_l4ue1m, 0, 0, 14, 0, 1)
+LIVE(xsend_l4uem1, 0, 0, 14, 1, 0)
+LIVE(xsend_l4uemm, 0, 0, 14, 1, 1)
+LIVE(xsend_l4uv11, 0, 0, 18, 0, 0)
+LIVE(xsend_l4uv1m, 0, 0, 18, 0, 1)
+LIVE(xsend_l4uvm1, 0, 0, 18, 1, 0)
+LIVE(xsend_l4uvmm, 0, 0, 18, 1, 1)
+LIVE(xsend_l4te11, 0, 1, 14, 0, 0)
+LIVE(xsend_l4te1m, 0, 1, 14, 0, 1)
+LIVE(xsend_l4tem1, 0, 1, 14, 1, 0)
+LIVE(xsend_l4temm, 0, 1, 14, 1, 1)
+LIVE(xsend_l4tv11, 0, 1, 18, 0, 0)
+LIVE(xsend_l4tv1m, 0, 1, 18, 0, 1)
+LIVE(xsend_l4tvm1, 0, 1, 18, 1, 0)
+LIVE(xsend_l4tvmm, 0, 1, 18, 1, 1)
+LIVE(xsend_l6ue11, 1, 0, 14, 0, 0)
+LIVE(xsend_l6ue1m, 1, 0, 14, 0, 1)
+LIVE(xsend_l6uem1, 1, 0, 14, 1, 0)
+LIVE(xsend_l6uemm, 1, 0, 14, 1, 1)
+LIVE(xsend_l6uv11, 1, 0, 18, 0, 0)
+LIVE(xsend_l6uv1m, 1, 0, 18, 0, 1)
+LIVE(xsend_l6uvm1, 1, 0, 18, 1, 0)
+LIVE(xsend_l6uvmm, 1, 0, 18, 1, 1)
+LIVE(xsend_l6te11, 1, 1, 14, 0, 0)
+LIVE(xsend_l6te1m, 1, 1, 14, 0, 1)
+LIVE(xsend_l6tem1, 1, 1, 14, 1, 0)
+LIVE(xsend_l6temm, 1, 1, 14, 1, 1)
+LIVE(xsend_l6tv11, 1, 1, 18, 0, 0)
+LIVE(xsend_l6tv1m, 1, 1, 18, 0, 1)
+LIVE(xsend_l6tvm1, 1, 1, 18, 1, 0)
+LIVE(xsend_l6tvmm, 1, 1, 18, 1, 1)
 
 SEC("xdp")
 int xsend_live_ref(struct xdp_md *ctx)

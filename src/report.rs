@@ -34,8 +34,6 @@ pub struct BackendInfo {
     pub tx_budget: Option<u32>,
     /// AF_XDP: the next hop's MAC the frames carry.
     pub dst_mac: Option<String>,
-    /// Live frames: frames per page_pool cycle and redirect flush (`batch_size`).
-    pub batch_size: Option<u32>,
 }
 
 /// What an operation moved.

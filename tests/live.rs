@@ -311,7 +311,11 @@ fn auto_falls_back_and_nothing_is_left_attached() {
         );
         let progs = std::process::Command::new("bpftool").arg("prog").output();
         if let Ok(p) = progs {
-            assert!(!String::from_utf8_lossy(&p.stdout).contains("xsend_live"));
+            let p = String::from_utf8_lossy(&p.stdout);
+            assert!(
+                !p.contains("xsend_l"),
+                "a live-frames program is still loaded: {p}"
+            );
         }
     }
 }

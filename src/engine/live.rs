@@ -1,4 +1,4 @@
-//! The live-frames runner: one thread per runner keeps its copy of the in-kernel generator
+//! The live-frames runners: one pinned thread per runner keeps its copy of the in-kernel generator
 //! running with long `BPF_PROG_RUN` calls (each call costs two RCU grace periods in the
 //! kernel's XDP dispatcher, ~20 ms here, so calls are made long and the program holds the
 //! schedule itself). A count is exact: the program refuses frames past its limit, and an
@@ -6,13 +6,19 @@
 //! cancellation, progress) sets `stop` and interrupts the thread with a signal
 //! (`sys::thread::interrupt`): the call returns `EINTR`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::device::live::{LiveProg, Target};
+use crate::engine::{OpCtx, Totals};
 use crate::error::{Error, Result};
+use crate::report::SendStats;
+use crate::sys::thread::{current, install_interrupt, interrupt, pin_to_cpu, unblock_interrupt};
 
-/// Frames one call may run (`repeat` is an `int`).
-const MAX_CALL: u64 = i32::MAX as u64;
+/// Program runs one call may make: about 1 s of idle runs or 5 s of frames at full speed
+/// here, so that a call ends by itself even if a stop signal never got through; each call
+/// costs two RCU grace periods (~20 ms).
+const MAX_CALL: u64 = 1 << 25;
 
 /// Frame bytes of the first `n` frames of a size cycle.
 pub(crate) struct CycleBytes {
@@ -52,9 +58,117 @@ pub(crate) struct LiveLoop {
     pub(crate) burst: u32,
 }
 
+/// How often progress is reported and the deadline and cancellation are checked.
+const TICK: Duration = Duration::from_millis(10);
+/// How often the target is checked for being up.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Run each runner (program, template, loop) on a thread of its own, pinned to a CPU of its
+/// own, until every one is done or has reached its limit, the `deadline` passes, the run is
+/// cancelled, a runner fails or the target goes down; report progress meanwhile. Returns
+/// the frames each runner's program stamped and redirected.
+pub(crate) fn run_runners(
+    target: &Target,
+    runners: Vec<(&LiveProg, &[u8], LiveLoop)>,
+    bytes: &CycleBytes,
+    deadline: Option<Instant>,
+    ctx: &OpCtx,
+) -> Result<Vec<u64>> {
+    install_interrupt().map_err(|e| Error::io("installing the runners' interrupt signal", e))?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stop = AtomicBool::new(false);
+    // Each runner's thread, once it runs (0 before).
+    let tids: Vec<AtomicU64> = runners.iter().map(|_| AtomicU64::new(0)).collect();
+    let watched: Vec<(&LiveProg, Option<u64>)> =
+        runners.iter().map(|(p, _, l)| (*p, l.limit)).collect();
+    let (results, watch) = std::thread::scope(|s| {
+        let handles: Vec<_> = runners
+            .into_iter()
+            .enumerate()
+            .map(|(r, (prog, template, run))| {
+                let (stop, tid) = (&stop, &tids[r]);
+                s.spawn(move || {
+                    tid.store(current() as u64, Ordering::SeqCst);
+                    unblock_interrupt()
+                        .map_err(|e| Error::io("unblocking the runner's interrupt signal", e))?;
+                    // One runner per CPU (the kernel sends on the CPU that runs it).
+                    let _ = pin_to_cpu(r % cpus);
+                    run_live(target, prog, template, &run, stop)
+                })
+            })
+            .collect();
+        let watch = watch(&handles, &watched, bytes, target, deadline, ctx);
+        stop.store(true, Ordering::Relaxed);
+        // Interrupt the runners until each has left its call (a signal that came just
+        // before a call began is repeated).
+        while handles.iter().any(|h| !h.is_finished()) {
+            for (h, tid) in handles.iter().zip(&tids) {
+                let t = tid.load(Ordering::SeqCst);
+                if !h.is_finished() && t != 0 {
+                    interrupt(t as libc::pthread_t);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let results: Vec<Result<u64>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        (results, watch)
+    });
+    // A runner's own error says most; then the watcher's.
+    let results: Vec<u64> = results.into_iter().collect::<Result<_>>()?;
+    watch?;
+    Ok(results)
+}
+
+/// Watch runners until each is done or has reached its limit, one stopped short of it (an
+/// error), the deadline passes, the run is cancelled or the target goes down; report
+/// progress meanwhile from the programs' counters.
+fn watch(
+    handles: &[std::thread::ScopedJoinHandle<'_, Result<u64>>],
+    runners: &[(&LiveProg, Option<u64>)],
+    bytes: &CycleBytes,
+    target: &Target,
+    deadline: Option<Instant>,
+    ctx: &OpCtx,
+) -> Result<()> {
+    let totals = Totals::default();
+    let mut reported = SendStats::default();
+    let mut last_check = Instant::now();
+    loop {
+        let now = Instant::now();
+        if ctx.cancelled() || deadline.is_some_and(|d| now >= d) {
+            return Ok(());
+        }
+        let mut all = SendStats::default();
+        let mut reached = true;
+        let mut short = false;
+        for ((prog, limit), h) in runners.iter().zip(handles) {
+            let n = prog.counters()?.sent;
+            all.packets += n;
+            all.bytes += bytes.of(n);
+            let done = limit.is_some_and(|l| n >= l);
+            reached &= done;
+            // A runner that ended before its limit failed (or was stopped): stop them all.
+            short |= h.is_finished() && !done;
+        }
+        let (b, n) = totals.add(all, &mut reported);
+        ctx.progress(b, n);
+        if reached || short {
+            return Ok(());
+        }
+        if last_check.elapsed() >= CHECK_EVERY {
+            target.check_up()?;
+            last_check = Instant::now();
+        }
+        std::thread::sleep(deadline.map_or(TICK, |d| (d - now).min(TICK)));
+    }
+}
+
 /// Run `prog` toward `target` until its limit is reached or `stop` is set (and the thread
 /// interrupted). Returns the frames the program stamped and redirected.
-pub(crate) fn run_live(
+fn run_live(
     target: &Target,
     prog: &LiveProg,
     template: &[u8],

@@ -3,20 +3,17 @@
 //! loaded per runner, each runner drives its own on a pinned thread, and the report counts
 //! what the target interface says it transmitted, not what was asked.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{GenReport, GenSpec};
 use crate::device::live::{self as dev, LivePort, LiveProg, ProgConfig, Target, MAX_BATCH};
 use crate::device::net::LinkStats;
-use crate::engine::live::{run_live, CycleBytes, LiveLoop};
-use crate::engine::{OpCtx, Totals};
+use crate::engine::live::{run_runners, CycleBytes, LiveLoop};
+use crate::engine::OpCtx;
 use crate::error::{Error, Result};
-use crate::report::SendStats;
 use crate::sansio::framer::{Flow, TcpFramer, UdpFramer};
 use crate::sansio::live::{size_cycle, FlowEntry, Layout, MAX_CYCLE};
 use crate::sansio::wire::tcp;
-use crate::sys::thread::{current, install_interrupt, interrupt, pin_to_cpu};
 
 /// Frames released together per slot under a rate, unless asked otherwise.
 const PACED_SLOT: u32 = 64;
@@ -44,7 +41,7 @@ fn emit(f: &Flow, mtu: u32, tcp_seg: bool, payload: usize, buf: &mut [u8]) -> Re
     Ok(n)
 }
 
-/// One runner's program, template and flow count.
+/// One runner's program and template.
 struct Runner {
     prog: LiveProg,
     template: Vec<u8>,
@@ -53,6 +50,11 @@ struct Runner {
 /// Run `spec` on `port`'s live frames. `BackendUnavailable` when live frames cannot make
 /// this run (the caller may take AF_XDP instead).
 pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
+    if spec.reference && spec.sizes.sizes().len() > 1 {
+        return Err(Error::InvalidOption(
+            "the reference loop sends the template as is: one frame size only".into(),
+        ));
+    }
     let cycle = size_cycle(&spec.sizes).ok_or_else(|| {
         dev::unavailable(format!(
             "the size mix's weights make a cycle of more than {MAX_CYCLE} frames"
@@ -91,6 +93,7 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
         let prog = LiveProg::load(&ProgConfig {
             ifindex: port.target.ifindex,
             layout,
+            headers: &buf[..hdr],
             sizes: &cycle,
             flows: &entries,
             reference: spec.reference,
@@ -100,8 +103,18 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
             template: buf[..n].to_vec(),
         });
     }
-    // A frame the kernel cannot hold in one page is refused by BPF_PROG_RUN itself: probe
-    // with the largest (the program stamps nothing at limit 0; nothing is sent).
+    // Probe (the program stamps nothing at limit 0: nothing is sent). A minimal frame first:
+    // refused, this kernel has no live frames at all (before 5.18)...
+    let small = &runners[0].template[..hdr.max(60).min(runners[0].template.len())];
+    if let Err(e) = runners[0].prog.run(small, 1, 1)? {
+        return Err(match e.raw_os_error() {
+            Some(libc::EINVAL) => dev::unavailable(
+                "this kernel runs no XDP program over live frames (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18+)".into(),
+            ),
+            _ => port.target.gone_or(Error::io("probing live frames", e)),
+        });
+    }
+    // ... then the largest: a frame the kernel cannot hold in one page is refused.
     if let Err(e) = runners[0].prog.run(&runners[0].template, 1, 1)? {
         return Err(match e.raw_os_error() {
             Some(libc::EINVAL) => dev::unavailable(format!(
@@ -125,64 +138,27 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
     };
     let nr = runners.len() as u64;
     let bytes = CycleBytes::new(&cycle);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    install_interrupt().map_err(|e| Error::io("installing the runners' interrupt signal", e))?;
     let target = &port.target;
     let before = target.stats()?;
-    let stop = AtomicBool::new(false);
-    // Each runner's thread, once it runs (0 before).
-    let tids: Vec<AtomicU64> = runners.iter().map(|_| AtomicU64::new(0)).collect();
+    let loops: Vec<LiveLoop> = (0..nr)
+        .map(|r| LiveLoop {
+            limit: spec.count.map(|c| c / nr + u64::from(r < c % nr)),
+            pps: spec.rate_pps.map(|p| p / nr as f64),
+            batch,
+            burst,
+        })
+        .collect();
     let start = Instant::now();
-    let deadline = spec.duration.map(|d| start + d);
-    let (results, watch) = std::thread::scope(|s| {
-        let handles: Vec<_> = runners
-            .iter()
-            .enumerate()
-            .map(|(r, runner)| {
-                let (stop, tid) = (&stop, &tids[r]);
-                s.spawn(move || {
-                    tid.store(current() as u64, Ordering::SeqCst);
-                    // One runner per CPU, pinned (the kernel sends on the CPU that runs it).
-                    let _ = pin_to_cpu(r % cpus);
-                    let r = r as u64;
-                    let run = LiveLoop {
-                        limit: spec.count.map(|c| c / nr + u64::from(r < c % nr)),
-                        pps: spec.rate_pps.map(|p| p / nr as f64),
-                        batch,
-                        burst,
-                    };
-                    run_live(target, &runner.prog, &runner.template, &run, stop)
-                })
-            })
-            .collect();
-        let limits: Vec<_> = (0..nr)
-            .map(|r| spec.count.map(|c| c / nr + u64::from(r < c % nr)))
-            .collect();
-        let watch = watch(&handles, &runners, &limits, &bytes, target, deadline, ctx);
-        stop.store(true, Ordering::Relaxed);
-        // Interrupt the runners until each has left its call (a signal that came just
-        // before a call began is repeated).
-        while handles.iter().any(|h| !h.is_finished()) {
-            for (h, tid) in handles.iter().zip(&tids) {
-                let t = tid.load(Ordering::SeqCst);
-                if !h.is_finished() && t != 0 {
-                    interrupt(t as libc::pthread_t);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let results: Vec<_> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
-        (results, watch)
-    });
+    let work: Vec<_> = runners
+        .iter()
+        .zip(loops)
+        .map(|(r, l)| (&r.prog, r.template.as_slice(), l))
+        .collect();
+    let results = run_runners(target, work, &bytes, spec.duration.map(|d| start + d), ctx)?;
     let seconds = start.elapsed().as_secs_f64();
-    watch?;
     let mut submitted = 0u64;
     let mut submitted_bytes = 0u64;
     for x in results {
-        let x = x?;
         submitted += x;
         submitted_bytes += bytes.of(x);
     }
@@ -207,58 +183,9 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
         lateness: None,
         submitted: Some(submitted),
         dropped: Some(submitted - sent),
+        batch: Some(batch),
     })
 }
-
-/// Watch a run until every runner is done or has reached its limit, the deadline passes, the run is cancelled or
-/// the target goes down; report progress meanwhile (from the programs' counters).
-fn watch(
-    handles: &[std::thread::ScopedJoinHandle<'_, Result<u64>>],
-    runners: &[Runner],
-    limits: &[Option<u64>],
-    bytes: &CycleBytes,
-    target: &Target,
-    deadline: Option<Instant>,
-    ctx: &OpCtx,
-) -> Result<()> {
-    let totals = Totals::default();
-    let mut reported = SendStats::default();
-    let mut last_check = Instant::now();
-    loop {
-        let now = Instant::now();
-        if handles.iter().all(|h| h.is_finished())
-            || ctx.cancelled()
-            || deadline.is_some_and(|d| now >= d)
-        {
-            return Ok(());
-        }
-        let nap = deadline.map_or(TICK, |d| (d - now).min(TICK));
-        std::thread::sleep(nap);
-        let mut all = SendStats::default();
-        let mut reached = true;
-        for (r, limit) in runners.iter().zip(limits) {
-            let n = r.prog.counters()?.sent;
-            all.packets += n;
-            all.bytes += bytes.of(n);
-            reached &= limit.is_some_and(|l| n >= l);
-        }
-        let (b, n) = totals.add(all, &mut reported);
-        ctx.progress(b, n);
-        if reached {
-            // Counted and paced: the programs refuse frames past their limit; stop them.
-            return Ok(());
-        }
-        if last_check.elapsed() >= CHECK_EVERY {
-            target.check_up()?;
-            last_check = Instant::now();
-        }
-    }
-}
-
-/// How often progress is reported and the deadline and cancellation are checked.
-const TICK: Duration = Duration::from_millis(10);
-/// How often the target is checked for being up.
-const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// The target's counters once they show every submitted frame, or stop moving.
 fn settle(port: &Target, before: &LinkStats, submitted: u64) -> Result<LinkStats> {

@@ -111,14 +111,17 @@ pub struct GenReport {
     pub completion: Option<Percentiles>,
     /// With a rate: time between consecutive departures (frames handed to the ring).
     pub inter_departure: Option<Percentiles>,
-    /// With a rate: how late each frame (live: each batch) was released against its
-    /// schedule.
+    /// With a rate: how late each frame was handed to the ring against its schedule (AF_XDP;
+    /// live frames are released by the kernel and have none).
     pub lateness: Option<Percentiles>,
     /// Live frames: frames the program stamped and redirected.
     pub submitted: Option<u64>,
     /// Live frames: submitted frames the target did not count as transmitted (a full queue,
-    /// a device gone).
+    /// a device gone). `packets` is the interface's TX counter over the run (at most
+    /// `submitted`): other traffic leaving the interface meanwhile counts too.
     pub dropped: Option<u64>,
+    /// Live frames: frames per page_pool cycle and redirect flush.
+    pub batch: Option<u32>,
 }
 
 /// Where the frames are made.
@@ -174,21 +177,23 @@ impl Generator {
 
     /// Send until the spec's duration or count is reached, or the run is cancelled.
     pub fn run(&mut self, spec: &GenSpec) -> Result<GenReport> {
-        if let Engine::Live(port) = &self.engine {
-            let ctx = self.ctx();
-            match live::run(port, spec, &ctx) {
+        let ctx = self.ctx();
+        if let Engine::Live(port) = &mut self.engine {
+            let reason = match live::run(port, spec, &ctx) {
                 // Auto: a run live frames cannot make (frames over a page, ...) goes to
                 // AF_XDP, with the reason.
                 Err(Error::BackendUnavailable { reason, .. })
                     if self.cfg.gen_backend == GenBackend::Auto =>
                 {
-                    let p = open_xdp(&self.cfg, vec![format!("live frames: {reason}")])?;
-                    self.engine = Engine::Xdp(p);
+                    reason
                 }
                 r => return r,
-            }
+            };
+            // What the live port holds (our program on the target, ports) goes first.
+            port.release();
+            let p = open_xdp(&self.cfg, vec![format!("live frames: {reason}")])?;
+            self.engine = Engine::Xdp(p);
         }
-        let ctx = self.ctx();
         let Engine::Xdp(port) = &mut self.engine else {
             unreachable!("live runs returned above")
         };

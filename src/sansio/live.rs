@@ -104,7 +104,7 @@ impl FlowEntry {
 
     /// The map value (`struct live_flow`, native byte order for the counters, network order
     /// for the ports).
-    pub fn to_bytes(&self) -> [u8; FLOW_ENTRY_LEN] {
+    pub fn to_bytes(self) -> [u8; FLOW_ENTRY_LEN] {
         let mut b = [0u8; FLOW_ENTRY_LEN];
         b[0..16].copy_from_slice(&self.saddr);
         b[16..32].copy_from_slice(&self.daddr);
@@ -171,6 +171,7 @@ pub fn parse_state(b: &[u8]) -> Option<Counters> {
 /// What the program does to one frame, in Rust (the model it is tested against): `frame`
 /// (headers of the template, payload bytes zero) becomes the frame of `size` bytes with
 /// sequence number `seq` of flow `e`, whose identification and TCP sequence advance.
+#[cfg(test)]
 pub fn stamp(frame: &mut [u8], lay: Layout, e: &mut FlowEntry, size: usize, seq: u64) {
     let (l3, l4) = (lay.l3, lay.l4());
     let l4len = size - l4;

@@ -18,7 +18,7 @@
 pub mod cut;
 pub mod flows;
 pub mod framer;
-pub mod live;
+pub(crate) mod live;
 pub mod pacing;
 pub mod rewrite;
 pub mod schedule;

@@ -81,7 +81,7 @@ pub(crate) fn if_running(name: &str) -> io::Result<bool> {
 struct DrvInfo {
     cmd: u32,
     driver: [u8; 32],
-    rest: [u8; 164],
+    rest: [u8; 160],
 }
 
 /// The driver of an interface (`ethtool -i`): `veth`, `mlx5_core`, ...
@@ -90,7 +90,7 @@ pub(crate) fn if_driver(name: &str) -> io::Result<String> {
     let mut info = DrvInfo {
         cmd: ETHTOOL_GDRVINFO,
         driver: [0; 32],
-        rest: [0; 164],
+        rest: [0; 160],
     };
     let mut r = ifreq(name)?;
     r.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();

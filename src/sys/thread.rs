@@ -63,8 +63,9 @@ fn interrupt_signal() -> libc::c_int {
 
 extern "C" fn on_interrupt(_: libc::c_int) {}
 
-/// Install the interrupt signal's do-nothing handler (once; kept if the application set
-/// its own).
+/// Install the interrupt signal's do-nothing handler (once; an application's own handler is
+/// kept, an ignored or default disposition is replaced: an ignored signal would never
+/// interrupt anything).
 pub(crate) fn install_interrupt() -> io::Result<()> {
     static ONCE: std::sync::OnceLock<Result<(), i32>> = std::sync::OnceLock::new();
     let r = ONCE.get_or_init(|| {
@@ -77,7 +78,7 @@ pub(crate) fn install_interrupt() -> io::Result<()> {
                 .raw_os_error()
                 .unwrap_or(libc::EINVAL));
         }
-        if old.sa_sigaction != libc::SIG_DFL {
+        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
             return Ok(());
         }
         // SAFETY: a zeroed sigaction is valid; we set a handler that touches nothing,
@@ -95,6 +96,24 @@ pub(crate) fn install_interrupt() -> io::Result<()> {
         Ok(())
     });
     r.map_err(io::Error::from_raw_os_error)
+}
+
+/// Let the interrupt signal reach the calling thread (threads inherit the mask of their
+/// creator, and an application may block every signal).
+pub(crate) fn unblock_interrupt() -> io::Result<()> {
+    // SAFETY: a zeroed sigset_t is valid; sigemptyset/sigaddset write inside it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t and the signal number is valid.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, interrupt_signal());
+    }
+    // SAFETY: pthread_sigmask reads the live set and writes no old set (null).
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
 }
 
 /// Send the interrupt signal to `thread` (a thread of this process, still running: its

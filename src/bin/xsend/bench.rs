@@ -123,6 +123,8 @@ struct BenchSummary {
     submitted: Option<u64>,
     /// Live frames: submitted but not counted as transmitted.
     dropped: Option<u64>,
+    /// Live frames: frames per page_pool cycle and redirect flush.
+    batch: Option<u32>,
 }
 
 pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -193,6 +195,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         lateness: r.lateness,
         submitted: r.submitted,
         dropped: r.dropped,
+        batch: r.batch,
     };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -220,8 +223,9 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         };
         if let (Some(sub), Some(d)) = (s.submitted, s.dropped) {
             println!(
-                "  submitted {sub}, counted as transmitted by the interface {}, dropped {d}",
-                s.packets
+                "  submitted {sub}, counted as transmitted by the interface {}, dropped {d} (batches of {})",
+                s.packets,
+                s.batch.unwrap_or(0)
             );
         }
         if let Some(c) = us(&s.completion) {

@@ -55,6 +55,14 @@ pub(crate) struct LivePort {
     _hold: Box<dyn Send>,
 }
 
+impl LivePort {
+    /// Let go of what the port holds (xsend's program on the target, port reservations), so
+    /// that another device may take the interface.
+    pub(crate) fn release(&mut self) {
+        self._hold = Box::new(());
+    }
+}
+
 impl Target {
     /// The target's counters now.
     pub(crate) fn stats(&self) -> Result<LinkStats> {

@@ -19,6 +19,8 @@ pub(crate) struct ProgConfig<'a> {
     pub(crate) ifindex: u32,
     /// Header layout of the frames.
     pub(crate) layout: Layout,
+    /// The template's headers (written over every frame).
+    pub(crate) headers: &'a [u8],
     /// One cycle of frame sizes.
     pub(crate) sizes: &'a [u32],
     /// The flows, round robin.
@@ -39,21 +41,32 @@ pub(crate) struct LiveProg {
 
 /// The program variant for `c`: compiled for its header layout and for one or several sizes
 /// and flows (`bpf/live.bpf.c`).
-fn variant(c: &ProgConfig<'_>) -> String {
+fn variant(c: &ProgConfig<'_>) -> Result<String> {
     if c.reference {
-        return "xsend_live_ref".into();
+        return Ok("xsend_live_ref".into());
     }
     let l = c.layout;
     let many = |n: usize| if n > 1 { 'm' } else { '1' };
-    format!(
-        "live_{}{}{}{}{}",
+    let link = match l.l3 {
+        14 => 'e',
+        18 => 'v',
+        other => {
+            return Err(Error::InvalidOption(format!(
+                "live frames: an IP header at offset {other} (only Ethernet, with or without one VLAN tag)"
+            )))
+        }
+    };
+    Ok(format!(
+        "xsend_l{}{}{link}{}{}",
         if l.v6 { '6' } else { '4' },
         if l.tcp { 't' } else { 'u' },
-        if l.l3 == 18 { 'v' } else { 'e' },
         many(c.sizes.len()),
         many(c.flows.len())
-    )
+    ))
 }
+
+/// Bytes of the `headers` map's value.
+const HEADERS_LEN: usize = 128;
 
 impl LiveProg {
     /// Load a copy configured by `c`.
@@ -62,15 +75,16 @@ impl LiveProg {
         let mut open = ObjectBuilder::default()
             .open_memory(OBJ)
             .map_err(|e| bpf_err("opening the live-frames object", e))?;
-        let words = [
-            c.ifindex,
-            c.layout.l3 as u32,
-            c.layout.v6 as u32,
-            c.layout.tcp as u32,
-            c.sizes.len() as u32,
-            c.flows.len() as u32,
-        ];
-        let name = variant(c);
+        // `struct live_cfg`: two u32, in this order.
+        let words = [c.sizes.len() as u32, c.flows.len() as u32];
+        let name = variant(c)?;
+        if c.headers.len() > HEADERS_LEN || c.headers.len() != c.layout.header_len() {
+            return Err(Error::InvalidOption(format!(
+                "live frames: {} bytes of headers (layout {})",
+                c.headers.len(),
+                c.layout.header_len()
+            )));
+        }
         let mut found = false;
         for mut p in open.progs_mut() {
             let this = p.name().to_string_lossy() == name.as_str();
@@ -131,6 +145,11 @@ impl LiveProg {
                 .update(&(i as u32).to_ne_bytes(), &f.to_bytes(), MapFlags::ANY)
                 .map_err(|e| bpf_err("filling the flow table", e))?;
         }
+        let mut hdr = [0u8; HEADERS_LEN];
+        hdr[..c.headers.len()].copy_from_slice(c.headers);
+        p.map("headers")?
+            .update(&0u32.to_ne_bytes(), &hdr, MapFlags::ANY)
+            .map_err(|e| bpf_err("setting the header template", e))?;
         p.map("target")?
             .update(&0u32.to_ne_bytes(), &c.ifindex.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| bpf_err("setting the redirect target", e))?;

@@ -143,7 +143,6 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         ),
         tx_budget: budget.then_some(TX_BUDGET),
         dst_mac: Some(dst_mac.to_string()),
-        batch_size: None,
     };
     Ok(Port {
         queues,
