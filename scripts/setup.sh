@@ -7,7 +7,7 @@ XSEND_APT_PACKAGES=(
   # build: libbpf (-sys crate) and the BPF program
   clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config m4 make gcc libc6-dev
   # lab and tests
-  iproute2 socat ethtool tcpdump procps coreutils
+  iproute2 socat ethtool tcpdump procps coreutils nftables
   # AF_XDP tools (xdp-loader, the xdp_drop sink)
   xdp-tools
 )

@@ -1,6 +1,7 @@
 //! A veth lab: two network namespaces ("a" sends, "b" receives) joined by a veth pair, with
 //! addresses from the benchmark ranges 198.18.0.0/15 and 2001:db8::/32, permanent neighbour
-//! entries both ways (AF_XDP frames bypass ARP), configurable MTU and queue count.
+//! entries both ways (AF_XDP frames bypass ARP), configurable MTU and queue count; or, as a
+//! [`DutLab`], a device under test between two tester ports.
 //!
 //! Names are unique per process and lab (`xs<pid>n<counter>`), and everything is removed when
 //! the [`Lab`] is dropped, including on panic. The lab drives iproute2 (`ip`), which every
@@ -15,6 +16,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::sys;
+
+mod dut;
+pub use dut::{DutConfig, DutLab};
 
 /// Check a lab name: 1-14 ASCII letters or digits (its interfaces are the name plus one
 /// letter, and interface names are limited to 15 characters).
@@ -339,7 +343,7 @@ impl Lab {
     pub fn remove(name: &str) -> Result<()> {
         check_name(name)?;
         let mut found = false;
-        for suffix in ["a", "b"] {
+        for suffix in ["a", "b", "d"] {
             let ns = format!("{name}{suffix}");
             if netns_exists(&ns) {
                 ip(&["netns", "del", &ns])?;
@@ -354,9 +358,11 @@ impl Lab {
         Ok(())
     }
 
-    /// True if a lab of this name (either namespace) exists.
+    /// True if a lab of this name (any of its namespaces) exists.
     pub fn exists(name: &str) -> bool {
-        netns_exists(&format!("{name}a")) || netns_exists(&format!("{name}b"))
+        ["a", "b", "d"]
+            .iter()
+            .any(|s| netns_exists(&format!("{name}{s}")))
     }
 
     /// Namespace of a side.
@@ -403,14 +409,7 @@ impl Lab {
     /// see them); other frames (ARP, ND) always pass. With it, the other side's veth takes
     /// redirected frames (live frames). Removed when dropped.
     pub fn sink(&self, side: Side, drop: bool) -> Result<Sink> {
-        let ifname = self.iface(side).to_string();
-        self.run_in(side, move || {
-            let idx =
-                sys::netdev::if_nametoindex(&ifname).ok_or_else(|| Error::InterfaceNotFound {
-                    name: ifname.clone(),
-                })?;
-            crate::device::xdp::SinkProg::attach(idx, &ifname, drop).map(|prog| Sink { prog })
-        })?
+        attach_sink(self.ns(side), self.iface(side), drop)
     }
 
     /// Interface counters of a side.
@@ -437,6 +436,24 @@ impl Lab {
             tx_dropped: g("tx", "dropped"),
         })
     }
+}
+
+/// Attach a counting sink to `ifname` in namespace `ns`.
+fn attach_sink(ns: &str, ifname: &str, drop: bool) -> Result<Sink> {
+    let (ns, ifname) = (ns.to_string(), ifname.to_string());
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            sys::thread::enter_netns(&ns)
+                .map_err(|e| Error::io(format!("entering netns {ns}"), e))?;
+            let idx =
+                sys::netdev::if_nametoindex(&ifname).ok_or_else(|| Error::InterfaceNotFound {
+                    name: ifname.clone(),
+                })?;
+            crate::device::xdp::SinkProg::attach(idx, &ifname, drop).map(|prog| Sink { prog })
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// A counting XDP sink on a lab interface ([`Lab::sink`]); detached when dropped.

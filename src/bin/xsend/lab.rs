@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use xsend::lab::{Lab, LabConfig};
+use xsend::lab::{DutConfig, DutLab, Lab, LabConfig};
 
 use crate::demo;
 
@@ -23,8 +23,8 @@ pub(crate) enum LabCmd {
         /// Lab name.
         #[arg(value_parser = lab_name)]
         name: String,
-        /// `a` or `b`.
-        #[arg(value_parser = ["a", "b", "A", "B"])]
+        /// `a` or `b` (`d`: the DUT of a DUT lab).
+        #[arg(value_parser = ["a", "b", "d", "A", "B", "D"])]
         side: String,
         /// Command and arguments.
         #[arg(trailing_var_arg = true, required = true)]
@@ -47,13 +47,69 @@ pub(crate) struct LabArgs {
     /// Lab name (default: generated, unique).
     #[arg(long, value_parser = lab_name)]
     name: Option<String>,
+    /// `pair`: two namespaces joined by a veth pair. `dut`: tester port A ↔ a DUT namespace
+    /// forwarding between two veths ↔ tester port B (198.18.0.1 → 198.19.0.2 via the DUT).
+    #[arg(long, value_enum, default_value = "pair")]
+    topology: Topology,
+    /// DUT topology: packets/s the DUT forwards at most (an nftables policer in its forward
+    /// path), e.g. 500k.
+    #[arg(long, value_parser = crate::args::rate, requires = "topology")]
+    dut_rate: Option<f64>,
     #[arg(long)]
     json: bool,
 }
 
+/// Lab shapes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Topology {
+    Pair,
+    Dut,
+}
+
 pub(crate) fn run(l: LabCmd) -> anyhow::Result<ExitCode> {
     match l {
+        LabCmd::Up(a) if a.topology == Topology::Dut => {
+            if a.queues != 1 {
+                bail!("--queues applies to the pair topology only");
+            }
+            let lab = DutLab::up(&DutConfig {
+                mtu: a.mtu,
+                rate_pps: a.dut_rate,
+                name: a.name,
+            })?
+            .keep();
+            if a.json {
+                println!("{}", serde_json::to_string(&lab)?);
+            } else {
+                println!(
+                    "lab {}: {} ({} {}) <-> DUT {} ({} {} | {} {}{}) <-> {} ({} {}), mtu {}\nsend from {} to {}; remove with: xsend lab down {}",
+                    lab.name,
+                    lab.ns_a,
+                    lab.if_a,
+                    lab.ip4_a,
+                    lab.ns_d,
+                    lab.if_da,
+                    lab.ip4_da,
+                    lab.if_db,
+                    lab.ip4_db,
+                    lab.rate_pps
+                        .map(|r| format!(", policed at {r:.0} packets/s"))
+                        .unwrap_or_default(),
+                    lab.ns_b,
+                    lab.if_b,
+                    lab.ip4_b,
+                    lab.mtu,
+                    lab.ns_a,
+                    lab.ip4_b,
+                    lab.name
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         LabCmd::Up(a) => {
+            if a.dut_rate.is_some() {
+                bail!("--dut-rate needs --topology dut");
+            }
             let lab = Lab::up(&LabConfig {
                 mtu: a.mtu,
                 queues: a.queues,
@@ -87,10 +143,7 @@ pub(crate) fn run(l: LabCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCmd::Exec { name, side, cmd } => {
-            let ns = match side.as_str() {
-                "a" | "A" => format!("{name}a"),
-                _ => format!("{name}b"),
-            };
+            let ns = format!("{name}{}", side.to_ascii_lowercase());
             if !std::path::Path::new("/run/netns").join(&ns).exists() {
                 bail!("no lab named {name} (namespace {ns} does not exist)");
             }
