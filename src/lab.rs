@@ -462,6 +462,22 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Attach a counting sink to `ifname` (in network namespace `netns`, or the calling
+    /// thread's): a receiving port of its own (`xsend ndr --rx-iface`).
+    pub fn attach(netns: Option<&str>, ifname: &str, drop: bool) -> Result<Sink> {
+        match netns {
+            Some(ns) => attach_sink(ns, ifname, drop),
+            None => {
+                let idx = sys::netdev::if_nametoindex(ifname).ok_or_else(|| {
+                    Error::InterfaceNotFound {
+                        name: ifname.to_string(),
+                    }
+                })?;
+                crate::device::xdp::SinkProg::attach(idx, ifname, drop).map(|prog| Sink { prog })
+            }
+        }
+    }
+
     /// UDP/TCP frames counted so far.
     pub fn frames(&self) -> Result<u64> {
         self.prog.counts().map(|c| c.0)

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! Layers, top to bottom (ARCHITECTURE.md has the map): the `xsend` binary → [`api`]
-//! (connections, operations) and the tools [`gen`], [`recv`], [`lab`] → the engine (UDP
+//! (connections, operations) and the tools [`gen`], [`recv`], [`lab`], [`ndr`] → the engine (UDP
 //! sender, TCP driver, generator, kernel fallback) → devices (AF_XDP) → the syscall layer,
 //! the only place with `unsafe` code. Beside them, [`sansio`] holds the protocol logic
 //! (wire views, framers, the TCP state machine, pacing, payload cutting) with no I/O, and
@@ -46,6 +46,7 @@ mod engine;
 pub mod error;
 pub mod gen;
 pub mod lab;
+pub mod ndr;
 pub mod options;
 mod payload;
 pub mod recv;

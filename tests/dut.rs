@@ -89,3 +89,96 @@ fn frames_cross_the_dut_and_the_policer_accounts_for_every_loss() {
     }
     drop(lab);
 }
+
+/// `xsend ndr` through a DUT policed at a known rate: an NDR at or below it and above half of
+/// it (the machine is shared: the benchmark reports it exactly), a PDR at least the NDR, every
+/// field of the JSON results there.
+#[test]
+fn ndr_finds_the_policed_rate_of_the_dut() {
+    need_root!();
+    let _wire = udp_lock();
+    let rate = 50_000.0;
+    let lab = DutLab::up(&DutConfig {
+        rate_pps: Some(rate),
+        ..Default::default()
+    })
+    .unwrap();
+    let out = std::process::Command::new(xsend_bin())
+        .args([
+            "ndr",
+            "--json",
+            "--netns",
+            &lab.ns_a,
+            "--to",
+            "198.19.0.2:9",
+        ])
+        .args(["--rx-netns", &lab.ns_b, "--rx-iface", &lab.if_b])
+        .args([
+            "--size",
+            "64",
+            "--trial",
+            "1",
+            "--final",
+            "2",
+            "--precision",
+            "2%",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out.stdout);
+    let r = &v["results"][0];
+    for f in [
+        "size",
+        "ndr_pps",
+        "ndr_gbps",
+        "pdr_pps",
+        "pdr_gbps",
+        "latency_p50_us",
+        "latency_p99_us",
+        "trials",
+    ] {
+        assert!(r.get(f).is_some(), "field {f} missing: {r}");
+    }
+    let ndr = r["ndr_pps"].as_f64().unwrap();
+    let pdr = r["pdr_pps"].as_f64().unwrap();
+    // The policer's burst lets a 1 s trial pass at most `burst` frames over the rate.
+    assert!(
+        ndr <= rate * 1.005 && ndr > rate / 2.0,
+        "NDR {ndr} for a DUT policed at {rate}"
+    );
+    assert!(pdr >= ndr, "PDR {pdr} below NDR {ndr}");
+    assert!(r["trials"].as_u64().unwrap() < 60);
+    // Bad values are refused before anything runs.
+    let bad = std::process::Command::new(xsend_bin())
+        .args([
+            "ndr",
+            "--to",
+            "198.19.0.2:9",
+            "--rx-iface",
+            "x",
+            "--pdr",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let gone = std::process::Command::new(xsend_bin())
+        .args([
+            "ndr",
+            "--netns",
+            &lab.ns_a,
+            "--to",
+            "198.19.0.2:9",
+            "--rx-iface",
+            "nosuch0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("nosuch0"));
+}

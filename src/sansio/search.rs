@@ -19,8 +19,11 @@ use serde::Serialize;
 pub struct SearchConfig {
     /// Highest rate to try, packets/s (the generator's measured maximum, or `--max-rate`).
     pub max_rate: f64,
-    /// Stop when a target is bracketed this closely, packets/s.
+    /// Stop when a target is bracketed this closely, packets/s (absolute)...
     pub precision: f64,
+    /// ... or this closely relative to the bracket's upper end (0.01: 1 %), whichever is
+    /// wider. Below `precision` nothing is told apart from 0.
+    pub relative: f64,
     /// Loss ratio the NDR allows (0: none).
     pub ndr_loss: f64,
     /// Loss ratio the PDR allows (e.g. 0.001 for 0.1 %).
@@ -42,6 +45,7 @@ impl SearchConfig {
         SearchConfig {
             max_rate,
             precision,
+            relative: 0.0,
             ndr_loss: 0.0,
             pdr_loss,
             trial: Duration::from_secs(10),
@@ -165,8 +169,9 @@ impl Bracket {
         }
     }
 
-    /// The next rate to try, or `None` when bracketed within `precision`.
-    fn probe(&self, precision: f64) -> Option<f64> {
+    /// The next rate to try, or `None` when bracketed within `precision` (absolute) or
+    /// `relative` (to the upper end).
+    fn probe(&self, precision: f64, relative: f64) -> Option<f64> {
         if !self.hi_failed {
             // The ceiling itself first: if it passes, there is nothing to search.
             return match self.lo {
@@ -175,7 +180,12 @@ impl Bracket {
             };
         }
         let lo = self.lo.unwrap_or(0.0);
-        if self.hi - lo <= precision {
+        let width = if self.lo.is_some() {
+            precision.max(relative * self.hi)
+        } else {
+            precision
+        };
+        if self.hi - lo <= width {
             return None;
         }
         Some((lo + self.hi) / 2.0)
@@ -239,7 +249,7 @@ impl Search {
                 continue;
             }
             let target = if i == 0 { Target::Ndr } else { Target::Pdr };
-            return Next::Run(match b.probe(self.cfg.precision) {
+            return Next::Run(match b.probe(self.cfg.precision, self.cfg.relative) {
                 Some(rate) => Trial {
                     rate,
                     duration: self.cfg.trial,
@@ -260,6 +270,11 @@ impl Search {
             trials: self.trials.clone(),
             generator_ceiling: self.ceiling,
         })
+    }
+
+    /// The trials recorded so far.
+    pub fn records(&self) -> &[Record] {
+        &self.trials
     }
 
     /// Record what `trial` (the last [`Next::Run`]) did.

@@ -16,7 +16,7 @@ use crate::signal::{arm, cancel_on_signal};
 
 /// `--backend` of `xsend bench`.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum GenBackendArg {
+pub(crate) enum GenBackendArg {
     Auto,
     Xdp,
     Live,

@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod demo;
 mod lab;
+mod ndr;
 mod recv;
 mod replay;
 mod send;
@@ -48,13 +49,19 @@ enum Cmd {
   xsend recv --listen 198.18.0.2:5201 --expect-sha256 <hex>
   xsend recv --listen 0.0.0.0:5202 --proto udp --out copy.bin --json")]
     Recv(recv::RecvArgs),
-    /// Generate UDP frames at line rate on AF_XDP (synthetic payload with a sequence number,
-    /// valid checksums) and report packets/s.
+    /// Generate UDP frames at line rate, in the kernel (live frames) or on AF_XDP (synthetic
+    /// payload with a sequence number, valid checksums) and report packets/s.
     #[command(after_help = "Examples:
   xsend bench --iface eth1 --to 198.18.0.2:9 --dst-mac 02:00:00:00:00:02 --size 64 --duration 10
   xsend bench --to 198.18.0.2:9 --size 1514 --count 1000000 --queues 2 --json
   xsend bench --to 198.18.0.2:9 --size imix --pps 1M --burst 8 --duration 30")]
     Bench(bench::BenchArgs),
+    /// RFC 2544 throughput through a device under test: NDR and PDR per frame size, counted
+    /// on a receiving port.
+    #[command(after_help = "Examples:
+  xsend lab up --name dut1 --topology dut --dut-rate 500k
+  xsend ndr --netns dut1a --to 198.19.0.2:9 --rx-netns dut1b --rx-iface dut1b --size 64,512,1518 --trial 2 --final 5")]
+    Ndr(ndr::NdrArgs),
     /// Replay a pcap/pcapng capture on an interface, with its own timing or at a rate,
     /// rewriting MACs and addresses if asked.
     #[command(after_help = "Examples:
@@ -75,6 +82,7 @@ fn main() -> ExitCode {
         Cmd::Send(a) => send::run(a),
         Cmd::Recv(a) => recv::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Ndr(a) => ndr::run(a),
         Cmd::Replay(a) => replay::run(a),
         Cmd::Lab(l) => lab::run(l),
     };

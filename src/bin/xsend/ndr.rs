@@ -1,0 +1,197 @@
+//! `xsend ndr`: RFC 2544 throughput (NDR and PDR) through a device under test, counted on a
+//! receiving port.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+use xsend::gen::Imix;
+use xsend::lab::Sink;
+use xsend::ndr::{NdrRow, NdrSpec};
+use xsend::{BackendInfo, Connection};
+
+use crate::args::{self, XdpArgs};
+use crate::bench::GenBackendArg;
+use crate::signal::{arm, cancel_on_signal};
+
+#[derive(Args)]
+pub(crate) struct NdrArgs {
+    /// Destination IP:PORT, behind the DUT.
+    #[arg(long)]
+    to: SocketAddr,
+    /// Interface to send from (default: by route).
+    #[arg(long)]
+    iface: Option<String>,
+    /// Enter this network namespace to send.
+    #[arg(long)]
+    netns: Option<String>,
+    /// The receiving port: where the DUT's output arrives (a counting XDP program is
+    /// attached there for the run).
+    #[arg(long)]
+    rx_iface: String,
+    /// The receiving port's network namespace.
+    #[arg(long)]
+    rx_netns: Option<String>,
+    /// Frame sizes to search, each on its own: `64,128,256,512,1024,1280,1518`, or `imix`.
+    #[arg(long, default_value = "64,128,256,512,1024,1280,1518", value_parser = size_list)]
+    size: SizeList,
+    /// Loss the NDR allows (`0`, or a ratio like `0.001` / `0.1%`).
+    #[arg(long, default_value = "0", value_parser = ratio)]
+    loss: f64,
+    /// Loss the PDR allows.
+    #[arg(long, default_value = "0.1%", value_parser = ratio)]
+    pdr: f64,
+    /// Seconds per search trial.
+    #[arg(long, default_value = "10", value_parser = args::seconds)]
+    trial: Duration,
+    /// Seconds of the final trial confirming each result.
+    #[arg(long = "final", default_value = "60", value_parser = args::seconds)]
+    final_trial: Duration,
+    /// Rate resolution relative to the rate (`1%`).
+    #[arg(long, default_value = "1%", value_parser = ratio)]
+    precision: f64,
+    /// Highest rate to offer, packets/s (default: the generator's maximum, measured first).
+    #[arg(long, value_parser = args::rate)]
+    max_rate: Option<f64>,
+    /// Line rate of the port in bits/s (e.g. 10G), for the "% of line rate" column.
+    #[arg(long, value_parser = args::rate)]
+    line_rate: Option<f64>,
+    /// Where frames are made (as `xsend bench --backend`).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: GenBackendArg,
+    #[command(flatten)]
+    xdp: XdpArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Frame sizes, one search each.
+#[derive(Clone)]
+pub(crate) struct SizeList(Vec<Imix>);
+
+fn size_list(s: &str) -> Result<SizeList, String> {
+    let v: Result<Vec<Imix>, String> = s.split(',').map(|x| args::sizes(x.trim())).collect();
+    let v = v?;
+    if v.is_empty() {
+        return Err("no size".into());
+    }
+    Ok(SizeList(v))
+}
+
+/// A ratio: `0.001` or `0.1%`, in 0..1.
+fn ratio(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (t, 1.0),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a ratio: {s:?} (e.g. 0.001 or 0.1%)"))?;
+    let v = v * scale;
+    if !v.is_finite() || !(0.0..1.0).contains(&v) {
+        return Err(format!("{s}: a ratio from 0 to below 1 (100 %)"));
+    }
+    Ok(v)
+}
+
+#[derive(Serialize)]
+struct NdrSummary {
+    #[serde(flatten)]
+    info: BackendInfo,
+    to: SocketAddr,
+    rx_iface: String,
+    trial_s: f64,
+    final_s: f64,
+    ndr_loss: f64,
+    pdr_loss: f64,
+    precision: f64,
+    results: Vec<NdrRow>,
+}
+
+pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
+    let (slot, stop) = cancel_on_signal()?;
+    // The receiving port first (its namespace may differ from the sender's).
+    let sink = Sink::attach(a.rx_netns.as_deref(), &a.rx_iface, true)?;
+    crate::enter_netns(&a.netns)?;
+    let builder = a
+        .xdp
+        .apply(&a.iface, Connection::udp(a.to))
+        .gen_backend(a.backend.into());
+    let mut gen = builder.generator()?;
+    arm(&slot, &stop, gen.cancel_handle());
+    let spec = NdrSpec {
+        sizes: a.size.0.clone(),
+        ndr_loss: a.loss,
+        pdr_loss: a.pdr,
+        trial: a.trial,
+        final_trial: a.final_trial,
+        precision: a.precision,
+        max_rate: a.max_rate,
+        line_bps: a.line_rate,
+    };
+    let json = a.json;
+    let rows = xsend::ndr::run(&mut gen, &sink, &spec, |size, r| {
+        if !json {
+            eprintln!(
+                "  {size:>6} B  {:>12.0} packets/s for {:>4.1} s: sent {:>10}, received {:>10}, loss {:.4} %{}{}",
+                r.trial.rate,
+                r.trial.duration.as_secs_f64(),
+                r.outcome.sent,
+                r.outcome.received,
+                r.outcome.loss() * 100.0,
+                if r.shortfall { "  (generator short: not DUT loss)" } else { "" },
+                if r.trial.validates.is_some() { "  [final]" } else { "" },
+            );
+        }
+    })?;
+    let s = NdrSummary {
+        info: gen.info().clone(),
+        to: a.to,
+        rx_iface: a.rx_iface,
+        trial_s: a.trial.as_secs_f64(),
+        final_s: a.final_trial.as_secs_f64(),
+        ndr_loss: a.loss,
+        pdr_loss: a.pdr,
+        precision: a.precision,
+        results: rows,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "{:>8} {:>14} {:>10} {:>14} {:>10} {:>8} {:>7}  ({} {})",
+            "size",
+            "NDR pps",
+            "Gbit/s",
+            "PDR pps",
+            "Gbit/s",
+            "% line",
+            "trials",
+            s.info.backend,
+            s.info.mode
+        );
+        for r in &s.results {
+            println!(
+                "{:>8} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>8} {:>7}{}",
+                r.size,
+                r.ndr_pps,
+                r.ndr_gbps,
+                r.pdr_pps,
+                r.pdr_gbps,
+                r.ndr_line_pct.map_or("-".into(), |p| format!("{p:.1}")),
+                r.trials,
+                r.generator_ceiling
+                    .map(|c| format!("  (generator ceiling {c:.0} packets/s)"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(crate::EXIT_CANCELLED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
