@@ -264,9 +264,13 @@ impl Search {
                 },
             });
         }
+        let ndr = self.b[0].done.expect("searched");
+        let pdr = self.b[1].done.expect("searched");
         Next::Done(SearchResult {
-            ndr: self.b[0].done.expect("searched"),
-            pdr: self.b[1].done.expect("searched"),
+            ndr,
+            // What passes with no loss passes with some: never a PDR below the NDR (a noisy
+            // final trial of the PDR cannot take it under the NDR's confirmed rate).
+            pdr: if pdr.rate < ndr.rate { ndr } else { pdr },
             trials: self.trials.clone(),
             generator_ceiling: self.ceiling,
         })
@@ -316,6 +320,13 @@ impl Search {
                     rate: 0.0,
                     confirmed_by: None,
                 });
+            }
+        }
+        // The NDR's confirmed rate is a floor for the PDR (its loss is within the PDR's too).
+        if let (Some(n), true) = (self.b[0].done, self.b[1].done.is_none()) {
+            let p = &mut self.b[1];
+            if n.rate > 0.0 && p.lo.is_none_or(|lo| lo < n.rate) && n.rate < p.hi {
+                p.lo = Some(n.rate);
             }
         }
         // Nothing passes down to the precision: the result is 0.

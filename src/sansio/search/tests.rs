@@ -133,3 +133,44 @@ fn a_device_that_loses_everything_has_no_ndr() {
     assert!(r.ndr.confirmed_by.is_none());
     assert!(r.trials.len() < 20);
 }
+
+#[test]
+fn the_pdr_is_never_below_the_ndr() {
+    // The PDR's final trials lose more than its budget by chance, twice: it must not end
+    // below the NDR that was confirmed with no loss at all.
+    let (max, p, cap) = (1e6, 1e3, 500e3);
+    let mut s = Search::new(cfg(max, p));
+    let mut pdr_finals = 0;
+    let r = loop {
+        match s.next() {
+            Next::Done(r) => break r,
+            Next::Run(t) => {
+                let secs = t.duration.as_secs_f64();
+                let sent = (t.rate * secs) as u64;
+                let mut received = ((cap * secs) as u64).min(sent);
+                if t.validates == Some(Target::Pdr) {
+                    pdr_finals += 1;
+                    if pdr_finals <= 2 {
+                        received = received * 99 / 100;
+                    }
+                }
+                s.record(
+                    t,
+                    Outcome {
+                        sent,
+                        received,
+                        seconds: secs,
+                    },
+                );
+                assert!(s.records().len() < 200);
+            }
+        }
+    };
+    assert!(
+        r.pdr.rate >= r.ndr.rate,
+        "PDR {} below NDR {}",
+        r.pdr.rate,
+        r.ndr.rate
+    );
+    assert!(r.ndr.rate <= cap && r.ndr.rate >= cap - p);
+}
