@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|ndr|all] [--name NAME] [--reps N] [--seconds S]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -31,6 +31,9 @@
 #           stamping: the kernel's ceiling), xsend AF_XDP and testpmd net_af_xdp, 64 and
 #           1514 B into the drop sink; whether xdp-trafficgen loads; then the rate suite on
 #           live frames.
+#
+#   ndr     xsend ndr through a DUT lab policed at NDR_RATE packets/s (200k): NDR found vs the
+#           policed rate at 64/512/1518 B, PDR, trials.
 #
 # XSEND_OLD=/path/to/an/older/xsend adds that binary's runs (tool names end in "[old]") to the
 # xdp and tcp suites, interleaved with the current build's, and the report gives new/old ratios.
@@ -518,6 +521,30 @@ print(json.dumps({'test': 'xdp-trafficgen', 'tool': 'xdp-trafficgen udp', 'rep':
   suite_rate live
 }
 
+# ---------------------------------------------------------------- ndr
+# xsend ndr through a DUT lab policed at a known rate (NDR_RATE packets/s, default 200k), at
+# 64, 512 and 1518 B: the NDR found against the policed rate (error %), the PDR and the trials
+# taken. Its own lab (the DUT topology), trials of NDR_TRIAL s and final trials of 2x that.
+suite_ndr() {
+  local dut=xn$$ rate=${NDR_RATE:-200000} trial=${NDR_TRIAL:-2}
+  "$X" lab up --name "$dut" --topology dut --dut-rate "$rate" >/dev/null
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: ndr suite, repetition $rep/$REPS" >&2
+    "$X" ndr --netns "${dut}a" --to 198.19.0.2:9 --rx-netns "${dut}b" --rx-iface "${dut}b" \
+      --size 64,512,1518 --trial "$trial" --final $((trial * 2)) --precision 0.5% --json \
+      > "$WORK/ndr.json" 2> "$WORK/ndr.err" || { tail -5 "$WORK/ndr.err" >&2; continue; }
+    python3 - "$WORK/ndr.json" "$rate" "$rep" >> "$RES" <<'PY'
+import json, sys
+d, rate, rep = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3])
+for r in d["results"]:
+    print(json.dumps({"test": f"ndr {r['size']} B", "tool": f"xsend ndr ({d['backend']})", "rep": rep,
+      "pps": r["ndr_pps"], "gbps": r["ndr_gbps"], "ndr_pps": r["ndr_pps"], "pdr_pps": r["pdr_pps"],
+      "policed_pps": rate, "error_pct": (r["ndr_pps"] - rate) / rate * 100, "trials": r["trials"]}))
+PY
+  done
+  "$X" lab down "$dut" >/dev/null 2>&1 || true
+}
+
 # ---------------------------------------------------------------- memory
 # Max resident size of `xsend send` for a 4 MiB and a 4 GiB file (UDP to a drop sink): the
 # UMEM and buffers are sized to the rings, so the two must be within a few MiB.
@@ -552,6 +579,7 @@ case $SUITE in
   replay) suite_replay ;;
   live) suite_live ;;
   live-rate) suite_rate live ;;
+  ndr) suite_ndr ;;
   all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay; suite_live ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac

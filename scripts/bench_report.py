@@ -10,7 +10,8 @@ out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mem = [r for r in rows if r["test"] == "max RSS"]
 rate = [r for r in rows if r["test"].startswith("rate ")]
 rtiming = [r for r in rows if r["test"].startswith("replay timing")]
-rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ")
+ndr = [r for r in rows if r["test"].startswith("ndr ")]
+rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ") and not r["test"].startswith("ndr ")
              and not r["test"].startswith("replay timing") and r["test"] != "xdp-trafficgen"]
 groups = {}
 for r in rows_perf:
@@ -83,6 +84,9 @@ with open(out + ".md", "w") as f:
             p99 = statistics.median(r["err_p99_ns"] for r in rtiming if r["tool"] == tool)
             f.write(f"\nmedian p99 inter-arrival error, {tool}: {p99/1e3:.1f} µs")
         f.write("\n")
+    if ndr:
+        f.write("\n| NDR search through a policed DUT | rep | policed pps | NDR pps | error % | PDR pps | trials |\n|---|---|---|---|---|---|---|\n")
+        f.write("".join(f"| {r['test']} ({r['tool']}) | {r['rep']} | {r['policed_pps']:.0f} | {r['ndr_pps']:.0f} | {r['error_pct']:+.2f} | {r['pdr_pps']:.0f} | {r['trials']} |\n" for r in ndr))
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))
