@@ -72,7 +72,12 @@ fi
 LAB=xb$$
 WORK=$(mktemp -d)
 # (testpmd leaves its runtime files in /var/run/dpdk/PREFIX: gone with the run.)
-cleanup() { "$X" lab down "$LAB" >/dev/null 2>&1 || true; rm -rf "$WORK" "/var/run/dpdk/$LAB"; }
+DUT=""
+cleanup() {
+  "$X" lab down "$LAB" >/dev/null 2>&1 || true
+  [ -z "$DUT" ] || "$X" lab down "$DUT" >/dev/null 2>&1 || true
+  rm -rf "$WORK" "/var/run/dpdk/$LAB"
+}
 trap cleanup EXIT INT TERM
 "$X" lab up --name "$LAB" >/dev/null
 A=${LAB}a B=${LAB}b IFA=${LAB}a IFB=${LAB}b PEER=198.18.0.2
@@ -526,8 +531,10 @@ print(json.dumps({'test': 'xdp-trafficgen', 'tool': 'xdp-trafficgen udp', 'rep':
 # 64, 512 and 1518 B: the NDR found against the policed rate (error %), the PDR and the trials
 # taken. Its own lab (the DUT topology), trials of NDR_TRIAL s and final trials of 2x that.
 suite_ndr() {
-  local dut=xn$$ rate=${NDR_RATE:-200000} trial=${NDR_TRIAL:-2}
-  "$X" lab up --name "$dut" --topology dut --dut-rate "$rate" >/dev/null
+  local rate=${NDR_RATE:-200000} trial=${NDR_TRIAL:-2}
+  DUT=xn$$
+  "$X" lab up --name "$DUT" --topology dut --dut-rate "$rate" >/dev/null
+  local dut=$DUT
   for rep in $(seq "$REPS"); do
     echo "bench.sh: ndr suite, repetition $rep/$REPS" >&2
     "$X" ndr --netns "${dut}a" --to 198.19.0.2:9 --rx-netns "${dut}b" --rx-iface "${dut}b" \

@@ -17,7 +17,8 @@ use crate::sansio::search::{Next, Outcome, Record, Search, SearchConfig, Trial};
 /// What to search.
 #[derive(Debug, Clone)]
 pub struct NdrSpec {
-    /// Frame sizes (Ethernet without FCS), one search each; a mix is searched as one size.
+    /// Frame sizes (Ethernet without FCS, as the generator counts them; RFC 2544's 64 is 60
+    /// here), one search each; a mix is searched as one size.
     pub sizes: Vec<Imix>,
     /// Loss ratio of the NDR (0: none).
     pub ndr_loss: f64,
@@ -38,7 +39,7 @@ pub struct NdrSpec {
 /// One frame size's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct NdrRow {
-    /// The size (or mix) searched.
+    /// The size searched, as RFC 2544 counts it (with the FCS), or the mix.
     pub size: String,
     /// No drop rate, packets/s.
     pub ndr_pps: f64,
@@ -106,7 +107,11 @@ pub fn run(
     }
     let mut rows = Vec::with_capacity(spec.sizes.len());
     for sizes in &spec.sizes {
-        let label = sizes.to_string();
+        // One size: RFC 2544's count (with FCS); a mix: as given.
+        let label = match sizes.sizes() {
+            [(n, _)] => (n + 4).to_string(),
+            _ => sizes.to_string(),
+        };
         let max = match spec.max_rate {
             Some(m) => m,
             None => {

@@ -34,7 +34,9 @@ pub(crate) struct NdrArgs {
     /// The receiving port's network namespace.
     #[arg(long)]
     rx_netns: Option<String>,
-    /// Frame sizes to search, each on its own: `64,128,256,512,1024,1280,1518`, or `imix`.
+    /// Frame sizes to search, each on its own, as RFC 2544 counts them (with the 4-byte
+    /// FCS: 64 is a 60-byte frame as `xsend bench --size` counts): `64,128,...,1518`, or
+    /// `imix` (xsend's mix, sizes without FCS).
     #[arg(long, default_value = "64,128,256,512,1024,1280,1518", value_parser = size_list)]
     size: SizeList,
     /// Loss the NDR allows (`0`, or a ratio like `0.001` / `0.1%`).
