@@ -74,7 +74,17 @@ pub(crate) struct NdrArgs {
 pub(crate) struct SizeList(Vec<Imix>);
 
 fn size_list(s: &str) -> Result<SizeList, String> {
-    let v: Result<Vec<Imix>, String> = s.split(',').map(|x| args::sizes(x.trim())).collect();
+    let v: Result<Vec<Imix>, String> = s
+        .split(',')
+        .map(|x| match x.trim().parse::<usize>() {
+            // RFC 2544 sizes include the FCS; the generator's do not.
+            Ok(n) if n >= 64 => args::sizes(&(n - 4).to_string()),
+            Ok(n) => Err(format!(
+                "{n}: RFC 2544 frames are at least 64 bytes (with the FCS)"
+            )),
+            Err(_) => args::sizes(x.trim()),
+        })
+        .collect();
     let v = v?;
     if v.is_empty() {
         return Err("no size".into());
