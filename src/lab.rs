@@ -311,26 +311,10 @@ impl Lab {
         // The kernel reports a new link as running (IFF_RUNNING, operstate UP) only once its
         // link-watch work has run, up to a second later; until then xsend would rightly call
         // the interface down. A lab is ready when both ends are running.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        for side in [Side::A, Side::B] {
-            let ifname = self.iface(side).to_string();
-            loop {
-                let up = self
-                    .run_in(side, || sys::netdev::if_running(&ifname).unwrap_or(false))
-                    .unwrap_or(false);
-                if up {
-                    break;
-                }
-                if std::time::Instant::now() >= until {
-                    return Err(Error::InterfaceDown {
-                        name: ifname,
-                        source: std::io::Error::other("not running 5 s after the lab was built"),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-        Ok(())
+        wait_running(&[
+            (self.ns(Side::A), self.iface(Side::A)),
+            (self.ns(Side::B), self.iface(Side::B)),
+        ])
     }
 
     /// Keep the namespaces after this value is dropped (`xsend lab up`).
@@ -436,6 +420,34 @@ impl Lab {
             tx_dropped: g("tx", "dropped"),
         })
     }
+}
+
+/// Wait until every (namespace, interface) runs: the kernel reports a new link as running
+/// (IFF_RUNNING, operstate UP) only once its link-watch work has run, up to a second later,
+/// and until then xsend would rightly call it down. At most 5 s.
+fn wait_running(ifaces: &[(&str, &str)]) -> Result<()> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    for &(ns, ifname) in ifaces {
+        loop {
+            let (n, i) = (ns.to_string(), ifname.to_string());
+            let up = std::thread::spawn(move || {
+                sys::thread::enter_netns(&n).is_ok() && sys::netdev::if_running(&i).unwrap_or(false)
+            })
+            .join()
+            .unwrap_or(false);
+            if up {
+                break;
+            }
+            if std::time::Instant::now() >= until {
+                return Err(Error::InterfaceDown {
+                    name: ifname.to_string(),
+                    source: std::io::Error::other("not running 5 s after the lab was built"),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    Ok(())
 }
 
 /// Attach a counting sink to `ifname` in namespace `ns`.

@@ -18,9 +18,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 
-use super::{attach_sink, check_name, ip, netns_exists, run, Sink};
+use super::{attach_sink, check_name, ip, netns_exists, run, wait_running, Sink};
 use crate::error::{Error, Result};
-use crate::sys;
 
 /// DUT topology settings.
 #[derive(Debug, Clone)]
@@ -276,34 +275,12 @@ impl DutLab {
             ])?;
         }
         // Ready when every interface runs (the kernel's link watch can take a second).
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        for (ns, ifname) in [
+        wait_running(&[
             (&self.ns_a, &self.if_a),
             (&self.ns_d, &self.if_da),
             (&self.ns_d, &self.if_db),
             (&self.ns_b, &self.if_b),
-        ] {
-            loop {
-                let (ns, ifn) = (ns.clone(), ifname.clone());
-                let up = std::thread::spawn(move || {
-                    sys::thread::enter_netns(&ns).is_ok()
-                        && sys::netdev::if_running(&ifn).unwrap_or(false)
-                })
-                .join()
-                .unwrap_or(false);
-                if up {
-                    break;
-                }
-                if std::time::Instant::now() >= until {
-                    return Err(Error::InterfaceDown {
-                        name: ifname.clone(),
-                        source: std::io::Error::other("not running 5 s after the lab was built"),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-        Ok(())
+        ])
     }
 
     /// Keep the namespaces after this value is dropped (`xsend lab up`).
