@@ -252,14 +252,16 @@ impl DutLab {
         ]))?;
         if let Some(r) = self.rate_pps {
             // A policer in the DUT's forward path (nftables `limit rate over`: packets above
-            // the rate are dropped and counted), with a burst of a few ms of packets.
+            // the rate are dropped and counted), with a burst of 10 ms of packets: a DUT with
+            // that much buffer. (5 ms was less than a software generator on a busy 2-core
+            // machine stalls now and then; its catch-up then overflowed the bucket.)
             let nft = |args: &[&str]| {
                 run(Command::new("ip")
                     .args(["netns", "exec", &self.ns_d, "nft"])
                     .args(args))
             };
             let rate = format!("{}/second", r.round() as u64);
-            let burst = ((r / 200.0).round() as u64).max(32).to_string();
+            let burst = ((r / 100.0).round() as u64).max(32).to_string();
             nft(&["add", "table", "inet", "xsend"])?;
             nft(&[
                 "add",

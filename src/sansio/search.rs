@@ -200,7 +200,9 @@ impl Bracket {
             self.hi = rate.min(self.hi);
             self.hi_failed = true;
             if self.lo.is_some_and(|lo| lo >= self.hi) {
-                // Noise: a pass above a fail. Trust the fail (the lower rate).
+                // Noise, or a longer final trial seeing what a short one did not: a pass
+                // above a fail. Trust the fail (the lower rate); `Search::record` puts the
+                // best pass below it back as the lower end.
                 self.lo = None;
             }
         }
@@ -216,6 +218,16 @@ impl Bracket {
             self.lo = Some(cap);
         }
     }
+}
+
+/// The highest rate that passed `loss` in a measured trial, strictly below `hi`.
+fn best_pass_below(trials: &[Record], loss: f64, hi: f64) -> Option<f64> {
+    trials
+        .iter()
+        .filter(|r| !r.shortfall && r.outcome.loss() <= loss)
+        .map(|r| r.outcome.rate().min(r.trial.rate))
+        .filter(|&rate| rate < hi)
+        .reduce(f64::max)
 }
 
 /// The search state machine.
@@ -303,6 +315,11 @@ impl Search {
         let (rate, loss) = (achieved.min(trial.rate), outcome.loss());
         for b in self.b.iter_mut().filter(|b| b.done.is_none()) {
             b.classify(rate, loss);
+            if b.lo.is_none() && b.hi_failed {
+                // A fail below the bracket's pass (a final trial, or noise): search on from
+                // the best pass below the fail, not from zero.
+                b.lo = best_pass_below(&self.trials, b.loss, b.hi);
+            }
         }
         if let Some(t) = trial.validates {
             let b = &mut self.b[t as usize];

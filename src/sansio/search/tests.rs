@@ -174,3 +174,50 @@ fn the_pdr_is_never_below_the_ndr() {
     );
     assert!(r.ndr.rate <= cap && r.ndr.rate >= cap - p);
 }
+
+#[test]
+fn a_failed_final_trial_resumes_from_the_best_pass_below_it_not_from_zero() {
+    // Short trials pass up to 200k; the longer final trials only up to 198k (a DUT whose
+    // buffer hides a small excess for a short while).
+    let (max, cap, long_cap) = (1e6, 200e3, 198e3);
+    let mut c = cfg(max, 1.0);
+    c.relative = 0.005;
+    c.trial = Duration::from_secs(2);
+    c.final_trial = Duration::from_secs(4);
+    let mut s = Search::new(c);
+    let mut after_final_fail = Vec::new();
+    let r = loop {
+        match s.next() {
+            Next::Done(r) => break r,
+            Next::Run(t) => {
+                let secs = t.duration.as_secs_f64();
+                let limit = if t.validates.is_some() { long_cap } else { cap };
+                let sent = (t.rate * secs) as u64;
+                let received = ((limit * secs) as u64).min(sent);
+                if s.records().iter().any(|r| r.trial.validates.is_some()) {
+                    after_final_fail.push(t.rate);
+                }
+                s.record(
+                    t,
+                    Outcome {
+                        sent,
+                        received,
+                        seconds: secs,
+                    },
+                );
+                assert!(s.records().len() < 60, "{:?}", s.records());
+            }
+        }
+    };
+    assert!(r.ndr.confirmed_by.is_some(), "{r:?}");
+    assert!(
+        r.ndr.rate <= long_cap && r.ndr.rate > long_cap * 0.98,
+        "{:?}",
+        r.ndr
+    );
+    // Never back down to the bottom half: the passes below the failed final still count.
+    assert!(
+        after_final_fail.iter().all(|&x| x > cap * 0.9),
+        "{after_final_fail:?}"
+    );
+}
