@@ -23,10 +23,12 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={src}");
 
-    // The in-kernel generator (bench --backend live) and the lab's counting sink.
+    // The in-kernel generator (bench --backend live), the lab's counting sink and the
+    // receiving port.
     for (src, obj) in [
         ("bpf/live.bpf.c", "live.bpf.o"),
         ("bpf/sink.bpf.c", "sink.bpf.o"),
+        ("bpf/rxport.bpf.c", "rxport.bpf.o"),
     ] {
         if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
             .source(src)

@@ -191,12 +191,18 @@ fn live_frames_are_stamped_like_the_generator_and_counted_honestly() {
                 _ => panic!("frame {i}: not UDP/TCP"),
             };
             assert_eq!(sport, 1000 + k as u16, "flows round robin");
-            let m = payload.len().min(8);
-            assert_eq!(
-                &payload[..m],
-                &(i as u64).to_be_bytes()[..m],
-                "sequence number"
-            );
+            // The probe header: flow k's stream, its own sequence number, a send time, the
+            // magic (as much of it as the payload holds).
+            let id = ((k as u64) << 40) | (i / 3) as u64;
+            let mut want = [0u8; 16];
+            want[..8].copy_from_slice(&id.to_be_bytes());
+            want[12..].copy_from_slice(b"xSG1");
+            let m = payload.len().min(16);
+            for (j, (&got, &w)) in payload[..m].iter().zip(&want).enumerate() {
+                if !(8..12).contains(&j) {
+                    assert_eq!(got, w, "frame {i}: probe header byte {j}");
+                }
+            }
             assert!(payload[m..].iter().all(|&b| b == 0));
         }
     }

@@ -1,10 +1,11 @@
 //! The generator loop over any device queue: synthetic UDP datagrams or stateless TCP
 //! segments of the mix's sizes, round robin over flows, paced on an open-loop schedule or as
 //! fast as the queue takes them, with submission → completion, inter-departure and lateness
-//! histograms.
+//! histograms. Every payload starts with a probe header (`sansio::wire::probe`: stream,
+//! sequence number, send time) for a receiving port to count.
 //!
 //! With one size and one flow on a device whose buffers keep their bytes, every buffer is
-//! written whole once; after that, recycled buffers are only re-stamped (sequence number,
+//! written whole once; after that, recycled buffers are only re-stamped (probe header,
 //! IPv4 ID and checksum, L4 checksum). Otherwise each frame is written whole. Nothing is
 //! allocated per packet.
 
@@ -19,8 +20,9 @@ use crate::error::{Error, Result};
 use crate::report::SendStats;
 use crate::sansio::framer::{FrameError, PayloadWriter, TcpFramer, UdpFramer};
 use crate::sansio::pacing::{Imix, Pacer};
-use crate::sansio::wire::tcp;
+use crate::sansio::wire::{probe, tcp};
 use crate::stats;
+use crate::sys::clock::monotonic_ns;
 
 /// Payload filler (frames are at most one buffer, far below this).
 const ZEROS: [u8; 9216] = [0u8; 9216];
@@ -36,7 +38,7 @@ pub(crate) enum GenFramers {
 }
 
 impl GenFramers {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             GenFramers::Udp(v) => v.len(),
             GenFramers::Tcp(v) => v.len(),
@@ -98,6 +100,8 @@ pub(crate) struct GenLoop {
     pub(crate) limit: Option<u64>,
     /// When to stop.
     pub(crate) deadline: Option<Instant>,
+    /// Probe stream id of this queue's first flow (flow k is `stream_base + k`).
+    pub(crate) stream_base: u32,
 }
 
 /// Submission → completion times, measured from the queue's running totals.
@@ -165,6 +169,9 @@ pub(crate) fn generate<D: TxQueue>(
     framers.set_checksum_offload(dev.caps().csum_offload);
     // Stateless TCP: per flow, sequence numbers advance by the payload of each segment.
     let mut seqs = vec![1u32; nflows];
+    // Probe headers: per flow, a stream of its own counting from 0.
+    let mut probe_seqs = vec![0u64; nflows];
+    let mut time = 0u64;
     let mut seg = tcp::Repr {
         seq: 1,
         ack: 1,
@@ -231,8 +238,18 @@ pub(crate) fn generate<D: TxQueue>(
         }
         let frame_len = single.unwrap_or_else(|| run.sizes.next_size());
         let payload = frame_len - hdr;
-        let seq = stats.packets.to_be_bytes();
-        let seq = &seq[..payload.min(8)];
+        // The send time: per frame when paced, else every 16 frames (they queue anyway).
+        if run.pacer.is_some() || stats.packets % 16 == 0 {
+            time = monotonic_ns();
+        }
+        let probe = probe::Repr {
+            stream: run.stream_base + k as u32,
+            seq: probe_seqs[k],
+            time: time as u32,
+        }
+        .to_bytes();
+        probe_seqs[k] += 1;
+        let seq = &probe[..payload.min(probe::HEADER_LEN)];
         let mut buf = match dev.alloc_wait() {
             Ok(b) => b,
             Err(e) => break Err(e),

@@ -272,6 +272,7 @@ fn gen_run(dev: &mut FakeQueue, framers: GenFramers, sizes: &str, count: u64) ->
         pacer: None,
         limit: Some(count),
         deadline: None,
+        stream_base: 0,
     };
     let (s, h) = generate(dev, framers, run, &ctx(), &Totals::default()).unwrap();
     assert_eq!(h[0].len(), count, "every frame's completion was timed");
@@ -294,9 +295,10 @@ fn generator_sends_exact_counts_sizes_and_sequence_numbers() {
         for (i, fr) in dev.sent.iter().enumerate() {
             assert_eq!(fr.len(), 64);
             let p = check(fr).payload;
-            let seq: [u8; 8] = p[..8].try_into().unwrap();
-            assert_eq!(u64::from_be_bytes(seq), i as u64);
-            assert!(p[8..].iter().all(|&b| b == 0));
+            // The probe header: stream 0, sequence i, the magic; zeros after it.
+            let h = crate::sansio::wire::probe::Repr::parse(&p).unwrap();
+            assert_eq!((h.stream, h.seq), (0, i as u64));
+            assert!(p[16..].iter().all(|&b| b == 0));
         }
         // IMIX: exact proportions per cycle of 12.
         let mut dev = fake(&f, offload, 64);

@@ -80,14 +80,17 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
     let biggest = cycle.iter().copied().max().unwrap_or(min as u32) as usize;
     let mut runners = Vec::with_capacity(port.flows.len());
     let mut buf = vec![0u8; biggest.max(256)];
-    for f in &port.flows {
+    for (r, f) in port.flows.iter().enumerate() {
         let flows = spec.flows.expand(f)?;
         let mut entries = Vec::with_capacity(flows.len());
-        for fl in &flows {
+        for (k, fl) in flows.iter().enumerate() {
             let n = emit(fl, mtu, spec.tcp_stateless, 0, &mut buf)?;
-            entries.push(FlowEntry::from_frame(&buf[..n], layout).ok_or_else(|| {
+            let mut e = FlowEntry::from_frame(&buf[..n], layout).ok_or_else(|| {
                 Error::InvalidOption("a flow's frame is shorter than its headers".into())
-            })?);
+            })?;
+            // Probe streams: runner r's flow k (as the AF_XDP generator numbers queues).
+            e.stream = (r * flows.len() + k) as u32;
+            entries.push(e);
         }
         let n = emit(&flows[0], mtu, spec.tcp_stateless, biggest - hdr, &mut buf)?;
         let prog = LiveProg::load(&ProgConfig {

@@ -244,6 +244,8 @@ fn run_xdp(port: &mut Port<XdpQueue>, spec: &GenSpec, ctx: &OpCtx) -> Result<Gen
         }
     }
     let nq = port.queues.len() as u64;
+    // Probe streams: queue q's flow k is stream q × flows + k.
+    let nflows = framers[0].len();
     let start = Instant::now();
     let deadline = spec.duration.map(|d| start + d);
     let totals = Totals::default();
@@ -264,6 +266,7 @@ fn run_xdp(port: &mut Port<XdpQueue>, spec: &GenSpec, ctx: &OpCtx) -> Result<Gen
                 .map(|r| Pacer::new(r / nq as f64, spec.burst, 0)),
             limit: spec.count.map(|c| c / nq + u64::from(q < c % nq)),
             deadline,
+            stream_base: (q as usize * nflows) as u32,
         };
         generate(dev, fr, run, ctx, &totals)
     });

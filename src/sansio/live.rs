@@ -11,9 +11,9 @@ use super::pacing::Imix;
 use super::wire::checksum;
 
 /// Bytes of one entry of the program's `flows` map (`struct live_flow`).
-pub const FLOW_ENTRY_LEN: usize = 64;
+pub const FLOW_ENTRY_LEN: usize = 72;
 /// Bytes of the program's `state` map value (`struct live_state`).
-pub const STATE_LEN: usize = 72;
+pub const STATE_LEN: usize = 80;
 /// Longest size cycle the program takes.
 pub const MAX_CYCLE: usize = 1 << 16;
 
@@ -54,6 +54,10 @@ pub struct FlowEntry {
     pub ident: u16,
     /// Next TCP sequence number.
     pub tcp_seq: u32,
+    /// Probe stream id (`sansio::wire::probe`).
+    pub stream: u32,
+    /// Frames of the flow so far: the next probe sequence number.
+    pub pkts: u64,
     /// IPv4 header sum without total length, identification and checksum (folded to 16
     /// bits).
     pub ip_sum: u64,
@@ -112,8 +116,10 @@ impl FlowEntry {
         b[34..36].copy_from_slice(&self.dport.to_be_bytes());
         b[36..40].copy_from_slice(&(self.ident as u32).to_ne_bytes());
         b[40..44].copy_from_slice(&self.tcp_seq.to_ne_bytes());
+        b[44..48].copy_from_slice(&self.stream.to_ne_bytes());
         b[48..56].copy_from_slice(&self.ip_sum.to_ne_bytes());
         b[56..64].copy_from_slice(&self.l4_sum.to_ne_bytes());
+        b[64..72].copy_from_slice(&self.pkts.to_ne_bytes());
         b
     }
 }
@@ -158,6 +164,14 @@ pub struct Counters {
     pub idle: u64,
 }
 
+/// `state` with the resume flag set (paced: the next run begins a new call).
+pub fn with_resume(mut b: Vec<u8>) -> Vec<u8> {
+    if let Some(r) = b.get_mut(72..80) {
+        r.copy_from_slice(&1u64.to_ne_bytes());
+    }
+    b
+}
+
 /// Parse the program's `state` value.
 pub fn parse_state(b: &[u8]) -> Option<Counters> {
     let u = |o: usize| Some(u64::from_ne_bytes(b.get(o..o + 8)?.try_into().ok()?));
@@ -169,17 +183,26 @@ pub fn parse_state(b: &[u8]) -> Option<Counters> {
 }
 
 /// What the program does to one frame, in Rust (the model it is tested against): `frame`
-/// (headers of the template, payload bytes zero) becomes the frame of `size` bytes with
-/// sequence number `seq` of flow `e`, whose identification and TCP sequence advance.
+/// (headers of the template, payload bytes zero) becomes the frame of `size` bytes of flow
+/// `e` sent at `time` (the probe header's), whose probe sequence, identification and TCP
+/// sequence advance.
 #[cfg(test)]
-pub fn stamp(frame: &mut [u8], lay: Layout, e: &mut FlowEntry, size: usize, seq: u64) {
+pub fn stamp(frame: &mut [u8], lay: Layout, e: &mut FlowEntry, size: usize, time: u32) {
+    use super::wire::probe;
     let (l3, l4) = (lay.l3, lay.l4());
     let l4len = size - l4;
     let payload = size - lay.header_len();
-    let n = payload.min(8);
+    let n = payload.min(probe::HEADER_LEN);
     let hdr = lay.header_len();
-    frame[hdr..hdr + n].copy_from_slice(&seq.to_be_bytes()[..n]);
-    let psum = checksum::sum(&seq.to_be_bytes()[..n]);
+    let head = probe::Repr {
+        stream: e.stream,
+        seq: e.pkts,
+        time,
+    }
+    .to_bytes();
+    e.pkts += 1;
+    frame[hdr..hdr + n].copy_from_slice(&head[..n]);
+    let psum = checksum::sum(&head[..n]);
     if lay.v6 {
         frame[l3 + 4..l3 + 6].copy_from_slice(&(l4len as u16).to_be_bytes());
         frame[l3 + 8..l3 + 24].copy_from_slice(&e.saddr);

@@ -58,3 +58,21 @@ pub(crate) fn prog_run_live(
     }
     Ok(())
 }
+
+/// Run `prog` once over a copy of `frame` (`BPF_PROG_RUN`, not live: nothing is sent);
+/// returns the program's verdict.
+pub(crate) fn prog_run_once(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {
+    // SAFETY: plain old data; `sz` tells libbpf which fields we know of.
+    let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
+    opts.data_in = frame.as_ptr().cast();
+    opts.data_size_in = frame.len() as u32;
+    opts.repeat = 1;
+    // SAFETY: `frame` is live for the call and its length is passed; there is no output
+    // buffer; `prog` is a loaded program's descriptor.
+    let r = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if r < 0 {
+        return Err(io::Error::from_raw_os_error(-r));
+    }
+    Ok(opts.retval)
+}

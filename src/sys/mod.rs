@@ -64,6 +64,7 @@ macro_rules! syscall {
 }
 
 pub(crate) mod bpf;
+pub(crate) mod clock;
 pub(crate) mod file;
 pub(crate) mod mmap;
 pub(crate) mod netdev;

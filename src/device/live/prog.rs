@@ -198,6 +198,18 @@ impl LiveProg {
             .map_err(|e| bpf_err("setting the runner's limit", e))
     }
 
+    /// Paced: the next call resumes the schedule where the clock is (the time between two
+    /// calls is not released as a burst). Between calls only.
+    pub(crate) fn resume(&self) -> Result<()> {
+        let map = self.map("state")?;
+        let v = map
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| bpf_err("reading the runner's state", e))?
+            .ok_or_else(|| Error::io("reading the runner's state", io::Error::other("no state")))?;
+        map.update(&0u32.to_ne_bytes(), &live::with_resume(v), MapFlags::ANY)
+            .map_err(|e| bpf_err("resuming the runner's schedule", e))
+    }
+
     /// The program's counters so far.
     pub(crate) fn counters(&self) -> Result<live::Counters> {
         let v = self

@@ -11,10 +11,12 @@ mod open;
 mod prog;
 mod queue;
 mod raw;
+mod rxport;
 mod sink;
 
 pub(crate) use open::{open, Request};
 pub(crate) use prog::{quiet_libbpf, Steer};
 pub(crate) use queue::XdpQueue;
 pub(crate) use raw::open_raw;
+pub(crate) use rxport::RxPortProg;
 pub(crate) use sink::SinkProg;

@@ -77,10 +77,13 @@ fn stamping_matches_the_framers() {
                 // Entries from each flow's first frame; the template from flow 0.
                 let mut entries: Vec<FlowEntry> = fl
                     .iter()
-                    .map(|f| {
+                    .enumerate()
+                    .map(|(k, f)| {
                         let mut buf = vec![0u8; 2048];
                         let n = F::new(f, tcp).emit(&mut buf, 0, 1, &[]);
-                        FlowEntry::from_frame(&buf[..n], lay).unwrap()
+                        let mut e = FlowEntry::from_frame(&buf[..n], lay).unwrap();
+                        e.stream = 0x0a_bc00 + k as u32;
+                        e
                     })
                     .collect();
                 let mut template = vec![0u8; 2048];
@@ -95,20 +98,28 @@ fn stamping_matches_the_framers() {
                     assert_eq!(size as u32, cycle[seq as usize % cycle.len()]);
                     let k = seq as usize % 2;
                     let payload = size - hdr;
-                    let prefix = &seq.to_be_bytes()[..payload.min(8)];
+                    // A send time whose words carry into the sum.
+                    let time = 0xffff_fff0u32.wrapping_add(seq as u32 * 7919);
+                    let head = crate::sansio::wire::probe::Repr {
+                        stream: 0x0a_bc00 + k as u32,
+                        seq: seq / 2,
+                        time,
+                    }
+                    .to_bytes();
+                    let prefix = &head[..payload.min(16)];
                     let mut want = vec![0u8; 2048];
                     let n = framers[k].emit(&mut want, payload, tseqs[k], prefix);
                     tseqs[k] = tseqs[k].wrapping_add(payload as u32);
                     assert_eq!(n, size);
                     // Pages are reused: stamp over whatever frame was there before.
-                    stamp(&mut page, lay, &mut entries[k], size, seq);
+                    stamp(&mut page, lay, &mut entries[k], size, time);
                     assert_eq!(
                         &page[..size],
                         &want[..size],
                         "v6 {v6} tcp {tcp} vlan {vlan:?} seq {seq} size {size}"
                     );
                     // What lies past the frame stays zero (it is never summed).
-                    assert!(page[size.max(hdr + 8)..max].iter().all(|&b| b == 0));
+                    assert!(page[size.max(hdr + 16)..max].iter().all(|&b| b == 0));
                 }
             }
         }

@@ -6,6 +6,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
 pub mod ipv6;
+pub mod probe;
 pub mod tcp;
 pub mod udp;
 pub mod xsend;
