@@ -52,6 +52,7 @@ mod payload;
 pub mod recv;
 pub mod replay;
 pub mod report;
+pub mod rxport;
 pub mod sansio;
 pub mod stats;
 mod sys;

@@ -1,9 +1,10 @@
 //! `xsend ndr`: RFC 2544 throughput through a device under test. For each frame size, the
 //! generator (live frames or AF_XDP, as `xsend bench`) offers trials at the rates the search
-//! ([`crate::sansio::search`]) asks for; a counting sink on the receiving port (an XDP
-//! program: [`crate::lab::Sink`]) counts what came through; loss is measured against the
-//! frames really sent, and a trial where the generator fell short is recorded as such,
-//! never as DUT loss. The maximum rate is the generator's own, measured first, unless given.
+//! ([`crate::sansio::search`]) asks for; the receiving port ([`crate::rxport::RxPort`], an
+//! XDP program) counts the generator's streams that came through — distinct frames,
+//! duplicates, reordering, one-way latency; loss is measured against the frames really sent,
+//! and a trial where the generator fell short is recorded as such, never as DUT loss. The
+//! maximum rate is the generator's own, measured first, unless given.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::gen::{GenSpec, Generator, Imix};
-use crate::lab::Sink;
+use crate::rxport::RxPort;
 use crate::sansio::search::{Next, Outcome, Record, Search, SearchConfig, Trial};
 
 /// What to search.
@@ -51,10 +52,10 @@ pub struct NdrRow {
     pub pdr_gbps: f64,
     /// NDR as % of the line rate, if known.
     pub ndr_line_pct: Option<f64>,
-    /// One-way latency p50 at the NDR, µs (needs timestamps the counting sink does not read
-    /// yet: `None`).
+    /// One-way latency p50 at the NDR (its final trial), µs, as the receiving port measured
+    /// it (`None` if no frame came through).
     pub latency_p50_us: Option<f64>,
-    /// One-way latency p99 at the NDR, µs (`None`, likewise).
+    /// One-way latency p99 at the NDR, µs.
     pub latency_p99_us: Option<f64>,
     /// Trials taken (search and final).
     pub trials: usize,
@@ -70,8 +71,8 @@ pub struct NdrRow {
 const STARTUP: Duration = Duration::from_millis(100);
 
 /// Run one trial: `rate` packets/s for `duration` of `sizes`; returns what was sent and what
-/// the sink counted.
-fn trial(gen: &mut Generator, sink: &Sink, sizes: &Imix, t: &Trial) -> Result<Outcome> {
+/// the receiving port counted.
+fn trial(gen: &mut Generator, rx: &RxPort, sizes: &Imix, t: &Trial) -> Result<Outcome> {
     let secs = t.duration.as_secs_f64();
     let count = (t.rate * secs).round().max(1.0) as u64;
     let mut spec = GenSpec::new(sizes.clone());
@@ -79,14 +80,19 @@ fn trial(gen: &mut Generator, sink: &Sink, sizes: &Imix, t: &Trial) -> Result<Ou
     spec.count = Some(count);
     // Never much longer than asked, even if the generator cannot keep up.
     spec.duration = Some(t.duration + t.duration / 4 + Duration::from_millis(200));
-    let before = sink.frames()?;
+    // Every run's streams count from 0: so does the port.
+    rx.reset()?;
     let r = gen.run(&spec)?;
     // What is still crossing the DUT arrives within a few ms.
     std::thread::sleep(Duration::from_millis(100));
-    let received = sink.frames()?.saturating_sub(before);
+    let c = rx.report(Some(r.packets))?;
     Ok(Outcome {
         sent: r.packets,
-        received,
+        received: c.received,
+        duplicated: c.duplicated,
+        reordered: c.reordered,
+        latency_p50_us: c.latency.map(|l| l.p50_us),
+        latency_p99_us: c.latency.map(|l| l.p99_us),
         // The rate the generator reached: the frames over the time it took, less the time
         // it takes to start (runner threads, a first BPF_PROG_RUN call: tens of ms), and at
         // least the asked duration (an early finish is not a faster rate).
@@ -94,11 +100,12 @@ fn trial(gen: &mut Generator, sink: &Sink, sizes: &Imix, t: &Trial) -> Result<Ou
     })
 }
 
-/// Search each size of `spec`, sending with `gen` and counting at `sink`; `on_trial` sees
-/// every trial as it ends.
+/// Search each size of `spec`, sending with `gen` and counting at the receiving port `rx`
+/// (attached with a table of [`Generator::streams`] streams); `on_trial` sees every trial
+/// as it ends.
 pub fn run(
     gen: &mut Generator,
-    sink: &Sink,
+    rx: &RxPort,
     spec: &NdrSpec,
     mut on_trial: impl FnMut(&str, &Record),
 ) -> Result<Vec<NdrRow>> {
@@ -132,7 +139,7 @@ pub fn run(
             match search.next() {
                 Next::Done(r) => break r,
                 Next::Run(t) => {
-                    let o = trial(gen, sink, sizes, &t)?;
+                    let o = trial(gen, rx, sizes, &t)?;
                     if gen.cancel_handle().is_cancelled() {
                         return Err(Error::Cancelled { sent: o.sent });
                     }
@@ -153,8 +160,14 @@ pub fn run(
             ndr_line_pct: spec
                 .line_bps
                 .map(|l| wire(result.ndr.rate) * 1e9 / l * 100.0),
-            latency_p50_us: None,
-            latency_p99_us: None,
+            latency_p50_us: result
+                .ndr
+                .confirmed_by
+                .and_then(|c| c.outcome.latency_p50_us),
+            latency_p99_us: result
+                .ndr
+                .confirmed_by
+                .and_then(|c| c.outcome.latency_p99_us),
             trials: result.trials.len(),
             generator_ceiling: result.generator_ceiling,
             max_rate: max,

@@ -170,6 +170,16 @@ impl Generator {
         }
     }
 
+    /// The probe streams a run of `spec` numbers (sending queues or runners × flows): the
+    /// table a receiving port ([`crate::rxport::RxPort`]) needs for it.
+    pub fn streams(&self, spec: &GenSpec) -> Result<u32> {
+        let (base, n) = match &self.engine {
+            Engine::Xdp(p) => (&p.flows[0], p.queues.len()),
+            Engine::Live(p) => (&p.flows[0], p.flows.len()),
+        };
+        Ok((spec.flows.expand(base)?.len() * n).max(1) as u32)
+    }
+
     /// A handle that stops a running [`Generator::run`] (it returns what was sent so far).
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()

@@ -78,14 +78,22 @@ pub struct Trial {
 }
 
 /// What a trial really did.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Outcome {
     /// Frames the generator really sent.
     pub sent: u64,
-    /// Frames of the stream received back.
+    /// Frames of the stream received back (distinct: a duplicate does not hide a loss).
     pub received: u64,
     /// How long the generator sent.
     pub seconds: f64,
+    /// Frames received twice (reported, not counted against loss).
+    pub duplicated: u64,
+    /// Frames received out of order (reported).
+    pub reordered: u64,
+    /// One-way latency, median and 99th percentile (µs), if measured.
+    pub latency_p50_us: Option<f64>,
+    /// See `latency_p50_us`.
+    pub latency_p99_us: Option<f64>,
 }
 
 impl Outcome {

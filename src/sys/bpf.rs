@@ -59,6 +59,7 @@ pub(crate) fn prog_run_live(
     Ok(())
 }
 
+#[cfg(test)]
 /// Run `prog` once over a copy of `frame` (`BPF_PROG_RUN`, not live: nothing is sent);
 /// returns the program's verdict.
 pub(crate) fn prog_run_once(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {

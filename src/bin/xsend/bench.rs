@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 use xsend::gen::{FlowRanges, GenSpec, Imix};
+use xsend::rxport::{RxPort, RxPortConfig, RxReport};
 use xsend::stats::Percentiles;
 use xsend::{BackendInfo, Connection, GenBackend};
 
@@ -95,6 +96,14 @@ pub(crate) struct BenchArgs {
     /// Enter this network namespace first.
     #[arg(long)]
     netns: Option<String>,
+    /// A receiving port: the interface where the frames arrive (behind a device under test,
+    /// or the peer of a veth). An XDP program there counts the run's streams — received,
+    /// lost, duplicated, reordered, one-way latency — and drops them; other traffic passes.
+    #[arg(long)]
+    rx_iface: Option<String>,
+    /// The receiving port's network namespace (default: the sending one, `--netns`).
+    #[arg(long, requires = "rx_iface")]
+    rx_netns: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -125,6 +134,8 @@ struct BenchSummary {
     dropped: Option<u64>,
     /// Live frames: frames per page_pool cycle and redirect flush.
     batch: Option<u32>,
+    /// What the receiving port counted (`--rx-iface`).
+    rx: Option<RxReport>,
 }
 
 pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -172,7 +183,26 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut gen = builder.generator()?;
     arm(&slot, &stop, gen.cancel_handle());
+    let rx = match &a.rx_iface {
+        Some(ifname) => Some(RxPort::attach(
+            a.rx_netns.as_deref(),
+            ifname,
+            &RxPortConfig {
+                streams: gen.streams(&spec)?,
+                drop: true,
+            },
+        )?),
+        None => None,
+    };
     let r = gen.run(&spec)?;
+    let rx = match rx {
+        Some(port) => {
+            // What is still in flight (a DUT's queues) arrives within a few ms.
+            std::thread::sleep(Duration::from_millis(100));
+            Some(port.report(Some(r.packets))?)
+        }
+        None => None,
+    };
     let s = BenchSummary {
         info: gen.info().clone(),
         to: a.to,
@@ -196,6 +226,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         submitted: r.submitted,
         dropped: r.dropped,
         batch: r.batch,
+        rx,
     };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -233,6 +264,29 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         if let (Some(i), Some(l)) = (us(&s.inter_departure), us(&s.lateness)) {
             println!("  inter-departure: {i}; lateness against schedule: {l}");
+        }
+        if let Some(rx) = &s.rx {
+            println!(
+                "  received {} ({} streams): lost {} ({:.4} %), {} gaps, duplicated {}, reordered {}{}",
+                rx.received,
+                rx.streams_seen,
+                rx.lost,
+                rx.lost as f64 * 100.0 / s.packets.max(1) as f64,
+                rx.gaps,
+                rx.duplicated,
+                rx.reordered,
+                if rx.unknown_stream > 0 {
+                    format!(", {} of unknown streams", rx.unknown_stream)
+                } else {
+                    String::new()
+                }
+            );
+            if let Some(l) = rx.latency {
+                println!(
+                    "  one-way latency: p50 {:.1} / p99 {:.1} / mean {:.1} / max {:.1} µs",
+                    l.p50_us, l.p99_us, l.mean_us, l.max_us
+                );
+            }
         }
     }
     // Interrupted: what was sent is reported above, and the exit code says it was cut short.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use xsend::gen::Imix;
-use xsend::lab::Sink;
+use xsend::gen::GenSpec;
+use xsend::rxport::{RxPort, RxPortConfig};
 use xsend::ndr::{NdrRow, NdrSpec};
 use xsend::{BackendInfo, Connection};
 
@@ -27,11 +28,11 @@ pub(crate) struct NdrArgs {
     /// Enter this network namespace to send.
     #[arg(long)]
     netns: Option<String>,
-    /// The receiving port: where the DUT's output arrives (a counting XDP program is
-    /// attached there for the run).
+    /// The receiving port: where the DUT's output arrives (an XDP program there counts the
+    /// generator's streams, loss, duplicates, reordering and latency, and drops them).
     #[arg(long)]
     rx_iface: String,
-    /// The receiving port's network namespace.
+    /// The receiving port's network namespace (default: the sending one, `--netns`).
     #[arg(long)]
     rx_netns: Option<String>,
     /// Frame sizes to search, each on its own, as RFC 2544 counts them (with the 4-byte
@@ -126,8 +127,9 @@ struct NdrSummary {
 
 pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
     let (slot, stop) = cancel_on_signal()?;
-    // The receiving port first (its namespace may differ from the sender's).
-    let sink = Sink::attach(a.rx_netns.as_deref(), &a.rx_iface, true)?;
+    // The receiving port first (its namespace may differ from the sender's); sized once the
+    // generator says how many streams it sends.
+    let rx_ns = a.rx_netns.clone();
     crate::enter_netns(&a.netns)?;
     let builder = a
         .xdp
@@ -135,6 +137,15 @@ pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
         .gen_backend(a.backend.into());
     let mut gen = builder.generator()?;
     arm(&slot, &stop, gen.cancel_handle());
+    let streams = gen.streams(&GenSpec::new(a.size.0[0].clone()))?;
+    let rx = RxPort::attach(
+        rx_ns.as_deref(),
+        &a.rx_iface,
+        &RxPortConfig {
+            streams,
+            drop: true,
+        },
+    )?;
     let spec = NdrSpec {
         sizes: a.size.0.clone(),
         ndr_loss: a.loss,
@@ -146,7 +157,7 @@ pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
         line_bps: a.line_rate,
     };
     let json = a.json;
-    let rows = xsend::ndr::run(&mut gen, &sink, &spec, |size, r| {
+    let rows = xsend::ndr::run(&mut gen, &rx, &spec, |size, r| {
         if !json {
             eprintln!(
                 "  {size:>6} B  {:>12.0} packets/s for {:>4.1} s: sent {:>10}, received {:>10}, loss {:.4} %{}{}",

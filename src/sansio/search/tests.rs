@@ -23,6 +23,7 @@ fn run(
                         sent,
                         received,
                         seconds: secs,
+                        ..Default::default()
                     },
                 );
             }
@@ -114,6 +115,7 @@ fn noisy_trials_still_converge_and_a_failed_final_trial_searches_below() {
                         sent,
                         received,
                         seconds: secs,
+                        ..Default::default()
                     },
                 );
                 assert!(s.trials.len() < 100);
@@ -160,6 +162,7 @@ fn the_pdr_is_never_below_the_ndr() {
                         sent,
                         received,
                         seconds: secs,
+                        ..Default::default()
                     },
                 );
                 assert!(s.records().len() < 200);
@@ -203,6 +206,7 @@ fn a_failed_final_trial_resumes_from_the_best_pass_below_it_not_from_zero() {
                         sent,
                         received,
                         seconds: secs,
+                        ..Default::default()
                     },
                 );
                 assert!(s.records().len() < 60, "{:?}", s.records());
