@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
-use xsend::gen::Imix;
 use xsend::gen::GenSpec;
-use xsend::rxport::{RxPort, RxPortConfig};
+use xsend::gen::Imix;
 use xsend::ndr::{NdrRow, NdrSpec};
+use xsend::rxport::{RxPort, RxPortConfig};
 use xsend::{BackendInfo, Connection};
 
 use crate::args::{self, XdpArgs};
