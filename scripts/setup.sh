@@ -10,6 +10,8 @@ XSEND_APT_PACKAGES=(
   iproute2 socat ethtool tcpdump procps coreutils nftables
   # AF_XDP tools (xdp-loader, the xdp_drop sink)
   xdp-tools
+  # the PNG plots of `xsend ndr --plot` (their text)
+  fonts-dejavu-core
 )
 
 xsend_apt_install() {

@@ -98,7 +98,12 @@ fn the_receiving_port_counts_what_the_dut_forwards_and_drops() {
     need_root!();
     let _wire = udp_lock();
     let lab = DutLab::up(&DutConfig::default()).unwrap();
-    let rx = ["--rx-netns", lab.ns_b.as_str(), "--rx-iface", lab.if_b.as_str()];
+    let rx = [
+        "--rx-netns",
+        lab.ns_b.as_str(),
+        "--rx-iface",
+        lab.if_b.as_str(),
+    ];
     let run = |backend: &str| {
         let mut args = vec![
             "--backend",
@@ -149,7 +154,10 @@ fn the_receiving_port_counts_what_the_dut_forwards_and_drops() {
         assert_eq!(r["received"], 18000, "{backend}: {r}");
         assert_eq!(r["lost"], dropped, "{backend}: {r}");
         assert_eq!(r["seq_lost"], dropped, "{backend}: {r}");
-        assert_eq!(r["gaps"], dropped, "{backend}: one gap per dropped frame: {r}");
+        assert_eq!(
+            r["gaps"], dropped,
+            "{backend}: one gap per dropped frame: {r}"
+        );
         assert_eq!(r["duplicated"], 0, "{backend}: {r}");
     }
 }
@@ -178,6 +186,8 @@ fn ndr_finds_the_policed_rate_of_the_dut() {
         ..Default::default()
     })
     .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("ndr.png");
     let out = std::process::Command::new(xsend_bin())
         .args([
             "ndr",
@@ -198,6 +208,8 @@ fn ndr_finds_the_policed_rate_of_the_dut() {
             "--precision",
             "2%",
         ])
+        .arg("--plot")
+        .arg(&plot)
         .output()
         .unwrap();
     assert!(
@@ -230,6 +242,8 @@ fn ndr_finds_the_policed_rate_of_the_dut() {
     let p50 = r["latency_p50_us"].as_f64().unwrap_or(-1.0);
     assert!(p50 > 0.0, "a latency at the NDR: {r}");
     assert!(r["trials"].as_u64().unwrap() < 60);
+    let png = std::fs::read(&plot).expect("the --plot PNG");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // Bad values are refused before anything runs.
     let bad = std::process::Command::new(xsend_bin())
         .args([

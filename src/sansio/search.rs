@@ -150,7 +150,7 @@ pub enum Next {
     /// Run this trial and [`Search::record`] its outcome.
     Run(Trial),
     /// The search is over.
-    Done(SearchResult),
+    Done(Box<SearchResult>),
 }
 
 /// One target's bracket: `lo` passed (highest so far), `hi` failed or is the ceiling.
@@ -286,14 +286,14 @@ impl Search {
         }
         let ndr = self.b[0].done.expect("searched");
         let pdr = self.b[1].done.expect("searched");
-        Next::Done(SearchResult {
+        Next::Done(Box::new(SearchResult {
             ndr,
             // What passes with no loss passes with some: never a PDR below the NDR (a noisy
             // final trial of the PDR cannot take it under the NDR's confirmed rate).
             pdr: if pdr.rate < ndr.rate { ndr } else { pdr },
             trials: self.trials.clone(),
             generator_ceiling: self.ceiling,
-        })
+        }))
     }
 
     /// The trials recorded so far.

@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod lab;
 mod ndr;
+mod plot;
 mod recv;
 mod replay;
 mod send;

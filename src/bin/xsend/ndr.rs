@@ -66,6 +66,9 @@ pub(crate) struct NdrArgs {
     backend: GenBackendArg,
     #[command(flatten)]
     xdp: XdpArgs,
+    /// Also draw NDR and PDR against frame size into this PNG file.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<std::path::PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -126,6 +129,9 @@ struct NdrSummary {
 }
 
 pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
+    if let Some(p) = &a.plot {
+        crate::plot::prepare(p)?;
+    }
     let (slot, stop) = cancel_on_signal()?;
     // The receiving port first (its namespace may differ from the sender's); sized once the
     // generator says how many streams it sends.
@@ -182,30 +188,47 @@ pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
         precision: a.precision,
         results: rows,
     };
+    if let Some(p) = &a.plot {
+        if !s.results.is_empty() {
+            let title = format!(
+                "xsend ndr to {} ({} {}, loss {} %, PDR {} %)",
+                s.to,
+                s.info.backend,
+                s.info.mode,
+                s.ndr_loss * 100.0,
+                s.pdr_loss * 100.0
+            );
+            crate::plot::draw(p, &s.results, &title)?;
+        }
+    }
     if json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
         println!(
-            "{:>8} {:>14} {:>10} {:>14} {:>10} {:>8} {:>7}  ({} {})",
+            "{:>8} {:>14} {:>10} {:>14} {:>10} {:>8} {:>9} {:>9} {:>7}  ({} {})",
             "size",
             "NDR pps",
             "Gbit/s",
             "PDR pps",
             "Gbit/s",
             "% line",
+            "p50 µs",
+            "p99 µs",
             "trials",
             s.info.backend,
             s.info.mode
         );
         for r in &s.results {
             println!(
-                "{:>8} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>8} {:>7}{}",
+                "{:>8} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>8} {:>9} {:>9} {:>7}{}",
                 r.size,
                 r.ndr_pps,
                 r.ndr_gbps,
                 r.pdr_pps,
                 r.pdr_gbps,
                 r.ndr_line_pct.map_or("-".into(), |p| format!("{p:.1}")),
+                r.latency_p50_us.map_or("-".into(), |l| format!("{l:.1}")),
+                r.latency_p99_us.map_or("-".into(), |l| format!("{l:.1}")),
                 r.trials,
                 r.generator_ceiling
                     .map(|c| format!("  (generator ceiling {c:.0} packets/s)"))

@@ -11,7 +11,7 @@ fn run(
     let mut s = Search::new(cfg);
     for k in 0..200 {
         match s.next() {
-            Next::Done(r) => return r,
+            Next::Done(r) => return *r,
             Next::Run(t) => {
                 let secs = t.duration.as_secs_f64();
                 let sent = (t.rate.min(gen_max) * secs) as u64;

@@ -78,9 +78,8 @@ fn the_program_counts_as_the_model_does() {
     assert!(!prog.run_once(&frame(0, 1, 1, 15)).unwrap());
     assert!(prog.run_once(&frame(0, 9, 1, 16)).unwrap());
     let r = prog.read().unwrap();
-    for k in 0..4 {
-        let mut got = r.streams[k];
-        let mut want = model[k];
+    for (k, (got, want)) in r.streams.iter().zip(&model).enumerate() {
+        let (mut got, mut want) = (*got, *want);
         // The window is internal; the rest must agree exactly.
         got.window = 0;
         want.window = 0;
