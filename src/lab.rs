@@ -368,16 +368,7 @@ impl Lab {
     /// Run `f` on a thread inside a side's namespace. Sockets made there stay in that
     /// namespace and may be used from any thread afterwards.
     pub fn run_in<T: Send>(&self, side: Side, f: impl FnOnce() -> T + Send) -> Result<T> {
-        let ns = self.ns(side).to_string();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                sys::thread::enter_netns(&ns)
-                    .map_err(|e| Error::io(format!("entering netns {ns}"), e))?;
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+        run_in_netns(self.ns(side), f)
     }
 
     /// A command that runs `program` inside a side's namespace (`ip netns exec`).
@@ -511,4 +502,18 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// Run `f` on a thread that has entered network namespace `ns` (the caller's thread stays
+/// where it is).
+pub fn run_in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            sys::thread::enter_netns(ns)
+                .map_err(|e| Error::io(format!("entering netns {ns}"), e))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }

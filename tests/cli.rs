@@ -327,13 +327,19 @@ fn lab_demo_verifies_every_transfer() {
     );
     let rows = json(&out.stdout);
     let rows = rows.as_array().unwrap();
-    // Each path on the kernel and on AF_XDP, side by side.
-    assert_eq!(rows.len(), 6);
-    for (i, r) in rows.iter().enumerate() {
+    // Each path on the kernel and on AF_XDP, side by side, then the DUT row.
+    assert_eq!(rows.len(), 7);
+    for (i, r) in rows[..6].iter().enumerate() {
         assert_eq!(r["backend"], ["kernel", "xdp"][i % 2], "{r}");
         assert_eq!(r["verified"], true, "{r}");
         assert_eq!(r["received_bytes"], 16u64 << 20);
     }
+    // The NDR of the DUT lab's policed forwarder found (within the policer's bucket).
+    let d = &rows[6];
+    assert_eq!(d["path"], "ndr 64 B via dut", "{d}");
+    assert_eq!(d["verified"], true, "{d}");
+    let share = d["ndr"]["ndr_of_dut"].as_f64().unwrap();
+    assert!(share > 0.5 && share <= 1.01, "{d}");
 }
 
 #[test]

@@ -21,6 +21,8 @@ use xsend::{
 use crate::signal::{arm, cancel_on_signal, CancelSlot};
 use crate::EXIT_CANCELLED;
 
+mod dut;
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// File size in MiB.
@@ -51,6 +53,9 @@ struct Row {
     received_bytes: u64,
     lost: u64,
     verified: bool,
+    /// The DUT row: what the NDR search found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ndr: Option<dut::NdrFound>,
 }
 
 /// Removes a file on drop.
@@ -154,33 +159,46 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.context(label.to_string())),
         }
     }
+    drop(lab);
+    if !stop.load(Ordering::SeqCst) {
+        match dut::row((&current, &stop)) {
+            Ok(r) => rows.push(r),
+            Err(e) if stop.load(Ordering::SeqCst) => eprintln!("xsend: ndr via dut: {e:#}"),
+            Err(e) => return Err(e.context("ndr via dut")),
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string(&rows)?);
     } else {
         println!(
-            "{:<18} {:<7} {:<10} {:>10} {:>12} {:>10} {:>9}",
+            "{:<18} {:<7} {:<12} {:>10} {:>12} {:>10} {:>9}",
             "path", "backend", "mode", "Gbit/s", "packets/s", "MiB", "verified"
         );
         for r in &rows {
             println!(
-                "{:<18} {:<7} {:<10} {:>10.2} {:>12.0} {:>10.1} {:>9}",
+                "{:<18} {:<7} {:<12} {:>10.2} {:>12.0} {:>10} {:>9}",
                 r.path,
                 r.backend,
                 r.mode,
                 r.gbps,
                 r.pps,
-                r.received_bytes as f64 / 1048576.0,
+                match r.ndr {
+                    None => format!("{:.1}", r.received_bytes as f64 / 1048576.0),
+                    Some(_) => "-".into(),
+                },
                 if r.verified { "yes" } else { "NO" }
             );
         }
+        for n in rows.iter().filter_map(|r| r.ndr.as_ref()) {
+            println!("{n}");
+        }
     }
-    drop(lab);
     if stop.load(Ordering::SeqCst) {
         eprintln!("xsend: interrupted; lab removed");
         return Ok(ExitCode::from(EXIT_CANCELLED));
     }
     if rows.iter().any(|r| !r.verified) {
-        bail!("a transfer did not verify");
+        bail!("a row did not verify");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -275,5 +293,6 @@ fn one(
         received_bytes: v["bytes"].as_u64().unwrap_or(0),
         lost: v["lost"].as_u64().unwrap_or(0),
         verified,
+        ndr: None,
     })
 }
