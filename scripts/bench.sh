@@ -32,8 +32,11 @@
 #           1514 B into the drop sink; whether xdp-trafficgen loads; then the rate suite on
 #           live frames.
 #
-#   ndr     xsend ndr through a DUT lab policed at NDR_RATE packets/s (200k): NDR found vs the
-#           policed rate at 64/512/1518 B, PDR, trials.
+#   ndr     the receiving port (xsend bench --rx-iface) next to the xdp_drop sink: 64 B frames
+#           unpaced from live frames and AF_XDP; counted = the interface's rx = sent, cost
+#           per frame (ns, bpf_stats). Then xsend ndr through a DUT lab policed at NDR_RATE
+#           packets/s (200k): NDR found vs the policed rate at 64/512/1518 B, PDR, latency at
+#           the NDR, trials; its plot (<out>-ndr.png).
 #
 # XSEND_OLD=/path/to/an/older/xsend adds that binary's runs (tool names end in "[old]") to the
 # xdp and tcp suites, interleaved with the current build's, and the report gives new/old ratios.
@@ -44,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 xsend_setup
-xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests tcpreplay
+xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests tcpreplay bpftool
 
 SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024 RATE_SECS=20
 while [ $# -gt 0 ]; do
@@ -526,11 +529,80 @@ print(json.dumps({'test': 'xdp-trafficgen', 'tool': 'xdp-trafficgen udp', 'rep':
   suite_rate live
 }
 
+# ---------------------------------------------------------------- receiving port
+# "run_time_ns run_cnt" of the XDP program attached to the peer's interface (needs
+# kernel.bpf_stats_enabled=1).
+rx_prog_stats() {
+  local id
+  id=$(ip -n "$B" -j link show "$IFB" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['xdp']['prog']['id'])")
+  bpftool -j prog show id "$id" | python3 -c "import json,sys; p=json.load(sys.stdin); print(p.get('run_time_ns', 0), p.get('run_cnt', 0))"
+}
+
+# One unpaced 64 B run (60 + FCS) of generator $1 into sink $2 (rxport: xsend's receiving
+# port, attached by `xsend bench --rx-iface`; drop: xdp_drop) on the pair lab's peer.
+rxport_run() { # gen sink rep
+  local gen=$1 sink=$2 rep=$3 n0 n1 pid rt0 c0 t0 rt1 c1 t1
+  local args=(bench --backend "$gen" --to $PEER:9 --dst-mac $MACB --size 60 --duration $((SECS + 3)) --json)
+  if [ "$sink" = drop ]; then
+    ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  else
+    args+=(--rx-netns "$B" --rx-iface "$IFB")
+  fi
+  n0=$(rx_packets)
+  inA "$X" "${args[@]}" > "$WORK/rx.json" 2> "$WORK/rx.err" &
+  pid=$!
+  sleep 1.5
+  read -r rt0 c0 <<< "$(rx_prog_stats)"; t0=$(date +%s%N)
+  sleep "$SECS"
+  read -r rt1 c1 <<< "$(rx_prog_stats)"; t1=$(date +%s%N)
+  wait $pid || { echo "bench.sh: xsend bench --backend $gen into $sink failed:" >&2; tail -5 "$WORK/rx.err" >&2; }
+  n1=$(rx_packets)
+  [ "$sink" = drop ] && ip -n "$B" link set dev "$IFB" xdp off
+  python3 - "$WORK/rx.json" "$gen" "$sink" "$rep" $((n1 - n0)) "$rt0" "$c0" "$t0" "$rt1" "$c1" "$t1" >> "$RES" <<'PY'
+import json, sys
+path, gen, sink, rep, iface = sys.argv[1:6]
+rt0, c0, t0, rt1, c1, t1 = map(int, sys.argv[6:12])
+try:
+    d = json.load(open(path))
+except ValueError:
+    d = {"packets": 0}
+iface, runs = int(iface), max(c1 - c0, 1)
+rx = d.get("rx")
+counted = rx["received"] if rx else iface
+pps = (c1 - c0) / ((t1 - t0) / 1e9)
+print(json.dumps({"test": "rxport 64 B", "tool": f"{gen} -> {sink}", "gen": gen, "sink": sink, "rep": int(rep),
+  "pps": pps, "gbps": pps * 84 * 8 / 1e9, "ns_per_frame": (rt1 - rt0) / runs, "sent": d.get("packets", 0),
+  "iface_rx": iface, "counted": counted, "lost": rx["lost"] if rx else None,
+  "keeps_up": counted == iface == d.get("packets", -1),
+  "latency_p50_us": (rx.get("latency") or {}).get("p50_us") if rx else None}))
+PY
+}
+
+# The receiving port next to the xdp_drop sink (the cheapest receiver): 64 B frames unpaced
+# from live frames and from AF_XDP, interleaved; does it count every frame the peer's
+# interface received (= sent), and what does it cost per frame (the program's run_time_ns /
+# run_cnt over a steady $SECS s window, kernel.bpf_stats_enabled=1 for both sinks)?
+suite_rxport() {
+  local stats_was sinks=(rxport drop) gens=(live xdp) i j
+  stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: receiving port, repetition $rep/$REPS" >&2
+    for i in 0 1; do
+      for j in 0 1; do
+        rxport_run "${gens[$(( (i + rep) % 2 ))]}" "${sinks[$(( (j + rep) % 2 ))]}" "$rep"
+      done
+    done
+  done
+  sysctl -qw kernel.bpf_stats_enabled="$stats_was"
+}
+
 # ---------------------------------------------------------------- ndr
 # xsend ndr through a DUT lab policed at a known rate (NDR_RATE packets/s, default 200k), at
 # 64, 512 and 1518 B: the NDR found against the policed rate (error %), the PDR and the trials
 # taken. Its own lab (the DUT topology), trials of NDR_TRIAL s and final trials of 2x that.
 suite_ndr() {
+  suite_rxport
   local rate=${NDR_RATE:-200000} trial=${NDR_TRIAL:-2}
   DUT=xn$$
   "$X" lab up --name "$DUT" --topology dut --dut-rate "$rate" >/dev/null
@@ -539,6 +611,7 @@ suite_ndr() {
     echo "bench.sh: ndr suite, repetition $rep/$REPS" >&2
     "$X" ndr --netns "${dut}a" --to 198.19.0.2:9 --rx-netns "${dut}b" --rx-iface "${dut}b" \
       --size 64,512,1518 --trial "$trial" --final $((trial * 2)) --precision 0.5% --json \
+      --plot "$WORK/ndr.png" \
       > "$WORK/ndr.json" 2> "$WORK/ndr.err" || { tail -5 "$WORK/ndr.err" >&2; continue; }
     python3 - "$WORK/ndr.json" "$rate" "$rep" >> "$RES" <<'PY'
 import json, sys
@@ -546,10 +619,12 @@ d, rate, rep = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3]
 for r in d["results"]:
     print(json.dumps({"test": f"ndr {r['size']} B", "tool": f"xsend ndr ({d['backend']})", "rep": rep,
       "pps": r["ndr_pps"], "gbps": r["ndr_gbps"], "ndr_pps": r["ndr_pps"], "pdr_pps": r["pdr_pps"],
-      "policed_pps": rate, "error_pct": (r["ndr_pps"] - rate) / rate * 100, "trials": r["trials"]}))
+      "policed_pps": rate, "error_pct": (r["ndr_pps"] - rate) / rate * 100, "trials": r["trials"],
+      "latency_p50_us": r["latency_p50_us"], "latency_p99_us": r["latency_p99_us"]}))
 PY
   done
   "$X" lab down "$dut" >/dev/null 2>&1 || true
+  NDR_PLOT=$WORK/ndr.png
 }
 
 # ---------------------------------------------------------------- memory
@@ -593,4 +668,6 @@ esac
 
 mkdir -p bench-results
 OUT=bench-results/$(date -u +%Y-%m-%d)-$NAME
+# The last repetition's `xsend ndr --plot`.
+[ -z "${NDR_PLOT:-}" ] || [ ! -f "$NDR_PLOT" ] || cp "$NDR_PLOT" "$OUT-ndr.png"
 "$SYS_PY" scripts/bench_report.py "$RES" "$OUT" "$REPS" "$SECS"

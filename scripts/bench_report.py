@@ -11,7 +11,9 @@ mem = [r for r in rows if r["test"] == "max RSS"]
 rate = [r for r in rows if r["test"].startswith("rate ")]
 rtiming = [r for r in rows if r["test"].startswith("replay timing")]
 ndr = [r for r in rows if r["test"].startswith("ndr ")]
+rxp = [r for r in rows if r["test"].startswith("rxport ")]
 rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ") and not r["test"].startswith("ndr ")
+             and not r["test"].startswith("rxport ")
              and not r["test"].startswith("replay timing") and r["test"] != "xdp-trafficgen"]
 groups = {}
 for r in rows_perf:
@@ -47,6 +49,15 @@ for test in sorted({s["test"] for s in summary}):
     xd = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench (AF_XDP)"), None)
     if lv and xd and xd["median_pps"] > 0:
         ratios[f"{test}: {lv['tool']} / {xd['tool']}"] = lv["median_pps"] / xd["median_pps"]
+# The receiving port against the xdp_drop sink, per generator: frames/s through the program and
+# its cost per frame.
+for gen in sorted({r["gen"] for r in rxp}):
+    med = lambda sink, k: statistics.median(r[k] for r in rxp if r["gen"] == gen and r["sink"] == sink) if any(
+        r["gen"] == gen and r["sink"] == sink for r in rxp) else None
+    if med("drop", "pps") and med("rxport", "pps") is not None:
+        ratios[f"rxport 64 B, {gen}: frames/s into the receiving port / into xdp_drop"] = med("rxport", "pps") / med("drop", "pps")
+    if med("drop", "ns_per_frame") and med("rxport", "ns_per_frame") is not None:
+        ratios[f"rxport 64 B, {gen}: ns per frame, receiving port / xdp_drop"] = med("rxport", "ns_per_frame") / med("drop", "ns_per_frame")
 tgen = [r for r in rows if r["test"] == "xdp-trafficgen"]
 # This build against an older one (XSEND_OLD), per test and tool.
 new_old = {}
@@ -85,8 +96,15 @@ with open(out + ".md", "w") as f:
             f.write(f"\nmedian p99 inter-arrival error, {tool}: {p99/1e3:.1f} µs")
         f.write("\n")
     if ndr:
-        f.write("\n| NDR search through a policed DUT | rep | policed pps | NDR pps | error % | PDR pps | trials |\n|---|---|---|---|---|---|---|\n")
-        f.write("".join(f"| {r['test']} ({r['tool']}) | {r['rep']} | {r['policed_pps']:.0f} | {r['ndr_pps']:.0f} | {r['error_pct']:+.2f} | {r['pdr_pps']:.0f} | {r['trials']} |\n" for r in ndr))
+        f.write("\n| NDR search through a policed DUT | rep | policed pps | NDR pps | error % | PDR pps | latency p50 / p99 µs | trials |\n|---|---|---|---|---|---|---|---|\n")
+        lat = lambda r: f"{r.get('latency_p50_us') or 0:.1f} / {r.get('latency_p99_us') or 0:.1f}"
+        f.write("".join(f"| {r['test']} ({r['tool']}) | {r['rep']} | {r['policed_pps']:.0f} | {r['ndr_pps']:.0f} | {r['error_pct']:+.2f} | {r['pdr_pps']:.0f} | {lat(r)} | {r['trials']} |\n" for r in ndr))
+        import os
+        if os.path.exists(out + "-ndr.png"):
+            f.write(f"\n![NDR and PDR per frame size (xsend ndr --plot, last repetition)]({out.split('/')[-1]}-ndr.png)\n")
+    if rxp:
+        f.write("\n| receiving port, 64 B unpaced (generator -> sink) | rep | frames/s | ns per frame | sent | peer's interface rx | counted | keeps up | latency p50 µs |\n|---|---|---|---|---|---|---|---|---|\n")
+        f.write("".join(f"| {r['tool']} | {r['rep']} | {r['pps']:.0f} | {r['ns_per_frame']:.1f} | {r['sent']} | {r['iface_rx']} | {r['counted']} | {'yes' if r['keeps_up'] else 'NO'} | {r['latency_p50_us'] if r['latency_p50_us'] is not None else '-'} |\n" for r in rxp))
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))

@@ -18,7 +18,8 @@ use crate::sys;
 /// How to count.
 #[derive(Debug, Clone, Copy)]
 pub struct RxPortConfig {
-    /// Streams to track (stream ids `0..streams`; see [`crate::gen::Generator::streams`]).
+    /// Streams to track (stream ids `0..streams`): [`crate::gen::Generator::streams`], or
+    /// before the generator exists [`crate::gen::Generator::max_streams`].
     pub streams: u32,
     /// Drop the counted frames (the fastest receiver), else pass them on to the kernel.
     pub drop: bool,

@@ -170,6 +170,16 @@ impl Generator {
         }
     }
 
+    /// The most probe streams a run of `spec` can number on `queues` sending queues or
+    /// live-frames runners (the `queues` asked of the builder): sizes a receiving port that
+    /// must be attached before the generator exists — a live-frames generator into the
+    /// receiving port's own interface needs the port's XDP program there first. At least
+    /// [`Generator::streams`].
+    pub fn max_streams(spec: &GenSpec, queues: u32) -> Result<u32> {
+        let n = spec.flows.count()? * u64::from(queues.max(1));
+        u32::try_from(n).map_err(|_| Error::InvalidOption(format!("{n} streams")))
+    }
+
     /// The probe streams a run of `spec` numbers (sending queues or runners × flows): the
     /// table a receiving port ([`crate::rxport::RxPort`]) needs for it.
     pub fn streams(&self, spec: &GenSpec) -> Result<u32> {

@@ -37,6 +37,37 @@ fn ip_range(r: (std::net::IpAddr, std::net::IpAddr)) -> Result<(u128, u64)> {
 }
 
 impl FlowRanges {
+    /// How many flows [`FlowRanges::expand`] makes (an absent range is one value); an error
+    /// over [`MAX_FLOWS`] or for an empty range.
+    pub fn count(&self) -> Result<u64> {
+        let ports = |r: Option<(u16, u16)>| match r {
+            Some((a, b)) if b < a => {
+                Err(Error::InvalidOption(format!("port range {a}-{b} is empty")))
+            }
+            Some((a, b)) => Ok((b - a) as u64 + 1),
+            None => Ok(1),
+        };
+        let ips = |r: Option<(std::net::IpAddr, std::net::IpAddr)>| match r {
+            Some(r) => ip_range(r).map(|(_, n)| n),
+            None => Ok(1),
+        };
+        let f = [
+            ports(self.src_ports)?,
+            ports(self.dst_ports)?,
+            ips(self.src_ips)?,
+            ips(self.dst_ips)?,
+        ];
+        f.iter()
+            .try_fold(1u64, |t, &n| t.checked_mul(n))
+            .filter(|&t| t <= MAX_FLOWS)
+            .ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "{} x {} x {} x {} flows: at most {MAX_FLOWS}",
+                    f[0], f[1], f[2], f[3]
+                ))
+            })
+    }
+
     /// Every flow of the ranges applied to `base`, in round-robin order (at most
     /// [`MAX_FLOWS`]).
     pub fn expand(&self, base: &Flow) -> Result<Vec<Flow>> {
@@ -120,6 +151,7 @@ mod tests {
         };
         let f = r.expand(&base()).unwrap();
         assert_eq!(f.len(), 6);
+        assert_eq!(r.count().unwrap(), 6);
         assert_eq!(f[0].src.port(), 1000);
         assert_eq!(f[1].src.port(), 1001);
         assert_eq!(f[1].dst.ip().to_string(), "198.18.0.2");
@@ -134,6 +166,8 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.expand(&base()).is_err());
+        assert!(bad.count().is_err());
+        assert_eq!(FlowRanges::default().count().unwrap(), 1);
         let v6 = FlowRanges {
             dst_ips: Some((
                 "2001:db8::1".parse().unwrap(),
@@ -148,5 +182,6 @@ mod tests {
             ..Default::default()
         };
         assert!(huge.expand(&base()).is_err(), "over MAX_FLOWS");
+        assert!(huge.count().is_err(), "over MAX_FLOWS");
     }
 }

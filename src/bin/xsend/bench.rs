@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use xsend::gen::{FlowRanges, GenSpec, Imix};
+use xsend::gen::{FlowRanges, GenSpec, Generator, Imix};
 use xsend::rxport::{RxPort, RxPortConfig, RxReport};
 use xsend::stats::Percentiles;
 use xsend::{BackendInfo, Connection, GenBackend};
@@ -181,19 +181,21 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if !a.json {
         builder = builder.on_progress(live_stats(sizes.mean()));
     }
-    let mut gen = builder.generator()?;
-    arm(&slot, &stop, gen.cancel_handle());
+    // The receiving port first: a live-frames generator into the port's own interface (a
+    // pair lab's peer) needs an XDP program there before it opens.
     let rx = match &a.rx_iface {
         Some(ifname) => Some(RxPort::attach(
             a.rx_netns.as_deref(),
             ifname,
             &RxPortConfig {
-                streams: gen.streams(&spec)?,
+                streams: Generator::max_streams(&spec, a.xdp.queues)?,
                 drop: true,
             },
         )?),
         None => None,
     };
+    let mut gen = builder.generator()?;
+    arm(&slot, &stop, gen.cancel_handle());
     let r = gen.run(&spec)?;
     let rx = match rx {
         Some(port) => {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
-use xsend::gen::GenSpec;
 use xsend::gen::Imix;
+use xsend::gen::{GenSpec, Generator};
 use xsend::ndr::{NdrRow, NdrSpec};
 use xsend::rxport::{RxPort, RxPortConfig};
 use xsend::{BackendInfo, Connection};
@@ -133,17 +133,15 @@ pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
         crate::plot::prepare(p)?;
     }
     let (slot, stop) = cancel_on_signal()?;
-    // The receiving port first (its namespace may differ from the sender's); sized once the
-    // generator says how many streams it sends.
+    // (The receiving port's namespace may differ from the sender's.)
     let rx_ns = a.rx_netns.clone();
     crate::enter_netns(&a.netns)?;
     let builder = a
         .xdp
         .apply(&a.iface, Connection::udp(a.to))
         .gen_backend(a.backend.into());
-    let mut gen = builder.generator()?;
-    arm(&slot, &stop, gen.cancel_handle());
-    let streams = gen.streams(&GenSpec::new(a.size.0[0].clone()))?;
+    // The receiving port before the generator (see `xsend bench --rx-iface`).
+    let streams = Generator::max_streams(&GenSpec::new(a.size.0[0].clone()), a.xdp.queues)?;
     let rx = RxPort::attach(
         rx_ns.as_deref(),
         &a.rx_iface,
@@ -152,6 +150,8 @@ pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
             drop: true,
         },
     )?;
+    let mut gen = builder.generator()?;
+    arm(&slot, &stop, gen.cancel_handle());
     let spec = NdrSpec {
         sizes: a.size.0.clone(),
         ndr_loss: a.loss,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
-use xsend::gen::{GenSpec, Imix};
+use xsend::gen::{GenSpec, Generator, Imix};
 use xsend::lab::{DutConfig, DutLab};
 use xsend::ndr::NdrSpec;
 use xsend::rxport::{RxPort, RxPortConfig};
@@ -52,10 +52,8 @@ pub(super) fn row((current, stop): (&CancelSlot, &AtomicBool)) -> anyhow::Result
     let to = SocketAddr::from((lab.ip4_b, 9));
     let start = Instant::now();
     let (rows, info) = xsend::lab::run_in_netns(&lab.ns_a, || -> anyhow::Result<_> {
-        let mut gen = Connection::udp(to).generator()?;
-        arm(current, stop, gen.cancel_handle());
         let size = Imix::parse(&(SIZE - 4).to_string()).map_err(anyhow::Error::msg)?;
-        let streams = gen.streams(&GenSpec::new(size.clone()))?;
+        let streams = Generator::max_streams(&GenSpec::new(size.clone()), 1)?;
         let rx = RxPort::attach(
             Some(&lab.ns_b),
             &lab.if_b,
@@ -64,6 +62,8 @@ pub(super) fn row((current, stop): (&CancelSlot, &AtomicBool)) -> anyhow::Result
                 drop: true,
             },
         )?;
+        let mut gen = Connection::udp(to).generator()?;
+        arm(current, stop, gen.cancel_handle());
         let spec = NdrSpec {
             sizes: vec![size],
             ndr_loss: 0.0,
