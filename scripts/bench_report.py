@@ -103,12 +103,15 @@ with open(out + ".md", "w") as f:
         if os.path.exists(out + "-ndr.png"):
             f.write(f"\n![NDR and PDR per frame size (xsend ndr --plot, last repetition)]({out.split('/')[-1]}-ndr.png)\n")
     if rxp:
-        f.write("\n| receiving port, 64 B unpaced (generator -> sink) | rep | frames/s | ns per frame | sent | peer's interface rx | counted | keeps up | latency p50 µs |\n|---|---|---|---|---|---|---|---|---|\n")
-        f.write("".join(f"| {r['tool']} | {r['rep']} | {r['pps']:.0f} | {r['ns_per_frame']:.1f} | {r['sent']} | {r['iface_rx']} | {r['counted']} | {'yes' if r['keeps_up'] else 'NO'} | {r['latency_p50_us'] if r['latency_p50_us'] is not None else '-'} |\n" for r in rxp))
+        f.write("\n| receiving port, 64 B unpaced (generator -> sink) | rep | frames/s | ns per frame | sent | peer's interface rx | counted | other | lost | keeps up | latency p50 µs |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+        dash = lambda v: "-" if v is None else v
+        f.write("".join(f"| {r['tool']} | {r['rep']} | {r['pps']:.0f} | {r['ns_per_frame']:.1f} | {r['sent']} | {r['iface_rx']} | {dash(r['counted'])} | {dash(r.get('other'))} | {dash(r['lost'])} | {dash(r['keeps_up'] and 'yes' or (r['keeps_up'] is not None and 'NO' or None))} | {dash(r['latency_p50_us'])} |\n" for r in rxp))
+        f.write("\n(keeps up: counted + other = what the peer's interface received; xdp_drop is the reference and counts nothing itself.)\n")
     if mem:
         f.write("\n| max RSS | file | MiB |\n|---|---|---|\n")
         f.write("".join(f"| {r['tool']} | {r['file']} ({r['file_bytes'] >> 20} MiB) | {r['rss_mib']:.1f} |\n" for r in mem))
-    f.write(f"\n![packets/s and Gbit/s per tool and frame size]({out.split('/')[-1]}.png)\n")
+    if any(s["test"].startswith("udp") for s in summary):
+        f.write(f"\n![packets/s and Gbit/s per tool and frame size]({out.split('/')[-1]}.png)\n")
 print(open(out + ".md").read())
 
 # The plot: median packets/s and Gbit/s per tool, one group per test (frame size, sink).

@@ -76,6 +76,14 @@ fn bad_input_matrix() {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
+    let ndr = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["ndr", "--to", &to, "--rx-iface", &lab.if_a]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
     let recv = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = ["recv", "--listen", &mine]
             .iter()
@@ -184,6 +192,23 @@ fn bad_input_matrix() {
             1,
             "does not take redirected frames",
         ),
+        // The receiving port: a missing interface or namespace, refused before sending.
+        case(
+            bench(&["--count", "5", "--rx-iface", "nosuch0"]),
+            1,
+            "nosuch0",
+        ),
+        case(
+            bench(&["--count", "5", "--rx-netns", "nosuchns0", "--rx-iface", "x"]),
+            1,
+            "nosuchns0",
+        ),
+        case(bench(&["--rx-netns", "x"]), 2, "--rx-iface"),
+        // ndr: sizes, ratios and the plot's path are checked before the search.
+        case(ndr(&["--size", "63"]), 2, "at least 64"),
+        case(ndr(&["--pdr", "100%"]), 2, "below 1"),
+        case(ndr(&["--plot", "/nonexistent/d/p.png"]), 1, "no directory"),
+        case(ndr(&["--plot", &format!("{d}/p.svg")]), 1, "PNG"),
         // replay (the file `f` is not a capture)
         case(
             args(&["replay", "/nonexistent/c.pcap", "--iface", &lab.if_a]),

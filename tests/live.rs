@@ -246,6 +246,55 @@ fn live_counts_are_exact_at_the_drop_sink() {
     }
 }
 
+/// The receiving port on the veth's peer is the XDP program live frames need there: a run
+/// with `--rx-iface` opens, and the port counts every frame the generator sent, one stream
+/// per runner and flow, then detaches.
+#[test]
+fn the_receiving_port_on_the_peer_counts_every_live_frame() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab_with(LabConfig {
+        ipv6: false,
+        queues: 2,
+        ..Default::default()
+    });
+    let to = format!("{}:9", lab.ip4_b);
+    let v = bench(
+        &lab,
+        &[
+            "--backend",
+            "live",
+            "--to",
+            &to,
+            "--count",
+            "400000",
+            "--queues",
+            "2",
+            "--src-ports",
+            "1000-1003",
+            "--size",
+            "imix",
+            "--rx-netns",
+            &lab.ns_b,
+            "--rx-iface",
+            &lab.if_b,
+        ],
+    );
+    assert_eq!(v["backend"], "live", "{v}");
+    let r = &v["rx"];
+    assert_eq!(r["received"], v["packets"], "{r}");
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["gaps"], 0, "{r}");
+    assert_eq!(r["duplicated"], 0, "{r}");
+    assert_eq!(r["streams_seen"], 8, "2 runners x 4 flows: {r}");
+    let link = std::process::Command::new("ip")
+        .args(["-n", &lab.ns_b, "link", "show", &lab.if_b])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(!link.contains("xdp"), "the receiving port detached: {link}");
+}
+
 /// `auto` takes live frames when the target takes redirected frames and AF_XDP otherwise,
 /// saying why; `live` alone refuses with the reason; a killed or interrupted run leaves no
 /// program attached.

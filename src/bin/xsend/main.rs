@@ -50,8 +50,9 @@ enum Cmd {
   xsend recv --listen 198.18.0.2:5201 --expect-sha256 <hex>
   xsend recv --listen 0.0.0.0:5202 --proto udp --out copy.bin --json")]
     Recv(recv::RecvArgs),
-    /// Generate UDP frames at line rate, in the kernel (live frames) or on AF_XDP (synthetic
-    /// payload with a sequence number, valid checksums) and report packets/s.
+    /// Generate UDP frames at line rate, in the kernel (live frames) or on AF_XDP (valid
+    /// checksums; the payload starts with a probe header: stream, sequence number, send
+    /// time) and report packets/s; `--rx-iface` counts loss and latency where they arrive.
     #[command(after_help = "Examples:
   xsend bench --iface eth1 --to 198.18.0.2:9 --dst-mac 02:00:00:00:00:02 --size 64 --duration 10
   xsend bench --to 198.18.0.2:9 --size 1514 --count 1000000 --queues 2 --json

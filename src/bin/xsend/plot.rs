@@ -65,14 +65,14 @@ fn draw_inner(path: &Path, rows: &[NdrRow], title: &str) -> Result<()> {
         .map(|r| r.ndr_pps.max(r.pdr_pps) / 1e6)
         .fold(0.0, f64::max)
         .max(1e-3)
-        * 1.15;
+        * 1.35; // headroom: the legend sits above the lines
     let gmax = rows
         .iter()
         .map(|r| r.ndr_gbps.max(r.pdr_gbps))
         .fold(0.0, f64::max)
         .max(1e-3)
-        * 1.15;
-    // `0..=last` segmented: one slot per size (`0..n` would add an empty slot at the end).
+        * 1.35; // headroom: the legend sits above the lines
+                // `0..=last` segmented: one slot per size (`0..n` would add an empty slot at the end).
     let slots = || (0..n.saturating_sub(1).max(1)).into_segmented();
     let root = BitMapBackend::new(path, (960, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
