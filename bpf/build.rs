@@ -23,12 +23,13 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={src}");
 
-    // The in-kernel generator (bench --backend live), the lab's counting sink and the
-    // receiving port.
+    // The in-kernel generator (bench --backend live), the lab's counting sink, the
+    // receiving port and replay on live frames.
     for (src, obj) in [
         ("bpf/live.bpf.c", "live.bpf.o"),
         ("bpf/sink.bpf.c", "sink.bpf.o"),
         ("bpf/rxport.bpf.c", "rxport.bpf.o"),
+        ("bpf/replay.bpf.c", "replay.bpf.o"),
     ] {
         if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
             .source(src)

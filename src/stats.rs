@@ -51,6 +51,32 @@ impl Percentiles {
     }
 }
 
+/// A nanosecond histogram from log-linear bucket counts (`counts[i]` values in
+/// `bucket(i)` = (lowest, width)), each recorded at its bucket's middle, and the exact
+/// maximum `max_ns` (recorded once in place of one value of the top bucket).
+pub(crate) fn histogram_from_buckets(
+    counts: &[u64],
+    max_ns: u64,
+    bucket: impl Fn(usize) -> (u64, u64),
+) -> Histogram<u64> {
+    let mut h = histogram();
+    let top = counts.iter().rposition(|&c| c > 0);
+    for (i, &c) in counts.iter().enumerate() {
+        if c == 0 {
+            continue;
+        }
+        let (lo, w) = bucket(i);
+        let mid = lo + w / 2;
+        if Some(i) == top {
+            record(&mut h, mid.min(max_ns.max(lo)), c - 1);
+            record(&mut h, max_ns.max(lo), 1);
+        } else {
+            record(&mut h, mid, c);
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +94,21 @@ mod tests {
         assert!((p.p50_ns as f64 - 500_000.0).abs() < 2500.0);
         assert!((p.p99_ns as f64 - 990_000.0).abs() < 5000.0);
         assert!(p.max_ns >= HIGH_NS - HIGH_NS / 1000, "clamped, not dropped");
+    }
+
+    /// Bucket counts (the BPF programs' log-linear buckets) become a histogram whose
+    /// percentiles lie in the right buckets and whose maximum is the exact one.
+    #[test]
+    fn histogram_from_log_linear_buckets() {
+        use crate::sansio::seqtrack::{bucket_range, lat_bucket, LAT_BUCKETS};
+        let mut counts = vec![0u64; LAT_BUCKETS];
+        for v in (1..=100u32).map(|i| i * 100) {
+            counts[lat_bucket(v)] += 1;
+        }
+        let h = histogram_from_buckets(&counts, 10_000, bucket_range);
+        let p = Percentiles::of(&h).unwrap();
+        assert_eq!(p.count, 100);
+        assert!((p.p50_ns as f64 - 5000.0).abs() < 5000.0 * 0.07, "{p:?}");
+        assert!((p.max_ns as f64 - 10_000.0).abs() < 10.0, "{p:?}");
     }
 }

@@ -222,7 +222,10 @@ fn replayed_frames_arrive_byte_for_byte_in_order() {
             1 => write_pcap(&p, &captured, 20_000, true, 65535, 1),
             _ => write_pcapng(&p, &captured, 20_000),
         }
-        for backend in ["xdp", "kernel"] {
+        for backend in ["xdp", "kernel", "live"] {
+            // Live frames need the veth's peer to take redirected frames: an XDP program
+            // there (the lab's counting sink, passing every frame on to the capture).
+            let sink = (backend == "live").then(|| lab.sink(Side::B, false).unwrap());
             let cap = dir.path().join(format!("{name}-{backend}.cap"));
             let mut dump = capture(&lab, &cap, wanted.len());
             let mut extra = rewrite_args(&lab);
@@ -246,6 +249,10 @@ fn replayed_frames_arrive_byte_for_byte_in_order() {
             );
             for (i, (g, w)) in got.iter().zip(&wanted).enumerate() {
                 assert!(g == w, "{name} {backend}: frame {i} differs");
+            }
+            if let Some(sink) = sink {
+                assert_eq!(r["dropped"], 0, "{r}");
+                assert_eq!(sink.frames().unwrap(), wanted.len() as u64);
             }
         }
     }
@@ -281,6 +288,39 @@ fn loops_oversize_frames_and_strict() {
     let got = pcap_frames(&std::fs::read(&cap).unwrap());
     let want: Vec<_> = wanted.iter().cycle().take(9).cloned().collect();
     assert_eq!(got, want);
+    // Live frames asked for while the peer takes no redirected frames: refused, saying why.
+    let mut live = extra.clone();
+    live.extend(["--backend", "live"].map(String::from));
+    let out = replay(&lab, &p, &live);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not take redirected frames"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same at top speed on live frames, which `auto` takes once the peer takes
+    // redirected frames; then the peer's counting sink saw exactly 3 × 3 frames.
+    {
+        let sink = lab.sink(Side::B, false).unwrap();
+        let cap = dir.path().join("loop-live.cap");
+        let mut dump = capture(&lab, &cap, 9);
+        let out = replay(&lab, &p, &extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = json(&out.stdout);
+        assert_eq!(r["backend"], "live", "{r}");
+        assert_eq!(
+            (r["packets"].clone(), r["dropped"].clone()),
+            (9.into(), 0.into()),
+            "{r}"
+        );
+        wait_capture(&mut dump, Duration::from_secs(10));
+        assert_eq!(pcap_frames(&std::fs::read(&cap).unwrap()), want);
+        assert_eq!(sink.frames().unwrap(), 9);
+    }
     // A frame over the MTU: skipped and counted; with --strict, refused before sending.
     let (mut big, _) = frames(&lab, &[100, 2000, 300]);
     let pb = dir.path().join("big.pcap");
@@ -330,11 +370,14 @@ fn jumbo_frames_go_out_whole_over_af_packet() {
     );
     let r = json(&out.stdout);
     assert_eq!(r["backend"], "kernel", "{r}");
+    let why = r["fallback_reasons"].as_array().unwrap();
     assert!(
-        r["fallback_reasons"][0]
-            .as_str()
-            .unwrap()
-            .contains("multi-buffer"),
+        why[0].as_str().unwrap().starts_with("live: "),
+        "live frames were tried first: {r}"
+    );
+    assert!(
+        why.iter()
+            .any(|w| w.as_str().unwrap().contains("multi-buffer")),
         "{r}"
     );
     wait_capture(&mut dump, Duration::from_secs(10));
@@ -427,4 +470,65 @@ fn a_two_gib_capture_replays_with_flat_memory() {
     assert_eq!(r["packets"].as_u64().unwrap(), (2u64 << 30) / 1530, "{r}");
     let rss = r["max_rss_kib"].as_u64().unwrap();
     assert!(rss < 64 << 10, "peak RSS {rss} KiB for a 2 GiB capture");
+}
+
+/// A live-frames replay that runs until stopped: Ctrl-C ends it with what it sent (exit 130),
+/// and the sending interface deleted under it ends it with `InterfaceDown` (exit 1), never a
+/// hang.
+#[test]
+fn live_replay_stops_on_ctrl_c_and_when_the_interface_goes() {
+    need_root!();
+    let _l = udp_lock();
+    let lab = lab();
+    let sink = lab.sink(Side::B, true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (captured, _) = frames(&lab, &[64, 300]);
+    let p = dir.path().join("two.pcap");
+    write_pcap(&p, &captured, 1000, false, 65535, 1);
+    let start = |sink: &xsend::lab::Sink| {
+        let mut child = lab
+            .command(Side::A, xsend_bin())
+            .arg("replay")
+            .arg(&p)
+            .args(["--iface", &lab.if_a, "--backend", "live", "--loop", "0"])
+            .args(["--pps", "50k", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Running once the peer counts frames.
+        let before = sink.frames().unwrap();
+        while sink.frames().unwrap() < before + 1000 {
+            if let Some(st) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "replay ended early ({st}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ChildGuard(Some(child))
+    };
+    let g = start(&sink);
+    let pid = g.0.as_ref().unwrap().id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = g.wait_output();
+    assert_eq!(out.status.code(), Some(130));
+    let r = json(&out.stdout);
+    assert_eq!(r["backend"], "live", "{r}");
+    assert!(r["packets"].as_u64().unwrap() >= 1000, "{r}");
+    let g = start(&sink);
+    let del = std::process::Command::new("ip")
+        .args(["-n", &lab.ns_a, "link", "del", &lab.if_a])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    let out = g.wait_output();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("down or gone") || err.contains("not found"),
+        "{err}"
+    );
 }

@@ -16,6 +16,7 @@ pub(crate) mod fill;
 pub(crate) mod gen;
 pub(crate) mod kernel;
 pub(crate) mod live;
+pub(crate) mod live_replay;
 pub(crate) mod replay;
 pub(crate) mod tcp;
 pub(crate) mod udp;

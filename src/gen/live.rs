@@ -3,11 +3,10 @@
 //! loaded per runner, each runner drives its own on a pinned thread, and the report counts
 //! what the target interface says it transmitted, not what was asked.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{GenReport, GenSpec};
-use crate::device::live::{self as dev, LivePort, LiveProg, ProgConfig, Target, MAX_BATCH};
-use crate::device::net::LinkStats;
+use crate::device::live::{self as dev, LivePort, LiveProg, ProgConfig, MAX_BATCH};
 use crate::engine::live::{run_runners, CycleBytes, LiveLoop};
 use crate::engine::OpCtx;
 use crate::error::{Error, Result};
@@ -17,9 +16,6 @@ use crate::sansio::wire::tcp;
 
 /// Frames released together per slot under a rate, unless asked otherwise.
 const PACED_SLOT: u32 = 64;
-
-/// How long the target's counters may take to show the last frames (the peer's NAPI).
-const SETTLE: Duration = Duration::from_millis(200);
 
 /// Write flow `f`'s frame with `payload` zero bytes into `buf`; returns its length.
 fn emit(f: &Flow, mtu: u32, tcp_seg: bool, payload: usize, buf: &mut [u8]) -> Result<usize> {
@@ -165,7 +161,7 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
         submitted += x;
         submitted_bytes += bytes.of(x);
     }
-    let after = settle(target, &before, submitted)?;
+    let after = target.settle(&before, submitted)?;
     let sent = after
         .tx_packets
         .saturating_sub(before.tx_packets)
@@ -188,19 +184,4 @@ pub(super) fn run(port: &LivePort, spec: &GenSpec, ctx: &OpCtx) -> Result<GenRep
         dropped: Some(submitted - sent),
         batch: Some(batch),
     })
-}
-
-/// The target's counters once they show every submitted frame, or stop moving.
-fn settle(port: &Target, before: &LinkStats, submitted: u64) -> Result<LinkStats> {
-    let t0 = Instant::now();
-    let mut last = port.stats()?;
-    while last.tx_packets.saturating_sub(before.tx_packets) < submitted && t0.elapsed() < SETTLE {
-        std::thread::sleep(Duration::from_millis(5));
-        let now = port.stats()?;
-        if now == last && t0.elapsed() > Duration::from_millis(50) {
-            break;
-        }
-        last = now;
-    }
-    Ok(last)
 }

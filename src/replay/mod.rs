@@ -21,7 +21,8 @@ pub use crate::sansio::schedule::Timing;
 pub use self::reader::fuzz_read;
 use self::reader::CaptureReader;
 use crate::api::CancelHandle;
-use crate::device::{packet, xdp, Port, TxQueue};
+use crate::device::{live, packet, xdp, Port, TxQueue};
+use crate::engine::live_replay;
 use crate::engine::replay::{self, ReplayRun};
 use crate::engine::OpCtx;
 use crate::error::{Error, Result};
@@ -40,6 +41,9 @@ pub enum ReplayBackend {
     Xdp,
     /// AF_PACKET through the kernel's device layer.
     Kernel,
+    /// The kernel's live-frames generator (`BPF_PROG_RUN`) fed from a ring of captured
+    /// frames, or an error: the interface must take redirected frames (`ndo_xdp_xmit`).
+    Live,
 }
 
 /// A replay to run.
@@ -100,6 +104,10 @@ pub struct ReplayReport {
     pub bytes: u64,
     /// Frames skipped because the interface cannot carry them (over its MTU).
     pub skipped_oversize: u64,
+    /// Live frames: frames the program handed to the interface that it did not send (its
+    /// queue towards the peer was full); counted by the interface, never silent. `None` on
+    /// the other backends, which wait for room instead.
+    pub dropped: Option<u64>,
     /// Loops begun.
     pub loops: u64,
     /// Seconds from the first frame to the last.
@@ -131,17 +139,154 @@ pub fn run(
             progress,
         ),
         ReplayBackend::Kernel => go(spec, packet::open(&spec.iface)?, cancel, progress),
-        ReplayBackend::Auto => match xdp::open_raw(&spec.iface, spec.ring_size) {
-            Ok(p) => go(spec, p, cancel, progress),
-            Err(e @ (Error::InterfaceNotFound { .. } | Error::InterfaceDown { .. })) => Err(e),
-            Err(e) => {
-                let mut p = packet::open(&spec.iface)?;
-                p.info
-                    .fallback_reasons
-                    .insert(0, format!("xdp: {}", e.chain()));
-                go(spec, p, cancel, progress)
-            }
+        ReplayBackend::Live => go_live(spec, cancel, progress, false),
+        ReplayBackend::Auto => {
+            // Live frames first (the fastest, and the most exact timing), then AF_XDP, then
+            // AF_PACKET; each step not taken says why.
+            let live_why = match go_live(spec, cancel, progress.clone(), true) {
+                Err(Error::BackendUnavailable { reason, .. }) => format!("live: {reason}"),
+                r => return r,
+            };
+            let mut r = match xdp::open_raw(&spec.iface, spec.ring_size) {
+                Ok(p) => go(spec, p, cancel, progress),
+                Err(e @ (Error::InterfaceNotFound { .. } | Error::InterfaceDown { .. })) => Err(e),
+                Err(e) => {
+                    let mut p = packet::open(&spec.iface)?;
+                    p.info
+                        .fallback_reasons
+                        .insert(0, format!("xdp: {}", e.chain()));
+                    go(spec, p, cancel, progress)
+                }
+            }?;
+            r.info.fallback_reasons.insert(0, live_why);
+            Ok(r)
+        }
+    }
+}
+
+/// Records in the live-frames ring (2 KiB each: 8 MiB).
+const LIVE_SLOTS: u32 = 4096;
+/// Frames per page_pool cycle and redirect flush on live frames: at top speed the kernel's
+/// largest batch; timed, one, so that a frame leaves when its run sends it rather than at the
+/// end of a batch of idle runs.
+const LIVE_BATCH_TOPSPEED: u32 = 64;
+const LIVE_BATCH_TIMED: u32 = 1;
+
+/// Replay on live frames.
+/// Replay on live frames. `auto`: refuse (`BackendUnavailable`, before sending) a capture
+/// with frames the interface carries but a ring record does not, so that another backend
+/// sends them.
+fn go_live(
+    spec: &ReplaySpec,
+    cancel: &CancelHandle,
+    progress: Option<ProgressFn>,
+    auto: bool,
+) -> Result<ReplayReport> {
+    // In `auto`, what keeps live frames from this interface, found before anything is sent,
+    // hands the replay on (`BackendUnavailable`); a missing or down interface does not.
+    let fall = |e: Error| match e {
+        Error::InterfaceNotFound { .. } | Error::InterfaceDown { .. } => e,
+        Error::BackendUnavailable { .. } => e,
+        e if auto => live::unavailable(e.chain()),
+        e => e,
+    };
+    let t = live::open_target(&spec.iface).map_err(fall)?;
+    // Ethernet header and one VLAN tag over the MTU, and what a ring record holds.
+    let link_max = t.mtu as usize + 18;
+    let max = link_max.min(live::REC_DATA);
+    let scan = reader::scan(&spec.file, max)?;
+    if auto && max < link_max && scan.oversize > 0 {
+        return Err(live::unavailable(format!(
+            "{} frames are over the {} bytes a live-frames record holds (largest {})",
+            scan.oversize,
+            live::REC_DATA,
+            scan.largest
+        )));
+    }
+    if spec.strict && scan.oversize > 0 {
+        return Err(oversize_refused(spec, &scan, max));
+    }
+    let mut prog = live::ReplayProg::load(t.target.ifindex, LIVE_SLOTS).map_err(fall)?;
+    let mut records = CaptureReader::open(&spec.file)?;
+    let ctx = OpCtx {
+        cancel: cancel.flag(),
+        progress,
+        total: scan.bytes.saturating_mul(spec.loops.max(1)),
+    };
+    let timing = Schedule::new(
+        spec.timing,
+        scan.packets,
+        scan.first_ts,
+        scan.last_ts,
+        spec.loop_gap.map(|g| g.as_nanos() as u64),
+    );
+    let batch = if timing.is_timed() {
+        LIVE_BATCH_TIMED
+    } else {
+        LIVE_BATCH_TOPSPEED
+    };
+    let before = t.target.stats()?;
+    let mut out = live_replay::replay_live(
+        live_replay::LiveReplay {
+            prog: &mut prog,
+            target: &t.target,
+            max_frame: max,
+            batch,
         },
+        &mut records,
+        ReplayRun {
+            schedule: timing,
+            loops: spec.loops,
+            deadline: spec.duration.map(|d| Instant::now() + d),
+            rewrite: &spec.rewrite,
+        },
+        &ctx,
+    )?;
+    // What the interface really sent: its counters (a frame it could not queue is gone).
+    let taken = out.packets;
+    let after = t.target.settle(&before, taken)?;
+    let sent = after
+        .tx_packets
+        .saturating_sub(before.tx_packets)
+        .min(taken);
+    if sent < taken {
+        out.bytes = after
+            .tx_bytes
+            .saturating_sub(before.tx_bytes)
+            .min(out.bytes);
+    }
+    out.packets = sent;
+    let mut r = report(t.info.clone(), &scan, out);
+    r.dropped = Some(taken - sent);
+    Ok(r)
+}
+
+fn oversize_refused(spec: &ReplaySpec, scan: &reader::Scan, max: usize) -> Error {
+    Error::InvalidOption(format!(
+        "{}: {} of {} frames are over the {max} bytes {} carries (largest {}); nothing was sent (without --strict they are skipped and counted)",
+        spec.file.display(),
+        scan.oversize,
+        scan.packets,
+        spec.iface,
+        scan.largest
+    ))
+}
+
+fn report(info: BackendInfo, scan: &reader::Scan, out: replay::ReplayOutcome) -> ReplayReport {
+    let secs = out.seconds.max(1e-9);
+    ReplayReport {
+        info,
+        capture_packets: scan.packets,
+        packets: out.packets,
+        bytes: out.bytes,
+        skipped_oversize: out.oversize,
+        dropped: None,
+        loops: out.loops,
+        seconds: out.seconds,
+        pps: out.packets as f64 / secs,
+        gbps: (out.bytes + 24 * out.packets) as f64 * 8.0 / secs / 1e9,
+        timing_error: out.lateness.as_ref().and_then(Percentiles::of),
+        max_rss_kib: crate::sys::thread::max_rss_kib(),
     }
 }
 
@@ -160,14 +305,7 @@ fn go<D: TxQueue>(
     let max = dev.caps().buf_capacity.min(dev.caps().max_frame);
     let scan = reader::scan(&spec.file, max)?;
     if spec.strict && scan.oversize > 0 {
-        return Err(Error::InvalidOption(format!(
-            "{}: {} of {} frames are over the {max} bytes {} carries (largest {}); nothing was sent (without --strict they are skipped and counted)",
-            spec.file.display(),
-            scan.oversize,
-            scan.packets,
-            spec.iface,
-            scan.largest
-        )));
+        return Err(oversize_refused(spec, &scan, max));
     }
     let mut records = CaptureReader::open(&spec.file)?;
     let ctx = OpCtx {
@@ -192,18 +330,5 @@ fn go<D: TxQueue>(
         },
         &ctx,
     )?;
-    let secs = out.seconds.max(1e-9);
-    Ok(ReplayReport {
-        info: port.info.clone(),
-        capture_packets: scan.packets,
-        packets: out.packets,
-        bytes: out.bytes,
-        skipped_oversize: out.oversize,
-        loops: out.loops,
-        seconds: out.seconds,
-        pps: out.packets as f64 / secs,
-        gbps: (out.bytes + 24 * out.packets) as f64 * 8.0 / secs / 1e9,
-        timing_error: out.lateness.as_ref().and_then(Percentiles::of),
-        max_rss_kib: crate::sys::thread::max_rss_kib(),
-    })
+    Ok(report(port.info.clone(), &scan, out))
 }

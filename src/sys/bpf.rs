@@ -77,3 +77,61 @@ pub(crate) fn prog_run_once(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u3
     }
     Ok(opts.retval)
 }
+
+/// A `BPF_F_MMAPABLE` array map mapped into this process: its values are plain memory that
+/// the program and this process share (the program sees a write at once, and this process
+/// sees the program's). Who writes which value, and when, is the user's protocol; this type
+/// only keeps every access inside the mapping.
+pub(crate) struct MappedArray {
+    map: crate::sys::mmap::Mapping,
+    /// Bytes from one value to the next (the value size rounded up to 8, as the kernel lays
+    /// them out).
+    stride: usize,
+    entries: usize,
+}
+
+impl MappedArray {
+    /// Map the `entries` values of `value_size` bytes of the array map `fd`.
+    pub(crate) fn new(fd: BorrowedFd<'_>, value_size: usize, entries: usize) -> io::Result<Self> {
+        let stride = value_size.div_ceil(8) * 8;
+        let len = stride
+            .checked_mul(entries)
+            .filter(|&l| l > 0)
+            .ok_or_else(|| io::Error::other("empty or oversized map"))?;
+        let page = 4096;
+        let map = crate::sys::mmap::Mapping::shared(fd, len.div_ceil(page) * page, 0)?;
+        Ok(MappedArray {
+            map,
+            stride,
+            entries,
+        })
+    }
+
+    /// Value `i`, to write (the program must not be reading it meanwhile: the caller's
+    /// protocol guarantees it, as for a UMEM frame handed to user space).
+    pub(crate) fn value_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        if i >= self.entries {
+            return None;
+        }
+        // SAFETY: value `i` lies inside the mapping (i < entries, entries × stride ≤ its
+        // length); `&mut self` makes this the only reference this process holds into it,
+        // for as long as it is borrowed.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(self.map.ptr().add(i * self.stride), self.stride)
+        })
+    }
+
+    /// The 8-byte word at byte `off` of value `i`, shared with the program (atomic access:
+    /// the program writes it meanwhile).
+    pub(crate) fn word(&self, i: usize, off: usize) -> Option<&std::sync::atomic::AtomicU64> {
+        if i >= self.entries || off % 8 != 0 || off + 8 > self.stride {
+            return None;
+        }
+        // SAFETY: 8-aligned (the mapping is page-aligned, stride and off are multiples of
+        // 8) and inside the mapping; AtomicU64 has u64's layout; the reference borrows
+        // `self`, so the mapping outlives it.
+        Some(unsafe {
+            &*(self.map.ptr().add(i * self.stride + off) as *const std::sync::atomic::AtomicU64)
+        })
+    }
+}

@@ -18,6 +18,7 @@ enum ReplayBackendArg {
     Auto,
     Xdp,
     Kernel,
+    Live,
 }
 
 #[derive(Args)]
@@ -27,7 +28,9 @@ pub(crate) struct ReplayArgs {
     /// Interface to send on.
     #[arg(long)]
     iface: String,
-    /// AF_XDP, or AF_PACKET through the kernel (auto: AF_XDP when it can carry the frames).
+    /// AF_XDP, AF_PACKET through the kernel, or the kernel's live-frames generator fed from
+    /// the capture (live: the interface must take redirected frames; a veth only when its
+    /// peer has an XDP program or GRO on). Auto: AF_XDP when it can carry the frames.
     #[arg(long, value_enum, default_value = "auto")]
     backend: ReplayBackendArg,
     /// Speed up (or slow down) the capture's own timing by this factor.
@@ -109,6 +112,7 @@ pub(crate) fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             ReplayBackendArg::Auto => ReplayBackend::Auto,
             ReplayBackendArg::Xdp => ReplayBackend::Xdp,
             ReplayBackendArg::Kernel => ReplayBackend::Kernel,
+            ReplayBackendArg::Live => ReplayBackend::Live,
         },
         timing,
         loops: a.loops,
@@ -161,6 +165,12 @@ pub(crate) fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         );
+        if let Some(d) = r.dropped.filter(|&d| d > 0) {
+            println!(
+                "  {d} frames dropped by {} (its queue to the peer was full)",
+                a.iface
+            );
+        }
         if let Some(p) = r.timing_error {
             println!(
                 "  departure error against the schedule: p50 {:.1} / p99 {:.1} / max {:.1} µs",

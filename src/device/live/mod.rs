@@ -11,8 +11,10 @@
 //! [`prog::LiveProg`] is one runner's loaded program.
 
 mod prog;
+mod replay;
 
 pub(crate) use prog::{LiveProg, ProgConfig};
+pub(crate) use replay::{ReplayProg, REC_DATA};
 
 use crate::device::net::{self, LinkStats, XDP_ACT_NDO_XMIT};
 use crate::device::path::Path;
@@ -22,6 +24,9 @@ use crate::options::ConnConfig;
 use crate::report::BackendInfo;
 use crate::sansio::framer::Flow;
 use crate::sys::netdev;
+
+/// Longest wait for the target's counters to show every frame sent.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Frames per page_pool cycle and redirect flush (the kernel's maximum).
 pub(crate) const MAX_BATCH: u32 = 256;
@@ -69,6 +74,23 @@ impl Target {
         net::link_stats(self.ifindex).map_err(|e| self.gone_or(e))
     }
 
+    /// The target's counters once they show `submitted` frames more than `before`, or stop
+    /// moving (frames the interface refused never show).
+    pub(crate) fn settle(&self, before: &LinkStats, submitted: u64) -> Result<LinkStats> {
+        let t0 = std::time::Instant::now();
+        let mut last = self.stats()?;
+        while last.tx_packets.saturating_sub(before.tx_packets) < submitted && t0.elapsed() < SETTLE
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let now = self.stats()?;
+            if now == last && t0.elapsed() > std::time::Duration::from_millis(50) {
+                break;
+            }
+            last = now;
+        }
+        Ok(last)
+    }
+
     /// `InterfaceDown` if the target is gone or down, else `e`.
     pub(crate) fn gone_or(&self, e: Error) -> Error {
         match self.check_up() {
@@ -102,8 +124,37 @@ pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
     let path = Path::resolve(cfg, runners, "live")?;
     let ifname = path.ifname.clone();
     let ifindex = path.ifi.index;
+    let (steer, reasons) = take_redirects(ifindex, &ifname)?;
+    let dst_mac = path.dst_mac(cfg)?;
+    let flows = path.flows(cfg, dst_mac);
+    let info = BackendInfo {
+        backend: "live",
+        mode: "live-frames".into(),
+        iface: Some(ifname.clone()),
+        mtu: Some(path.mtu),
+        fallback_reasons: reasons,
+        xdp_mode: steer.as_ref().map(|s| s.mode.to_string()),
+        queues: Some(runners),
+        checksum: Some("in the XDP program".into()),
+        dst_mac: Some(dst_mac.to_string()),
+        ..Default::default()
+    };
+    let mtu = path.mtu;
+    Ok(LivePort {
+        target: Target { ifname, ifindex },
+        flows,
+        mtu,
+        info,
+        _hold: Box::new((steer, path.sockets)),
+    })
+}
+
+/// Check that `ifname` takes redirected frames (`ndo_xdp_xmit`), loading xsend's XDP program
+/// on it where its driver needs one for that; returns that program (held for the run) and
+/// what was done about it.
+fn take_redirects(ifindex: u32, ifname: &str) -> Result<(Option<Steer>, Vec<String>)> {
     let mut reasons = Vec::new();
-    let driver = netdev::if_driver(&ifname).unwrap_or_default();
+    let driver = netdev::if_driver(ifname).unwrap_or_default();
     let mut steer = None;
     match net::xdp_features(ifindex)? {
         Some(f) if f & XDP_ACT_NDO_XMIT != 0 => {}
@@ -114,7 +165,7 @@ pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
         }
         Some(_) => {
             // Some drivers take redirected frames only with an XDP program of their own.
-            let s = Steer::attach(ifindex, &ifname, &mut Vec::new()).map_err(|e| {
+            let s = Steer::attach(ifindex, ifname, &mut Vec::new()).map_err(|e| {
                 unavailable(format!(
                     "{ifname} ({driver}) does not take redirected frames (ndo_xdp_xmit), and an XDP program could not be loaded on it: {}",
                     e.chain()
@@ -139,26 +190,49 @@ pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
             "the kernel does not report XDP features (no netdev generic netlink family): the target's acceptance is seen only in its counters".into(),
         ),
     }
-    let dst_mac = path.dst_mac(cfg)?;
-    let flows = path.flows(cfg, dst_mac);
+    Ok((steer, reasons))
+}
+
+/// A bare live-frames target (replay: whole frames, no path to a peer): `ifname`, checked
+/// to take redirected frames.
+pub(crate) struct LiveTarget {
+    /// The interface.
+    pub(crate) target: Target,
+    /// Its MTU.
+    pub(crate) mtu: u32,
+    /// What was obtained.
+    pub(crate) info: BackendInfo,
+    /// xsend's XDP program on the target, if its driver needed one.
+    _hold: Option<Steer>,
+}
+
+/// Open `ifname` as a live-frames target.
+pub(crate) fn open_target(ifname: &str) -> Result<LiveTarget> {
+    let ifindex = netdev::if_nametoindex(ifname).ok_or_else(|| Error::InterfaceNotFound {
+        name: ifname.to_string(),
+    })?;
+    let target = Target {
+        ifname: ifname.to_string(),
+        ifindex,
+    };
+    target.check_up()?;
+    let mtu =
+        netdev::if_mtu(ifname).map_err(|e| Error::io(format!("reading the MTU of {ifname}"), e))?;
+    let (steer, reasons) = take_redirects(ifindex, ifname)?;
     let info = BackendInfo {
         backend: "live",
         mode: "live-frames".into(),
-        iface: Some(ifname.clone()),
-        mtu: Some(path.mtu),
+        iface: Some(ifname.to_string()),
+        mtu: Some(mtu),
         fallback_reasons: reasons,
         xdp_mode: steer.as_ref().map(|s| s.mode.to_string()),
-        queues: Some(runners),
-        checksum: Some("in the XDP program".into()),
-        dst_mac: Some(dst_mac.to_string()),
+        queues: Some(1),
         ..Default::default()
     };
-    let mtu = path.mtu;
-    Ok(LivePort {
-        target: Target { ifname, ifindex },
-        flows,
+    Ok(LiveTarget {
+        target,
         mtu,
         info,
-        _hold: Box::new((steer, path.sockets)),
+        _hold: steer,
     })
 }
