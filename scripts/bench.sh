@@ -412,26 +412,32 @@ suite_replay() {
     ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
     for size in 64 1514; do
       # The third row is the AF_XDP sending ceiling of this machine: the generator, no capture.
-      local order=(xsend tcpreplay ceiling) i
-      for i in 0 1 2; do
-        case ${order[$(( (i + rep) % 3 ))]} in
+      local order=(xsend tcpreplay ceiling live) i
+      for i in 0 1 2 3; do
+        case ${order[$(( (i + rep) % 4 ))]} in
           ceiling) replay_top "replay$size topspeed" "ceiling: xsend bench (AF_XDP generator)" "$rep" \
                    "$X" bench --backend xdp --to $PEER:9 --dst-mac $MACB --size "$size" --count 2000000 --json ;;
           xsend) replay_top "replay$size topspeed" "xsend replay (AF_XDP)" "$rep" \
-                   "$X" replay "$WORK/r$size.pcap" --iface "$IFA" --topspeed --loop 20 --json ;;
+                   "$X" replay "$WORK/r$size.pcap" --iface "$IFA" --backend xdp --topspeed --loop 20 --json ;;
+          live) replay_top "replay$size topspeed" "xsend replay (live frames)" "$rep" \
+                   "$X" replay "$WORK/r$size.pcap" --iface "$IFA" --backend live --topspeed --loop 20 --json ;;
           tcpreplay) replay_top "replay$size topspeed" "tcpreplay" "$rep" \
                    tcpreplay -i "$IFA" --topspeed --loop 20 -q "$WORK/r$size.pcap" ;;
         esac
       done
     done
     ip -n "$B" link set dev "$IFB" xdp off
-    local order=(xsend tcpreplay) i
-    for i in 0 1; do
-      case ${order[$(( (i + rep) % 2 ))]} in
-        xsend) replay_timing "xsend replay (AF_XDP)" "$rep" "$X" replay "$WORK/rtime.pcap" --iface "$IFA" --json ;;
+    # GRO on the peer: its veth then takes redirected frames (live frames) into the stack.
+    inB ethtool -K "$IFB" gro on >/dev/null
+    local order=(xsend tcpreplay live) i
+    for i in 0 1 2; do
+      case ${order[$(( (i + rep) % 3 ))]} in
+        xsend) replay_timing "xsend replay (AF_XDP)" "$rep" "$X" replay "$WORK/rtime.pcap" --iface "$IFA" --backend xdp --json ;;
+        live) replay_timing "xsend replay (live frames)" "$rep" "$X" replay "$WORK/rtime.pcap" --iface "$IFA" --backend live --json ;;
         tcpreplay) replay_timing "tcpreplay" "$rep" tcpreplay -i "$IFA" -q "$WORK/rtime.pcap" ;;
       esac
     done
+    inB ethtool -K "$IFB" gro off >/dev/null
   done
 }
 
