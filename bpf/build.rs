@@ -11,6 +11,7 @@ fn main() {
     };
     let src = "bpf/xsend.bpf.c";
     println!("cargo:rerun-if-changed=bpf/build.rs");
+    println!("cargo:rerun-if-changed=bpf/lat_bucket.h");
     if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
         .source(src)
         .obj(out.join("xsend.bpf.o"))

@@ -18,11 +18,10 @@
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include "lat_bucket.h"
 
 /* Frame bytes one record holds (a record is 2048 bytes: 16 of header). */
 #define REC_DATA 2032
-#define LAT_SUB_BITS 4
-#define LAT_BUCKETS (32 + (32 - 5) * 16)
 
 /* Set by user space before loading (frozen). */
 struct replay_cfg {
@@ -87,22 +86,6 @@ struct {
 	__type(value, __u32);
 } target SEC(".maps");
 
-/* Bucket of a value in ns (`sansio::seqtrack::lat_bucket`). */
-static __always_inline __u32 lat_bucket(__u64 v64)
-{
-	__u32 v = v64 > 0xffffffffull ? 0xffffffffu : (__u32)v64;
-	__u32 e = 0, x = v;
-
-	if (v < 32)
-		return v;
-	if (x >> 16) { x >>= 16; e += 16; }
-	if (x >> 8) { x >>= 8; e += 8; }
-	if (x >> 4) { x >>= 4; e += 4; }
-	if (x >> 2) { x >>= 2; e += 2; }
-	if (x >> 1) { e += 1; }
-	return 32 + (e - 5) * 16 + ((v >> (e - LAT_SUB_BITS)) & 15);
-}
-
 SEC("xdp")
 int xsend_replay(struct xdp_md *ctx)
 {
@@ -139,7 +122,7 @@ int xsend_replay(struct xdp_md *ctx)
 		now -= due;
 		if (now > c->late_max)
 			c->late_max = now;
-		b = lat_bucket(now);
+		b = lat_bucket(now > 0xffffffffull ? 0xffffffffu : (__u32)now);
 		n = bpf_map_lookup_elem(&late, &b);
 		if (n)
 			*n += 1;

@@ -22,6 +22,7 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "lat_bucket.h"
 
 #define PROBE_MAGIC 0x78534731u /* "xSG1" */
 #define PROBE_SEQ_MASK ((1ull << 40) - 1)
@@ -29,8 +30,6 @@
 
 /* Latency histogram: values below 32 ns exact, then 16 buckets per power of two (6.25 %
  * wide) up to 2^32 ns. */
-#define LAT_SUB_BITS 4
-#define LAT_BUCKETS (32 + (32 - 5) * 16)
 
 /* Set by user space before loading. */
 struct rx_cfg {
@@ -80,22 +79,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } latency SEC(".maps");
-
-/* Bucket of a latency in ns (`sansio::seqtrack::lat_bucket`). */
-static __always_inline __u32 lat_bucket(__u32 v)
-{
-	__u32 e = 0, x = v;
-
-	if (v < 32)
-		return v;
-	if (x >> 16) { x >>= 16; e += 16; }
-	if (x >> 8) { x >>= 8; e += 8; }
-	if (x >> 4) { x >>= 4; e += 4; }
-	if (x >> 2) { x >>= 2; e += 2; }
-	if (x >> 1) { e += 1; }
-	/* e = floor(log2 v) >= 5: the 4 bits below the top one pick the sub-bucket. */
-	return 32 + (e - 5) * 16 + ((v >> (e - LAT_SUB_BITS)) & 15);
-}
 
 static __always_inline void track(struct rx_stream *s, __u64 seq, __u64 len)
 {
