@@ -1,7 +1,8 @@
 //! Replay on live frames: the calling thread reads the capture and fills the program's ring
 //! (copy, rewrite, due time), a runner thread keeps the program running with long
 //! `BPF_PROG_RUN` calls; the program sends each record when it is due (`bpf/replay.bpf.c`).
-//! Two cores: the reader on one, the runner (and, on veth, the receiver's work) on the other.
+//! Two cores: the runner (and, on veth, the receiver's work) pinned to one, the reader on
+//! the other.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -137,7 +138,8 @@ fn fill<R: Records>(
     target: &Target,
     ctx: &OpCtx,
 ) -> Result<Filled> {
-    let _ = pin_to_cpu(1);
+    // (The caller's thread is not pinned: a library call leaves its affinity alone; the
+    // runner's CPU is taken, so the scheduler puts the reader on the other one.)
     let mut schedule = run.schedule;
     let slots = prog.slots();
     let mut out = Filled {
