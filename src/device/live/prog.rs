@@ -123,15 +123,9 @@ impl LiveProg {
             };
             r?;
         }
-        let obj = open.load().map_err(|e| {
-            if e.to_string().contains("Operation not permitted") {
-                Error::NoPermission {
-                    what: "loading the live-frames program needs CAP_BPF/CAP_NET_ADMIN".into(),
-                }
-            } else {
-                bpf_err("loading the live-frames program", e)
-            }
-        })?;
+        let obj = open
+            .load()
+            .map_err(|e| crate::device::xdp::load_error("the live-frames program", e))?;
         let p = LiveProg { obj, name };
         let sizes = p.map("sizes")?;
         for (i, s) in c.sizes.iter().enumerate() {

@@ -90,15 +90,9 @@ impl ReplayProg {
                     .map_err(|e| bpf_err("sizing the replay ring", e))?;
             }
         }
-        let obj = open.load().map_err(|e| {
-            if e.to_string().contains("Operation not permitted") {
-                Error::NoPermission {
-                    what: "loading the replay program needs CAP_BPF/CAP_NET_ADMIN".into(),
-                }
-            } else {
-                bpf_err("loading the replay program", e)
-            }
-        })?;
+        let obj = open
+            .load()
+            .map_err(|e| crate::device::xdp::load_error("the replay program", e))?;
         let mapped = |name: &str, size: usize, n: usize| -> Result<MappedArray> {
             let m = obj.maps().find(|m| m.name() == name).ok_or_else(|| {
                 Error::io(

@@ -15,7 +15,7 @@ mod rxport;
 mod sink;
 
 pub(crate) use open::{open, Request};
-pub(crate) use prog::{quiet_libbpf, Steer};
+pub(crate) use prog::{load_error, quiet_libbpf, Steer};
 pub(crate) use queue::XdpQueue;
 pub(crate) use raw::open_raw;
 pub(crate) use rxport::RxPortProg;

@@ -30,6 +30,18 @@ pub(crate) fn quiet_libbpf() {
     });
 }
 
+/// The error of loading one of xsend's BPF objects (`program`, e.g. "the XDP program"):
+/// `NoPermission` when the kernel refused it for want of privileges.
+pub(crate) fn load_error(program: &str, e: libbpf_rs::Error) -> Error {
+    if e.to_string().contains("Operation not permitted") {
+        Error::NoPermission {
+            what: format!("loading {program} needs CAP_BPF/CAP_NET_ADMIN"),
+        }
+    } else {
+        bpf_err(&format!("loading {program}"), e)
+    }
+}
+
 fn bpf_err(what: &str, e: libbpf_rs::Error) -> Error {
     Error::io(what.to_string(), std::io::Error::other(e.to_string()))
 }
@@ -41,15 +53,7 @@ impl Steer {
         let open = ObjectBuilder::default()
             .open_memory(OBJ)
             .map_err(|e| bpf_err("opening the XDP object", e))?;
-        let obj = open.load().map_err(|e| {
-            if e.to_string().contains("Operation not permitted") {
-                Error::NoPermission {
-                    what: "loading the XDP program needs CAP_BPF/CAP_NET_ADMIN".into(),
-                }
-            } else {
-                bpf_err("loading the XDP program", e)
-            }
-        })?;
+        let obj = open.load().map_err(|e| load_error("the XDP program", e))?;
         let prog = obj
             .progs()
             .find(|p| p.name() == "xsend_steer")

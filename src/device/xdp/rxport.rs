@@ -73,16 +73,9 @@ impl RxPortProg {
                     .map_err(|e| bpf_err("sizing the stream table", e))?;
             }
         }
-        let obj = open.load().map_err(|e| {
-            if e.to_string().contains("Operation not permitted") {
-                Error::NoPermission {
-                    what: "loading the receiving port's XDP program needs CAP_BPF/CAP_NET_ADMIN"
-                        .into(),
-                }
-            } else {
-                bpf_err("loading the receiving-port program", e)
-            }
-        })?;
+        let obj = open
+            .load()
+            .map_err(|e| crate::device::xdp::load_error("the receiving port's XDP program", e))?;
         Ok(RxPortProg {
             obj,
             nstreams,
