@@ -62,7 +62,7 @@ static __always_inline int nth(void)
 }
 
 #ifdef DATA
-SEC("xdp")
+SEC("xdp.frags")
 int lossy_data(struct xdp_md *ctx)
 {
 	struct tcphdr *th;

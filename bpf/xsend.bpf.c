@@ -57,7 +57,7 @@ static __always_inline int count(__u32 idx, int verdict)
 	return verdict;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xsend_steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

@@ -28,6 +28,9 @@ pub struct BackendInfo {
     pub ring_size: Option<u32>,
     /// AF_XDP: UMEM frame size in bytes.
     pub frame_size: Option<u32>,
+    /// AF_XDP: UMEM frames (descriptors) the largest frame takes; over 1 is multi-buffer
+    /// (`XDP_USE_SG`).
+    pub segments: Option<u32>,
     /// AF_XDP: how UDP/TCP checksums are made: `software` or `offload`.
     pub checksum: Option<String>,
     /// AF_XDP: frames one kick may send, if raised (`XDP_MAX_TX_SKB_BUDGET`).

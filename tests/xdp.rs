@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -175,89 +174,16 @@ fn frames_on_the_wire_are_valid() {
         } else {
             SocketAddr::from((lab.ip4_b, 10_100 + i as u16))
         };
-        // A raw AF_PACKET socket in the peer namespace sees the frames exactly as sent.
-        let raw = lab
-            .run_in(Side::B, || {
-                // SAFETY: plain socket(2); the descriptor is owned below.
-                let fd = unsafe {
-                    libc::socket(
-                        libc::AF_PACKET,
-                        libc::SOCK_RAW,
-                        (libc::ETH_P_ALL as u16).to_be() as i32,
-                    )
-                };
-                assert!(fd >= 0, "AF_PACKET socket");
-                // SAFETY: fd is a new descriptor nothing else owns.
-                unsafe { OwnedFd::from_raw_fd(fd) }
-            })
-            .unwrap();
-        let _sink = udp_sink(&lab, dst);
-        let conn = lab
-            .run_in(Side::A, || xdp(dst).checksum(mode).connect())
-            .unwrap()
-            .unwrap();
-        assert_eq!(conn.info().checksum.as_deref(), Some(name));
-        let sent = chunked(&conn, &path, 7).unwrap();
-        assert_eq!(sent, 100_000);
-        let mut payload = Vec::new();
-        let mut buf = vec![0u8; 4096];
-        let mut frames = 0;
-        let mut ends = 0;
-        while ends < 3 {
-            // SAFETY: reading into a live buffer of its length.
-            let n = unsafe { libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            assert!(n > 0);
-            let f = &buf[..n as usize];
-            let Ok(p) = SlicedPacket::from_ethernet(f) else {
-                continue;
-            };
-            let Some(TransportSlice::Udp(u)) = &p.transport else {
-                continue;
-            };
-            if u.destination_port() != dst.port() {
-                continue;
-            }
-            frames += 1;
-            assert!(f.len() <= 1500 + 14, "frame of {} bytes", f.len());
-            let eth = xsend::wire::ethernet::Frame::new_checked(f).unwrap();
-            assert_eq!(eth.dst().to_string(), lab.mac_b);
-            assert_eq!(eth.src().to_string(), lab.mac_a);
-            let (s, d) = match p.net.as_ref().unwrap() {
-                NetSlice::Ipv4(h) => {
-                    let h = h.header();
-                    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
-                    (
-                        std::net::IpAddr::V4(h.source_addr()),
-                        std::net::IpAddr::V4(h.destination_addr()),
-                    )
-                }
-                NetSlice::Ipv6(h) => (
-                    std::net::IpAddr::V6(h.header().source_addr()),
-                    std::net::IpAddr::V6(h.header().destination_addr()),
-                ),
-            };
-            assert_eq!(d, dst.ip());
-            let pl = u.payload();
-            let want = match (s, d) {
-                (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => u
-                    .to_header()
-                    .calc_checksum_ipv4_raw(a.octets(), b.octets(), pl)
-                    .unwrap(),
-                (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => u
-                    .to_header()
-                    .calc_checksum_ipv6_raw(a.octets(), b.octets(), pl)
-                    .unwrap(),
-                _ => unreachable!(),
-            };
-            assert_eq!(u.checksum(), want, "UDP checksum on the wire ({name})");
-            let h = xsend::wire::xsend::Packet::new_checked(pl).unwrap();
-            if h.flags() & xsend::wire::xsend::FLAG_END != 0 {
-                ends += 1;
-                continue;
-            }
-            assert_eq!(h.offset(), payload.len() as u64);
-            payload.extend_from_slice(h.payload());
-        }
+        let (frames, payload) = chunked_frames_on_the_wire(&lab, dst, 1500, || {
+            let _sink = udp_sink(&lab, dst);
+            let conn = lab
+                .run_in(Side::A, || xdp(dst).checksum(mode).connect())
+                .unwrap()
+                .unwrap();
+            assert_eq!(conn.info().checksum.as_deref(), Some(name));
+            let sent = chunked(&conn, &path, 7).unwrap();
+            assert_eq!(sent, 100_000);
+        });
         assert_eq!(payload, data);
         assert_eq!(
             frames,
@@ -437,7 +363,7 @@ fn auto_falls_back_to_kernel_where_af_xdp_cannot_run() {
 }
 
 #[test]
-fn jumbo_mtu_uses_large_frames_or_refuses_clearly() {
+fn mtu_3000_uses_4096_byte_frames() {
     need_root!();
     let _wire = udp_lock();
     // MTU 3000 fits a 4096-byte UMEM frame.
@@ -464,28 +390,7 @@ fn jumbo_mtu_uses_large_frames_or_refuses_clearly() {
     conn.send_packets(&[SendPacketsElement::buffer(big.clone())], opts)
         .unwrap();
     assert_eq!(recv_datagrams(&sink, 1)[0], big);
-    // MTU 9000 would need multi-buffer frames: AF_XDP refuses with the reason, auto falls back.
-    let lab9 = lab_with(LabConfig {
-        mtu: 9000,
-        ..Default::default()
-    });
-    let dst = SocketAddr::from((lab9.ip4_b, 10_501));
-    match lab9.run_in(Side::A, || xdp(dst).connect()).unwrap() {
-        Err(e @ Error::BackendUnavailable { .. }) => {
-            assert!(e.to_string().contains("multi-buffer"), "{e}")
-        }
-        r => panic!("{r:?}"),
-    }
-    let conn = lab9
-        .run_in(Side::A, || Connection::udp(dst).connect())
-        .unwrap()
-        .unwrap();
-    assert_eq!(conn.info().backend, "kernel");
-    assert!(conn.info().fallback_reasons[0].contains("multi-buffer"));
-    assert!(
-        !xdp_attached(&lab9, Side::A),
-        "nothing left attached by the refused attempt"
-    );
+    // Larger MTUs take multi-buffer frames: tests/jumbo.rs.
 }
 
 #[test]

@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -31,68 +31,6 @@ fn send_all(conn: &Connection, path: &Path) -> SendStats {
     conn.send_file_with(Some(path), None, None, TransmitFlags::DISCONNECT)
         .expect("send");
     conn.last_stats()
-}
-
-/// A file of `len` bytes made of 1 MiB pattern blocks (each block differs).
-fn big_file(dir: &Path, len: u64) -> PathBuf {
-    let p = dir.join("big");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-    let blocks: Vec<Vec<u8>> = (0..7).map(|i| pattern(1 << 20, 100 + i)).collect();
-    let mut left = len;
-    let mut i = 0u64;
-    while left > 0 {
-        let mut b = blocks[(i % 7) as usize].clone();
-        b[..8].copy_from_slice(&i.to_le_bytes());
-        let n = left.min(b.len() as u64) as usize;
-        f.write_all(&b[..n]).unwrap();
-        left -= n as u64;
-        i += 1;
-    }
-    f.flush().unwrap();
-    p
-}
-
-/// The loss-injection objects built from bpf/lossy.bpf.c.
-fn lossy_obj(name: &str) -> String {
-    format!("{}/{name}", env!("OUT_DIR"))
-}
-
-fn ip_ok(lab: &Lab, side: Side, prog: &str, args: &[&str]) {
-    let out = lab.command(side, prog).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Drop every N-th data segment arriving at B (XDP on B's veth).
-fn drop_data(lab: &Lab, obj: &str) {
-    let o = lossy_obj(obj);
-    let dev = lab.if_b.clone();
-    ip_ok(
-        lab,
-        Side::B,
-        "ip",
-        &[
-            "link", "set", "dev", &dev, "xdpdrv", "obj", &o, "sec", "xdp",
-        ],
-    );
-}
-
-/// Drop every 10th pure ACK leaving B (tc egress on B's veth).
-fn drop_acks(lab: &Lab) {
-    let o = lossy_obj("lossy_acks_10pct.bpf.o");
-    let dev = lab.if_b.clone();
-    ip_ok(lab, Side::B, "tc", &["qdisc", "add", "dev", &dev, "clsact"]);
-    ip_ok(
-        lab,
-        Side::B,
-        "tc",
-        &[
-            "filter", "add", "dev", &dev, "egress", "bpf", "da", "obj", &o, "sec", "tc",
-        ],
-    );
 }
 
 fn xdp_attached(lab: &Lab, side: Side) -> bool {

@@ -11,6 +11,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use xsend::lab::{Lab, LabConfig, Side};
 
+mod wire;
+#[allow(unused_imports)]
+pub use wire::chunked_frames_on_the_wire;
+
 /// True if the test may run. Without root: in CI a panic (a test that cannot run must fail
 /// there), elsewhere a loud notice and an early return.
 pub fn root_or_skip(test: &str) -> bool {
@@ -281,4 +285,72 @@ pub fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
         i += 16 + incl;
     }
     v
+}
+
+/// A file of `len` bytes made of 1 MiB pattern blocks (each block differs).
+pub fn big_file(dir: &Path, len: u64) -> PathBuf {
+    let p = dir.join("big");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    let blocks: Vec<Vec<u8>> = (0..7).map(|i| pattern(1 << 20, 100 + i)).collect();
+    let mut left = len;
+    let mut i = 0u64;
+    while left > 0 {
+        let mut b = blocks[(i % 7) as usize].clone();
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        let n = left.min(b.len() as u64) as usize;
+        f.write_all(&b[..n]).unwrap();
+        left -= n as u64;
+        i += 1;
+    }
+    f.flush().unwrap();
+    p
+}
+
+/// Run `prog args` in `side`'s namespace; it must succeed.
+pub fn ip_ok(lab: &Lab, side: Side, prog: &str, args: &[&str]) {
+    let out = lab.command(side, prog).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Drop every N-th TCP data segment arriving at B: `obj` is one of the loss-injection
+/// objects built from bpf/lossy.bpf.c (`lossy_data_1pct.bpf.o`, ...), attached by XDP to
+/// B's veth (`xdp.frags`: it also runs at jumbo MTUs).
+pub fn drop_data(lab: &Lab, obj: &str) {
+    let o = format!("{}/{obj}", env!("OUT_DIR"));
+    let dev = lab.if_b.clone();
+    ip_ok(
+        lab,
+        Side::B,
+        "ip",
+        &[
+            "link",
+            "set",
+            "dev",
+            &dev,
+            "xdpdrv",
+            "obj",
+            &o,
+            "sec",
+            "xdp.frags",
+        ],
+    );
+}
+
+/// Drop every 10th pure ACK leaving B (tc egress on B's veth).
+pub fn drop_acks(lab: &Lab) {
+    let o = format!("{}/lossy_acks_10pct.bpf.o", env!("OUT_DIR"));
+    let dev = lab.if_b.clone();
+    ip_ok(lab, Side::B, "tc", &["qdisc", "add", "dev", &dev, "clsact"]);
+    ip_ok(
+        lab,
+        Side::B,
+        "tc",
+        &[
+            "filter", "add", "dev", &dev, "egress", "bpf", "da", "obj", &o, "sec", "tc",
+        ],
+    );
 }

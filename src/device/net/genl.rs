@@ -13,6 +13,7 @@ const CTRL_ATTR_FAMILY_NAME: u16 = 2;
 const NETDEV_CMD_DEV_GET: u8 = 1;
 const NETDEV_A_DEV_IFINDEX: u16 = 1;
 const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
+const NETDEV_A_DEV_XDP_ZC_MAX_SEGS: u16 = 4;
 /// `struct genlmsghdr`: command, version, reserved.
 const GENL_HDRLEN: usize = 4;
 
@@ -76,8 +77,29 @@ pub(crate) fn parse_xdp_features(b: &[u8]) -> io::Result<Option<u64>> {
         .and_then(|d| Some(u64::from_ne_bytes(d.get(..8)?.try_into().ok()?))))
 }
 
+/// The largest number of descriptors a zero-copy AF_XDP frame may take, in the reply to
+/// [`dev_request`].
+pub(crate) fn parse_zc_max_segs(b: &[u8]) -> io::Result<Option<u32>> {
+    Ok(reply_attr(b, NETDEV_A_DEV_XDP_ZC_MAX_SEGS)?
+        .and_then(|d| Some(u32::from_ne_bytes(d.get(..4)?.try_into().ok()?))))
+}
+
 /// The XDP features of `ifindex`; `None` if the kernel has no `netdev` family (before 6.3).
 pub(crate) fn xdp_features(ifindex: u32) -> io::Result<Option<u64>> {
+    dev_get(ifindex, parse_xdp_features)
+}
+
+/// The driver's `xdp_zc_max_segs` of `ifindex`; `None` if the kernel does not say.
+pub(crate) fn xdp_zc_max_segs(ifindex: u32) -> io::Result<Option<u32>> {
+    dev_get(ifindex, parse_zc_max_segs)
+}
+
+/// `NETDEV_CMD_DEV_GET` of `ifindex`, its reply parsed by `parse`; `None` if the kernel has
+/// no `netdev` family.
+fn dev_get<T>(
+    ifindex: u32,
+    parse: impl FnOnce(&[u8]) -> io::Result<Option<T>>,
+) -> io::Result<Option<T>> {
     let sock = Netlink::generic(std::time::Duration::from_secs(2))?;
     let mut buf = vec![0u8; 8192];
     sock.send(&family_request("netdev", 1))?;
@@ -90,7 +112,7 @@ pub(crate) fn xdp_features(ifindex: u32) -> io::Result<Option<u64>> {
     };
     sock.send(&dev_request(family, ifindex, 2))?;
     let n = sock.recv(&mut buf)?;
-    parse_xdp_features(&buf[..n])
+    parse(&buf[..n])
 }
 
 #[cfg(test)]

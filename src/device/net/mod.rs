@@ -180,5 +180,16 @@ pub(crate) fn xdp_features(ifindex: u32) -> Result<Option<u64>> {
     })
 }
 
+/// The driver's limit on descriptors per zero-copy AF_XDP frame (`xdp_zc_max_segs`); `None`
+/// if the kernel does not say.
+pub(crate) fn xdp_zc_max_segs(ifindex: u32) -> Result<Option<u32>> {
+    genl::xdp_zc_max_segs(ifindex).map_err(|e| {
+        Error::io(
+            format!("reading the zero-copy segment limit of interface {ifindex}"),
+            e,
+        )
+    })
+}
+
 /// `NETDEV_XDP_ACT_NDO_XMIT`: the driver takes redirected frames (`ndo_xdp_xmit`).
 pub(crate) const XDP_ACT_NDO_XMIT: u64 = 1 << 2;

@@ -72,14 +72,7 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
     let ifi = path.ifi.clone();
     let mtu = path.mtu;
     let l2 = (ethernet::HEADER_LEN + cfg.vlan.map_or(0, |_| ethernet::VLAN_TAG_LEN)) as u32;
-    let frame_size = [2048u32, 4096]
-        .into_iter()
-        .find(|f| mtu + l2 + xsk::HEADROOM <= *f)
-        .ok_or_else(|| {
-            unavailable(format!(
-                "MTU {mtu} of {ifname} with a {l2}-byte link header needs frames over 4096 bytes: multi-buffer (XDP_USE_SG) is not supported yet"
-            ))
-        })?;
+    let (frame_size, span) = layout(mtu + l2, &ifname)?;
     let dst_mac = path.dst_mac(cfg)?;
     let steer = match Steer::attach(ifi.index, &ifname, &mut reasons) {
         Ok(s) => Some(s),
@@ -107,6 +100,7 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
             count: nq,
             ring,
             frame_size,
+            span,
             rx_frames: req.rx_frames,
             checksum: cfg.checksum,
             max_frame: (mtu + l2) as usize,
@@ -133,6 +127,7 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         queues: Some(nq),
         ring_size: Some(ring),
         frame_size: Some(frame_size),
+        segments: Some(span),
         checksum: Some(
             if queues[0].caps().csum_offload {
                 "offload"
@@ -153,8 +148,27 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
     })
 }
 
-/// Open one queue: zero-copy first (while it is still possible), then copy mode;
-/// `zerocopy` says which was had. Why zero-copy was refused goes to `reasons` once.
+/// Most descriptors one frame may take: copy mode builds an skb with at most
+/// `MAX_SKB_FRAGS` (17) pages after its linear part.
+const MAX_SPAN: u32 = 17;
+
+/// UMEM chunk size and frames per TX buffer for frames of up to `max_frame` bytes (plus the
+/// headroom): one 2048- or 4096-byte chunk when that holds it, else a buffer of several
+/// consecutive 4096-byte frames sent as one descriptor each (multi-buffer, `XDP_USE_SG`).
+pub(super) fn layout(max_frame: u32, ifname: &str) -> Result<(u32, u32)> {
+    let need = max_frame + xsk::HEADROOM;
+    if let Some(f) = [2048u32, 4096].into_iter().find(|f| need <= *f) {
+        return Ok((f, 1));
+    }
+    let span = need.div_ceil(4096);
+    if span > MAX_SPAN {
+        return Err(unavailable(format!(
+            "frames of {max_frame} bytes on {ifname} would take {span} descriptors each, and copy mode takes at most {MAX_SPAN}"
+        )));
+    }
+    Ok((4096, span))
+}
+
 /// The queues to open on one interface.
 pub(super) struct Queues<'a> {
     pub(super) ifname: &'a str,
@@ -162,6 +176,7 @@ pub(super) struct Queues<'a> {
     pub(super) count: u32,
     pub(super) ring: u32,
     pub(super) frame_size: u32,
+    pub(super) span: u32,
     pub(super) rx_frames: u32,
     pub(super) checksum: ChecksumChoice,
     pub(super) max_frame: usize,
@@ -182,13 +197,14 @@ pub(super) fn open_queues(
         queue,
         ring: q.ring,
         frame_size: q.frame_size,
+        span: q.span,
         zerocopy,
         rx_frames: q.rx_frames,
         offload: q.checksum != ChecksumChoice::Software,
         max_frame: q.max_frame,
     };
     let mut queues = Vec::with_capacity(q.count as usize);
-    let mut zerocopy = true;
+    let mut zerocopy = zc_takes(q, reasons);
     let mut budget = true;
     for n in 0..q.count {
         let mut queue = open_queue(&qc(n, zerocopy), &mut zerocopy, reasons)?;
@@ -215,6 +231,26 @@ pub(super) fn open_queues(
     Ok((queues, zerocopy, budget))
 }
 
+/// Whether zero-copy may be tried: a multi-buffer frame must not take more descriptors than
+/// the driver's `xdp_zc_max_segs` (the kernel would drop such frames, not refuse the bind).
+fn zc_takes(q: &Queues<'_>, reasons: &mut Vec<String>) -> bool {
+    if q.span <= 1 {
+        return true;
+    }
+    match crate::device::net::xdp_zc_max_segs(q.ifindex) {
+        Ok(Some(max)) if max < q.span => {
+            reasons.push(format!(
+                "zero-copy on {}: a frame takes {} descriptors and the driver gathers at most {max}",
+                q.ifname, q.span
+            ));
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Open one queue: zero-copy first (while it is still possible), then copy mode;
+/// `zerocopy` says which was had. Why zero-copy was refused goes to `reasons` once.
 fn open_queue(
     qc: &QueueConfig<'_>,
     zerocopy: &mut bool,

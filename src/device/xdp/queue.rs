@@ -23,6 +23,8 @@ pub(super) struct QueueConfig<'a> {
     /// TX ring size and TX chunks.
     pub(super) ring: u32,
     pub(super) frame_size: u32,
+    /// Frames per TX buffer (over 1: multi-buffer, `XDP_USE_SG`).
+    pub(super) span: u32,
     pub(super) zerocopy: bool,
     /// Chunks given to the fill ring for receiving (0: TX only).
     pub(super) rx_frames: u32,
@@ -41,6 +43,10 @@ pub(crate) struct XdpQueue {
     batch: Vec<TxDesc>,
     rx_descs: Vec<RxDesc>,
     refill: Vec<Chunk>,
+    /// A multi-buffer packet being received: its bytes so far (capacity: the largest frame),
+    /// and whether it is being skipped (longer than that).
+    rx_joined: Vec<u8>,
+    rx_skip: bool,
     in_flight: usize,
     /// Frames on the TX ring since the last kick, and how many one kick may send: full
     /// batches are published at once but kicked only this often.
@@ -60,21 +66,25 @@ impl XdpQueue {
     /// checksums ([`Caps::csum_offload`] says which was obtained).
     pub(super) fn open(cfg: &QueueConfig<'_>) -> io::Result<Self> {
         let mut xc = xsk::Config {
-            frame_size: cfg.frame_size,
-            frames: cfg.ring + cfg.rx_frames,
-            tx_size: cfg.ring,
-            rx_size: cfg.rx_frames.max(64),
+            layout: xsk::Layout {
+                frame_size: cfg.frame_size,
+                tx_bufs: cfg.ring,
+                span: cfg.span,
+                rx_frames: cfg.rx_frames,
+                unaligned: cfg.span > 1,
+            },
+            rx_size: cfg.rx_frames.max(64).next_power_of_two(),
             zerocopy: cfg.zerocopy,
             tx_metadata: cfg.offload,
         };
-        let (mut xsk, mut chunks) = match Xsk::open(cfg.ifindex, cfg.queue, &xc) {
+        let (xsk, mut chunks, mut rx_chunks) = match Xsk::open(cfg.ifindex, cfg.queue, &xc) {
             Err(e) if cfg.offload && e.raw_os_error() == Some(libc::EINVAL) => {
                 xc.tx_metadata = false;
                 Xsk::open(cfg.ifindex, cfg.queue, &xc)?
             }
             r => r?,
         };
-        let mut rx_chunks = chunks.split_off(cfg.ring as usize);
+        let mut xsk = xsk;
         let rx = rx_chunks.len();
         if !rx_chunks.is_empty() && !xsk.fill.give(&mut rx_chunks) {
             return Err(io::Error::other("the fill ring refused the RX frames"));
@@ -86,7 +96,7 @@ impl XdpQueue {
                 buf_capacity: xsk.umem.capacity(),
                 max_frame: cfg.max_frame,
                 csum_offload: xc.tx_metadata,
-                max_segs: 1,
+                max_segs: xsk.spans.descs(cfg.max_frame as u32) as usize,
                 zero_copy: cfg.zerocopy,
                 persistent_bufs: true,
             },
@@ -95,6 +105,12 @@ impl XdpQueue {
             batch: Vec::with_capacity(BATCH),
             rx_descs: Vec::with_capacity(rx),
             refill: Vec::with_capacity(rx),
+            rx_joined: Vec::with_capacity(if cfg.span > 1 && rx > 0 {
+                cfg.max_frame
+            } else {
+                0
+            }),
+            rx_skip: false,
             free,
             in_flight: 0,
             unkicked: 0,
@@ -123,7 +139,7 @@ impl XdpQueue {
         let n = self.batch.len();
         // The ring has room for every TX chunk, so this only fails if the kernel misbehaves;
         // then the batch waits for the next try.
-        if n > 0 && self.xsk.tx.submit(&mut self.batch) {
+        if n > 0 && self.xsk.tx.submit(&mut self.batch, &mut self.xsk.spans) {
             if self.in_flight == 0 {
                 // The stall clock runs from the first frame in flight, not from the last
                 // completion before an idle spell.
@@ -243,7 +259,7 @@ impl TxQueue for XdpQueue {
 
     fn reap(&mut self) -> usize {
         // `free` has room for every TX chunk: nothing completed is left behind.
-        let n = self.xsk.comp.take(&mut self.free);
+        let n = self.xsk.comp.take(&mut self.free, &mut self.xsk.spans);
         if n > 0 {
             self.in_flight -= n;
             self.counters.completed += n as u64;
@@ -321,9 +337,32 @@ impl RxQueue for XdpQueue {
         if self.rx_descs.capacity() == 0 {
             return 0;
         }
-        let n = self.xsk.rx.take(&mut self.rx_descs);
+        self.xsk.rx.take(&mut self.rx_descs);
+        let mut n = 0;
         for d in &self.rx_descs {
-            f(self.xsk.umem.rx_data(d));
+            let bytes = self.xsk.umem.rx_data(d);
+            if !d.more() && self.rx_joined.is_empty() && !self.rx_skip {
+                f(bytes);
+                n += 1;
+                continue;
+            }
+            // A packet over several descriptors (`XDP_PKT_CONTD` on all but its last), maybe
+            // across calls: joined in `rx_joined`, or skipped if longer than any frame the
+            // link carries (there is no room for it, and it is not ours to want).
+            if !self.rx_skip && bytes.len() <= self.rx_joined.capacity() - self.rx_joined.len() {
+                self.rx_joined.extend_from_slice(bytes);
+            } else {
+                self.rx_skip = true;
+                self.rx_joined.clear();
+            }
+            if !d.more() {
+                if !self.rx_skip {
+                    f(&self.rx_joined);
+                    n += 1;
+                }
+                self.rx_joined.clear();
+                self.rx_skip = false;
+            }
         }
         self.refill
             .extend(self.rx_descs.drain(..).map(RxDesc::into_chunk));

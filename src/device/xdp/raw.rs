@@ -3,14 +3,13 @@
 //! no neighbour, no XDP program (AF_XDP transmits without one) and no checksum offload (the
 //! frames carry their own checksums).
 
-use super::open::{open_queues, unavailable, Queues};
+use super::open::{layout, open_queues, unavailable, Queues};
 use super::XdpQueue;
 use crate::device::net;
 use crate::device::Port;
 use crate::error::Result;
 use crate::options::ChecksumChoice;
 use crate::report::BackendInfo;
-use crate::sys::xsk;
 
 /// Link-layer bytes a replayed frame may carry besides its IP packet: Ethernet and one tag.
 const L2: u32 = 14 + 4;
@@ -21,15 +20,7 @@ pub(crate) fn open_raw(ifname: &str, ring: u32) -> Result<Port<XdpQueue>> {
     if ifname == "lo" {
         return Err(unavailable("loopback has no NIC queue to send to".into()));
     }
-    let frame_size = [2048u32, 4096]
-        .into_iter()
-        .find(|f| ifi.mtu + L2 + xsk::HEADROOM <= *f)
-        .ok_or_else(|| {
-            unavailable(format!(
-                "MTU {} of {ifname} needs frames over 4096 bytes: multi-buffer (XDP_USE_SG) is not supported yet",
-                ifi.mtu
-            ))
-        })?;
+    let (frame_size, span) = layout(ifi.mtu + L2, ifname)?;
     let mut reasons = Vec::new();
     let ring = ring.clamp(64, 16384).next_power_of_two();
     let (queues, zerocopy, budget) = open_queues(
@@ -39,6 +30,7 @@ pub(crate) fn open_raw(ifname: &str, ring: u32) -> Result<Port<XdpQueue>> {
             count: 1,
             ring,
             frame_size,
+            span,
             rx_frames: 0,
             checksum: ChecksumChoice::Software,
             max_frame: (ifi.mtu + L2) as usize,
@@ -58,6 +50,7 @@ pub(crate) fn open_raw(ifname: &str, ring: u32) -> Result<Port<XdpQueue>> {
         queues: Some(1),
         ring_size: Some(ring),
         frame_size: Some(frame_size),
+        segments: Some(span),
         checksum: Some("in the frames".into()),
         tx_budget: budget.then_some(256),
         ..Default::default()

@@ -14,8 +14,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use ring::RingGeometry;
-pub(crate) use ring::{CompRing, FillRing, RxRing, TxDesc, TxRing};
-pub(crate) use umem::{Chunk, RxDesc, Umem, HEADROOM};
+pub(crate) use ring::{CompRing, FillRing, RxRing, Spans, TxDesc, TxRing};
+pub(crate) use umem::{Chunk, Layout, RxDesc, Umem, HEADROOM};
 
 use super::socket;
 
@@ -29,12 +29,10 @@ const BIND_BUSY_WAIT: Duration = Duration::from_millis(500);
 /// What a socket is asked for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Config {
-    /// Chunk size (2048 or 4096).
-    pub(crate) frame_size: u32,
-    /// Number of chunks in the UMEM.
-    pub(crate) frames: u32,
-    /// TX and completion ring size (a power of two).
-    pub(crate) tx_size: u32,
+    /// The UMEM: frame size, TX buffers (each `span` frames), RX frames. The TX and
+    /// completion rings get room for every descriptor of every TX buffer; with a span over
+    /// one frame the socket is bound with `XDP_USE_SG` (multi-buffer packets both ways).
+    pub(crate) layout: Layout,
     /// RX and fill ring size (a power of two).
     pub(crate) rx_size: u32,
     /// Bind with `XDP_ZEROCOPY` (else `XDP_COPY`).
@@ -56,24 +54,39 @@ pub(crate) struct Xsk {
     pub(crate) fill: FillRing,
     /// Received packets.
     pub(crate) rx: RxRing,
+    /// Descriptors in flight per TX buffer.
+    pub(crate) spans: Spans,
     fd: OwnedFd,
 }
 
 impl Xsk {
-    /// Create a socket on queue `queue` of interface `ifindex`; returns it with the token of
-    /// every UMEM chunk.
-    pub(crate) fn open(ifindex: u32, queue: u32, cfg: &Config) -> io::Result<(Xsk, Vec<Chunk>)> {
+    /// Create a socket on queue `queue` of interface `ifindex`; returns it with the tokens
+    /// of every TX buffer and of every RX frame.
+    pub(crate) fn open(
+        ifindex: u32,
+        queue: u32,
+        cfg: &Config,
+    ) -> io::Result<(Xsk, Vec<Chunk>, Vec<Chunk>)> {
         // SAFETY: plain socket(2); the descriptor is owned right away.
         let raw = syscall!(socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0))?;
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let (umem, chunks) = Umem::new(cfg.frames, cfg.frame_size, cfg.tx_metadata)?;
+        let l = &cfg.layout;
+        let (umem, tx_chunks, rx_chunks) = Umem::new(l, cfg.tx_metadata)?;
+        let spans = Spans::new(
+            l.tx_bufs,
+            umem.span_bytes(),
+            umem.max_desc(),
+            l.unaligned && cfg.zerocopy,
+        );
+        let per_buf = spans.descs(umem.capacity() as u32);
+        let tx_size = (l.tx_bufs * per_buf).max(64).next_power_of_two();
         let f = fd.as_fd();
         socket::setsockopt(f, SOL_XDP, libc::XDP_UMEM_REG, &umem.reg())?;
         socket::setsockopt(f, SOL_XDP, libc::XDP_UMEM_FILL_RING, &cfg.rx_size)?;
-        socket::setsockopt(f, SOL_XDP, libc::XDP_UMEM_COMPLETION_RING, &cfg.tx_size)?;
+        socket::setsockopt(f, SOL_XDP, libc::XDP_UMEM_COMPLETION_RING, &tx_size)?;
         socket::setsockopt(f, SOL_XDP, libc::XDP_RX_RING, &cfg.rx_size)?;
-        socket::setsockopt(f, SOL_XDP, libc::XDP_TX_RING, &cfg.tx_size)?;
+        socket::setsockopt(f, SOL_XDP, libc::XDP_TX_RING, &tx_size)?;
         let offsets: libc::xdp_mmap_offsets = socket::getsockopt(f, SOL_XDP, libc::XDP_MMAP_OFFSETS)
             .map_err(|e| {
                 io::Error::new(
@@ -84,14 +97,14 @@ impl Xsk {
         let g = RingGeometry {
             fd: f,
             offsets: &offsets,
-            tx_size: cfg.tx_size,
+            tx_size,
             rx_size: cfg.rx_size,
             umem: umem.id(),
             mask: umem.chunk_mask(),
         };
         let (fill, comp) = (FillRing::map(&g)?, CompRing::map(&g)?);
         let (rx, tx) = (RxRing::map(&g)?, TxRing::map(&g)?);
-        bind(f, ifindex, queue, cfg.zerocopy)?;
+        bind(f, ifindex, queue, cfg.zerocopy, l.span > 1)?;
         Ok((
             Xsk {
                 umem,
@@ -99,9 +112,11 @@ impl Xsk {
                 comp,
                 fill,
                 rx,
+                spans,
                 fd,
             },
-            chunks,
+            tx_chunks,
+            rx_chunks,
         ))
     }
 
@@ -143,16 +158,18 @@ impl AsFd for Xsk {
     }
 }
 
-/// Bind `fd` to a queue. A socket closed on this queue a moment ago releases it from a kernel
-/// work item (`xp_release_deferred`): until that has run, bind says EBUSY; retry briefly
-/// before calling the queue taken.
-fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue: u32, zerocopy: bool) -> io::Result<()> {
+/// Bind `fd` to a queue (`sg`: with `XDP_USE_SG`, packets spanning several descriptors). A
+/// socket closed on this queue a moment ago releases it from a kernel work item
+/// (`xp_release_deferred`): until that has run, bind says EBUSY; retry briefly before calling
+/// the queue taken.
+fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue: u32, zerocopy: bool, sg: bool) -> io::Result<()> {
     // SAFETY: all-zero is a valid sockaddr_xdp; the fields are set below.
     let mut sa: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
     sa.sxdp_family = libc::AF_XDP as u16;
     sa.sxdp_ifindex = ifindex;
     sa.sxdp_queue_id = queue;
     sa.sxdp_flags = libc::XDP_USE_NEED_WAKEUP
+        | if sg { libc::XDP_USE_SG } else { 0 }
         | if zerocopy {
             libc::XDP_ZEROCOPY
         } else {

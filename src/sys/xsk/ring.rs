@@ -143,6 +143,64 @@ impl<T: Copy> Ring<T> {
     }
 }
 
+/// How a TX buffer's frame is cut into descriptors, and how many of each buffer's are still
+/// with the kernel: a buffer whose frame spans several frames goes out as several
+/// descriptors (`XDP_USE_SG`), each completed on its own, and is free again only once all of
+/// them are back (in whatever order and batches the kernel returns them).
+pub(crate) struct Spans {
+    /// Bytes of one TX buffer.
+    bytes: u64,
+    /// Longest descriptor: in unaligned chunk mode the kernel wants room for the TX
+    /// metadata in front of every descriptor within one chunk's length.
+    max_desc: u64,
+    /// Zero-copy in unaligned mode: a descriptor must not cross a page (the pages of an
+    /// anonymous mapping are not physically contiguous).
+    page_split: bool,
+    /// Per TX buffer: descriptors not yet completed.
+    pending: Vec<u8>,
+}
+
+/// Page size for [`Spans`]' zero-copy split.
+const PAGE: u64 = 4096;
+
+impl Spans {
+    /// `bufs` TX buffers of `bytes` bytes each; descriptors at most `max_desc` long, split
+    /// at pages when `page_split`.
+    pub(crate) fn new(bufs: u32, bytes: u64, max_desc: u64, page_split: bool) -> Self {
+        Spans {
+            bytes,
+            max_desc: max_desc.max(1),
+            page_split,
+            pending: vec![0; bufs as usize],
+        }
+    }
+
+    /// The descriptors (UMEM address, length) of `len` bytes at `start`: at least one.
+    fn pieces(&self, start: u64, len: u64) -> impl Iterator<Item = (u64, u64)> {
+        let (max, split) = (self.max_desc, self.page_split);
+        let (mut at, mut left, mut first) = (start, len, true);
+        std::iter::from_fn(move || {
+            if left == 0 && !first {
+                return None;
+            }
+            first = false;
+            let mut n = left.min(max);
+            if split {
+                n = n.min(PAGE - at % PAGE);
+            }
+            let p = (at, n);
+            at += n;
+            left -= n;
+            Some(p)
+        })
+    }
+
+    /// Descriptors a frame of `len` bytes in a TX buffer takes.
+    pub(crate) fn descs(&self, len: u32) -> u32 {
+        self.pieces(super::HEADROOM as u64, len as u64).count() as u32
+    }
+}
+
 /// A frame for the TX ring: its chunk, packet length and descriptor options.
 #[derive(Debug)]
 pub(crate) struct TxDesc {
@@ -185,24 +243,39 @@ impl TxRing {
     }
 
     /// Put every frame of `batch` on the ring (all or none) and clear `batch`: the chunks
-    /// belong to the kernel until the completion ring returns them. False if the ring has
-    /// no room for all of them (`batch` is left as it is).
-    pub(crate) fn submit(&mut self, batch: &mut Vec<TxDesc>) -> bool {
-        if !self.ring.has_room(batch.len() as u32) {
+    /// belong to the kernel until the completion ring returns them. A frame longer than its
+    /// first frame's room goes out as one descriptor per frame of its buffer, all but the
+    /// last with `XDP_PKT_CONTD` (the options, TX metadata, on the first only). False if
+    /// the ring has no room for all of them (`batch` is left as it is).
+    pub(crate) fn submit(&mut self, batch: &mut Vec<TxDesc>, spans: &mut Spans) -> bool {
+        let n: u32 = batch.iter().map(|d| spans.descs(d.len)).sum();
+        if !self.ring.has_room(n) {
             return false;
         }
         let umem = self.umem;
-        self.ring.produce(batch.drain(..).map(|d| {
+        let spans = &mut *spans;
+        self.ring.produce(batch.drain(..).flat_map(|d| {
             assert_eq!(
                 d.chunk.umem(),
                 umem,
                 "a chunk of another UMEM on the TX ring"
             );
-            libc::xdp_desc {
-                addr: d.chunk.addr() + super::HEADROOM as u64,
-                len: d.len,
-                options: d.options,
-            }
+            let base = d.chunk.addr();
+            let start = base + super::HEADROOM as u64;
+            let descs = spans.pieces(start, d.len as u64).count();
+            spans.pending[(base / spans.bytes) as usize] = descs as u8;
+            let end = start + d.len as u64;
+            let mut options = d.options;
+            spans.pieces(start, d.len as u64).map(move |(addr, len)| {
+                let more = addr + len < end;
+                let desc = libc::xdp_desc {
+                    addr,
+                    len: len as u32,
+                    options: options | if more { libc::XDP_PKT_CONTD } else { 0 },
+                };
+                options = 0;
+                desc
+            })
         }));
         true
     }
@@ -217,7 +290,6 @@ impl TxRing {
 pub(crate) struct CompRing {
     ring: Ring<u64>,
     umem: u32,
-    mask: u64,
 }
 
 impl CompRing {
@@ -231,16 +303,29 @@ impl CompRing {
                 false,
             )?,
             umem: g.umem,
-            mask: g.mask,
         })
     }
 
-    /// Append the chunks of completed frames to `out`, up to its spare capacity.
-    pub(crate) fn take(&mut self, out: &mut Vec<Chunk>) -> usize {
-        let (umem, mask) = (self.umem, self.mask);
+    /// Append the buffers of completed frames to `out` (a buffer once every descriptor of
+    /// its frame is back), reading at most as many descriptors as `out` has spare capacity;
+    /// returns how many buffers were appended.
+    pub(crate) fn take(&mut self, out: &mut Vec<Chunk>, spans: &mut Spans) -> usize {
+        let umem = self.umem;
+        let before = out.len();
         let max = (out.capacity() - out.len()) as u32;
-        self.ring
-            .consume(max, |addr| out.push(Chunk::returned(addr, mask, umem))) as usize
+        let bytes = spans.bytes;
+        let pending = &mut spans.pending;
+        self.ring.consume(max, |addr| {
+            let i = (addr / bytes) as usize;
+            // A buffer not ours, or not in flight, would be a kernel bug: never hand it out.
+            if let Some(p) = pending.get_mut(i).filter(|p| **p > 0) {
+                *p -= 1;
+                if *p == 0 {
+                    out.push(Chunk::returned(i as u64 * bytes, !0, umem));
+                }
+            }
+        });
+        out.len() - before
     }
 }
 
@@ -279,6 +364,10 @@ impl FillRing {
     }
 }
 
+/// `XSK_UNALIGNED_BUF_OFFSET_SHIFT` and the address bits below it.
+const OFFSET_SHIFT: u32 = 48;
+const ADDR_MASK: u64 = (1 << OFFSET_SHIFT) - 1;
+
 /// The RX ring: received packets.
 pub(crate) struct RxRing {
     ring: Ring<libc::xdp_desc>,
@@ -306,13 +395,59 @@ impl RxRing {
         let (umem, mask) = (self.umem, self.mask);
         let max = (out.capacity() - out.len()) as u32;
         self.ring.consume(max, |d| {
-            let chunk = Chunk::returned(d.addr, mask, umem);
-            let off = (d.addr - chunk.addr()) as u32;
+            // Unaligned chunk mode puts the data's offset in the top 16 bits.
+            let at = (d.addr & ADDR_MASK) + (d.addr >> OFFSET_SHIFT);
+            let chunk = Chunk::returned(at, mask, umem);
+            let off = (at - chunk.addr()) as u32;
             out.push(RxDesc {
                 chunk,
                 off,
                 len: d.len,
+                more: d.options & libc::XDP_PKT_CONTD != 0,
             })
         }) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(s: &Spans, len: u64) -> Vec<(u64, u64)> {
+        s.pieces(super::super::HEADROOM as u64, len).collect()
+    }
+
+    #[test]
+    fn one_frame_is_one_descriptor() {
+        let s = Spans::new(4, 4096, u64::MAX, false);
+        assert_eq!(cut(&s, 1514), vec![(256, 1514)]);
+        assert_eq!(s.descs(3840), 1);
+    }
+
+    #[test]
+    fn unaligned_descriptors_leave_room_for_tx_metadata() {
+        // MTU 9000: 9014 bytes in a 3-frame buffer, descriptors of at most 4096 - 24.
+        let s = Spans::new(4, 3 * 4096, 4096 - 24, false);
+        let p = cut(&s, 9014);
+        assert_eq!(p, vec![(256, 4072), (4328, 4072), (8400, 870)]);
+        // Contiguous, and every descriptor ends inside the buffer.
+        assert!(p.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+        assert!(p.iter().all(|&(a, l)| a + l <= 3 * 4096 && l + 24 <= 4096));
+        assert_eq!(s.descs(9014), 3);
+    }
+
+    #[test]
+    fn zero_copy_descriptors_stay_inside_a_page() {
+        let s = Spans::new(4, 3 * 4096, 4096 - 24, true);
+        let p = cut(&s, 9014);
+        assert_eq!(p, vec![(256, 3840), (4096, 4072), (8168, 24), (8192, 1078)]);
+        assert!(p.iter().all(|&(a, l)| a / 4096 == (a + l - 1) / 4096));
+        assert_eq!(p.iter().map(|p| p.1).sum::<u64>(), 9014);
+    }
+
+    #[test]
+    fn an_empty_frame_still_takes_one_descriptor() {
+        let s = Spans::new(1, 4096, u64::MAX, false);
+        assert_eq!(cut(&s, 0), vec![(256, 0)]);
     }
 }

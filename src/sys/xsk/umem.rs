@@ -1,6 +1,10 @@
 //! The UMEM: one anonymous mapping registered with the socket, cut into chunks, and the
 //! tokens ([`Chunk`]) that say who owns each chunk.
 //!
+//! The area starts with the TX buffers, each a *span* of one or more consecutive frames (a
+//! frame larger than one frame is written contiguously there and sent as several descriptors,
+//! `XDP_USE_SG`), followed by the single frames the fill ring receives into.
+//!
 //! A [`Chunk`] is neither `Copy` nor `Clone`: [`Umem::new`] makes one per chunk, rings
 //! consume them when chunks go to the kernel and make them again when the kernel gives
 //! chunks back (the kernel returns each address it was given once). Owning a `Chunk` is
@@ -66,9 +70,16 @@ pub(crate) struct RxDesc {
     pub(super) chunk: Chunk,
     pub(super) off: u32,
     pub(super) len: u32,
+    /// `XDP_PKT_CONTD`: the packet goes on in the next descriptor.
+    pub(super) more: bool,
 }
 
 impl RxDesc {
+    /// Whether the packet goes on in the next descriptor (multi-buffer, `XDP_PKT_CONTD`).
+    pub(crate) fn more(&self) -> bool {
+        self.more
+    }
+
     /// Give up the packet, keeping the chunk (to fill it again).
     pub(crate) fn into_chunk(self) -> Chunk {
         self.chunk
@@ -79,31 +90,63 @@ impl RxDesc {
 pub(crate) struct Umem {
     area: Mapping,
     frame_size: u32,
+    /// Frames per TX buffer.
+    span: u32,
+    /// Bytes of the TX buffers at the start of the area.
+    tx_len: u64,
     id: u32,
     tx_metadata: bool,
+    unaligned: bool,
+}
+
+/// How a UMEM is laid out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    /// Chunk size: 2048 or 4096.
+    pub(crate) frame_size: u32,
+    /// TX buffers.
+    pub(crate) tx_bufs: u32,
+    /// Frames per TX buffer (1: every frame fits one chunk).
+    pub(crate) span: u32,
+    /// Single frames to receive into.
+    pub(crate) rx_frames: u32,
+    /// Unaligned chunk mode (`XDP_UMEM_UNALIGNED_CHUNK_FLAG`): a descriptor may start
+    /// anywhere, so a multi-frame buffer's descriptors follow each other without the gap
+    /// aligned mode would want for the TX metadata in front of each.
+    pub(crate) unaligned: bool,
 }
 
 impl Umem {
-    /// A UMEM of `frames` chunks of `frame_size` bytes (a power of two, at most 4096), and
-    /// the token of every chunk.
-    pub(super) fn new(
-        frames: u32,
-        frame_size: u32,
-        tx_metadata: bool,
-    ) -> io::Result<(Self, Vec<Chunk>)> {
+    /// A UMEM laid out as `l` with the token of every TX buffer and of every RX frame.
+    pub(super) fn new(l: &Layout, tx_metadata: bool) -> io::Result<(Self, Vec<Chunk>, Vec<Chunk>)> {
         static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+        let frame_size = l.frame_size;
         if !frame_size.is_power_of_two() || !(2048..=4096).contains(&frame_size) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("UMEM frame size {frame_size}: 2048 or 4096"),
             ));
         }
-        let area = Mapping::anonymous(frames as usize * frame_size as usize)?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if l.span == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a TX buffer of zero frames",
+            ));
+        }
         let fs = frame_size as u64;
-        let chunks = (0..frames as u64)
+        let span_bytes = l.span as u64 * fs;
+        let tx_len = l.tx_bufs as u64 * span_bytes;
+        let area = Mapping::anonymous((tx_len + l.rx_frames as u64 * fs) as usize)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let tx = (0..l.tx_bufs as u64)
             .map(|i| Chunk {
-                addr: i * fs,
+                addr: i * span_bytes,
+                umem: id,
+            })
+            .collect();
+        let rx = (0..l.rx_frames as u64)
+            .map(|i| Chunk {
+                addr: tx_len + i * fs,
                 umem: id,
             })
             .collect();
@@ -111,10 +154,14 @@ impl Umem {
             Umem {
                 area,
                 frame_size,
+                span: l.span,
+                tx_len,
                 id,
                 tx_metadata,
+                unaligned: l.unaligned,
             },
-            chunks,
+            tx,
+            rx,
         ))
     }
 
@@ -127,6 +174,10 @@ impl Umem {
             headroom: 0,
             flags: if self.tx_metadata {
                 libc::XDP_UMEM_TX_METADATA_LEN
+            } else {
+                0
+            } | if self.unaligned {
+                libc::XDP_UMEM_UNALIGNED_CHUNK_FLAG
             } else {
                 0
             },
@@ -144,29 +195,55 @@ impl Umem {
         !(self.frame_size as u64 - 1)
     }
 
-    /// Bytes of packet one chunk holds.
+    /// Bytes of one TX buffer.
+    pub(super) fn span_bytes(&self) -> u64 {
+        self.span as u64 * self.frame_size as u64
+    }
+
+    /// Longest TX descriptor: a chunk, less the TX metadata the kernel wants room for in
+    /// front of every descriptor in unaligned mode.
+    pub(super) fn max_desc(&self) -> u64 {
+        if self.unaligned && self.tx_metadata {
+            (self.frame_size - TX_METADATA_LEN) as u64
+        } else {
+            self.frame_size as u64
+        }
+    }
+
+    /// Bytes of frame one TX buffer holds (all its frames, less the headroom of the first).
     pub(crate) fn capacity(&self) -> usize {
-        (self.frame_size - HEADROOM) as usize
+        (self.span * self.frame_size - HEADROOM) as usize
+    }
+
+    /// Bytes of a chunk: a TX buffer's span, or one RX frame.
+    fn chunk_len(&self, c: &Chunk) -> u64 {
+        if c.addr < self.tx_len {
+            self.span as u64 * self.frame_size as u64
+        } else {
+            self.frame_size as u64
+        }
     }
 
     fn check(&self, c: &Chunk) {
         assert!(
-            c.umem == self.id && c.addr + (self.frame_size as u64) <= self.area.len() as u64,
+            c.umem == self.id && c.addr + self.chunk_len(c) <= self.area.len() as u64,
             "a chunk of UMEM {} used with UMEM {}",
             c.umem,
             self.id
         );
     }
 
-    /// The packet area of a chunk we own: [`Umem::capacity`] bytes after the headroom.
+    /// The packet area of a chunk we own: everything after the headroom ([`Umem::capacity`]
+    /// bytes for a TX buffer).
     pub(crate) fn data_mut<'a>(&'a self, c: &'a mut Chunk) -> &'a mut [u8] {
         self.check(c);
         let start = (c.addr + HEADROOM as u64) as usize;
+        let len = (self.chunk_len(c) - HEADROOM as u64) as usize;
         // SAFETY: the range lies inside the mapping (checked above) and belongs to chunk `c`;
         // holding `c` by unique reference means no ring holds the chunk (the kernel does not
         // touch it) and no other slice of it exists for `'a`; the mapping lives as long as
         // `self`, which is borrowed for `'a`.
-        unsafe { std::slice::from_raw_parts_mut(self.area.ptr().add(start), self.capacity()) }
+        unsafe { std::slice::from_raw_parts_mut(self.area.ptr().add(start), len) }
     }
 
     /// The bytes of a received packet.
