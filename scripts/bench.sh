@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|ndr|rxport|all] [--name NAME] [--reps N] [--seconds S]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|ndr|rxport|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -15,7 +15,8 @@
 #   mem     max resident size of `xsend send` for a 4 MiB and a 4 GiB file, both backends.
 #   tcp     TCP over AF_XDP (xsend's user-space sender) vs xsend's AF_XDP chunked UDP, xsend
 #           kernel sendfile and iperf3 -Z, with TSO/GSO on and off on the sending veth
-#           (MTU 1500); goodput counted by the receiving application.
+#           (the lab's MTU: 1500, or --mtu 9000 for jumbo frames, multi-buffer AF_XDP);
+#           goodput counted by the receiving application.
 #   xdp     64 and 1514-byte UDP frames: xsend bench (AF_XDP), xsend send of a real file
 #           (chunked, checksums valid), dpdk-testpmd txonly on its net_af_xdp and
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
@@ -49,7 +50,7 @@ cd "$(dirname "$0")/.."
 xsend_setup
 xsend_apt_install iperf3 python3 python3-matplotlib dpdk dpdk-dev netsniff-ng xdp-tests tcpreplay bpftool
 
-SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024 RATE_SECS=20
+SUITE=all NAME="" REPS=3 SECS=3 SIZE_MIB=1024 RATE_SECS=20 MTU=1500
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) SUITE=$2; shift 2 ;;
@@ -58,6 +59,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --rate-seconds) RATE_SECS=$2; shift 2 ;;
+    --mtu) MTU=$2; shift 2 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -82,7 +84,8 @@ cleanup() {
   rm -rf "$WORK" "/var/run/dpdk/$LAB"
 }
 trap cleanup EXIT INT TERM
-"$X" lab up --name "$LAB" >/dev/null
+"$X" lab up --name "$LAB" --mtu "$MTU" >/dev/null
+export BENCH_MTU=$MTU
 A=${LAB}a B=${LAB}b IFA=${LAB}a IFB=${LAB}b PEER=198.18.0.2
 MACA=02:58:53:00:00:0a MACB=02:58:53:00:00:0b
 inA() { ip netns exec "$A" "$@"; }

@@ -4,7 +4,7 @@ writes <out>.md (tables, ratios of medians), <out>.json and <out>.png.
 
 usage: bench_report.py RESULTS.jsonl OUT REPS SECONDS
 """
-import json, statistics, sys, platform, subprocess
+import json, os, statistics, sys, platform, subprocess
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mem = [r for r in rows if r["test"] == "max RSS"]
@@ -67,7 +67,7 @@ for o in (s for s in summary if s["tool"].endswith(OLD)):
     if n and o[key] > 0:
         new_old[f"{o['test']}: {n['tool']}"] = n[key] / o[key]
 meta = {"kernel": platform.release(), "cpus": subprocess.getoutput("nproc"), "repetitions": reps,
-        "window_or_iperf_seconds": secs, "lab": "veth pair between two netns, MTU 1500, copy mode",
+        "window_or_iperf_seconds": secs, "lab": f"veth pair between two netns, MTU {os.environ.get('BENCH_MTU', '1500')}, copy mode",
         "counted_at": "receiver: peer interface rx counter (xdp suite) or receiving application (kernel suite)"}
 json.dump({"meta": meta, "summary": summary, "ratios": ratios, "new_over_old": new_old, "runs": rows}, open(out + ".json", "w"), indent=1)
 with open(out + ".md", "w") as f:

@@ -60,6 +60,23 @@ pub enum ChecksumChoice {
     Offload,
 }
 
+/// AF_XDP: how file bytes reach the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadChoice {
+    /// Without a copy where that is faster: the file on tmpfs/memfd/hugetlbfs and the queues
+    /// in zero-copy mode (the NIC gathers the file's pages). In copy mode the kernel copies
+    /// every descriptor anyway, and a header-plus-file descriptor chain costs it more than one
+    /// `preadv` into a single buffer, so the copy is kept;
+    /// [`BackendInfo::payload`](crate::BackendInfo) says which and why.
+    #[default]
+    Auto,
+    /// Always read into the frames (`preadv`).
+    Copy,
+    /// The file's pages mapped into the UMEM and pointed at by the frames (UDP); an error if
+    /// the file cannot be (a filesystem with writeback, ...).
+    ZeroCopy,
+}
+
 bitflags::bitflags! {
     /// .NET's `TransmitFileOptions`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,6 +149,8 @@ pub struct ConnConfig {
     pub ring_size: u32,
     /// AF_XDP: checksum offload or software.
     pub checksum: ChecksumChoice,
+    /// AF_XDP: file bytes copied into frames or sent from the file's pages.
+    pub payload: PayloadChoice,
 }
 
 impl ConnConfig {
@@ -153,6 +172,7 @@ impl ConnConfig {
             queues: 1,
             ring_size: DEFAULT_RING_SIZE,
             checksum: ChecksumChoice::Auto,
+            payload: PayloadChoice::Auto,
         }
     }
 }

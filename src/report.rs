@@ -37,6 +37,11 @@ pub struct BackendInfo {
     pub tx_budget: Option<u32>,
     /// AF_XDP: the next hop's MAC the frames carry.
     pub dst_mac: Option<String>,
+    /// How the last send's file bytes reached the device: `zero-copy` (the file's pages
+    /// mapped into the UMEM, frames point at them) or `copy` (read into buffers).
+    pub payload: Option<String>,
+    /// Why the last send's payload was copied, when it was.
+    pub payload_reason: Option<String>,
 }
 
 /// What an operation moved.

@@ -144,6 +144,13 @@ impl ConnectionBuilder {
         self.cfg.ring_size = n;
         self
     }
+    /// AF_XDP: file bytes copied into the frames or sent from the file's own pages (UDP;
+    /// default: without a copy where that is faster).
+    pub fn payload(mut self, p: crate::options::PayloadChoice) -> Self {
+        self.cfg.payload = p;
+        self
+    }
+
     /// AF_XDP: checksum offload or software checksums (default: offload when possible).
     pub fn checksum(mut self, c: ChecksumChoice) -> Self {
         self.cfg.checksum = c;
@@ -432,6 +439,8 @@ impl Connection {
                 s.bytes
             });
             drop(job);
+            // What the send really used (the payload road) is part of the report.
+            *shared.info.lock().unwrap_or_else(|e| e.into_inner()) = transport.info().clone();
             shared.put(transport, flags);
             if let Some(cb) = callback {
                 cb(&r);

@@ -126,6 +126,30 @@ pub(crate) trait TxQueue: Send {
     /// device gather as many frames per wakeup as it can (`false`, the default).
     fn set_paced(&mut self, paced: bool);
 
+    /// The file mapped into this queue's buffer space, by (device, inode): frames may then
+    /// carry its bytes without a copy ([`TxQueue::submit_file`]). None by default.
+    fn mapped_file(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Queue a frame made of the first `head` bytes of `buf` followed by `len` bytes of the
+    /// mapped file at offset `off` ([`TxQueue::mapped_file`]). Devices without one refuse.
+    fn submit_file(
+        &mut self,
+        buf: Self::Buf,
+        head: usize,
+        off: u64,
+        len: usize,
+        csum: Option<CsumRequest>,
+    ) -> Result<()> {
+        let _ = (head, off, len, csum);
+        self.free(buf);
+        Err(crate::error::Error::io(
+            "sending file pages without a copy",
+            std::io::Error::other("this device has no file mapped"),
+        ))
+    }
+
     /// A free buffer, flushing and waiting for completions if there is none.
     fn alloc_wait(&mut self) -> Result<Self::Buf> {
         if let Some(b) = self.alloc() {
@@ -148,6 +172,18 @@ pub(crate) trait RxQueue {
 
     /// Sleep until a frame may have arrived, at most `timeout`.
     fn wait(&mut self, timeout: Duration);
+}
+
+/// Maps a file into a port's buffer space so frames can point at its pages (zero-copy file
+/// payloads). AF_XDP re-opens its queues with the file mapped into each UMEM.
+pub(crate) trait FileMapper<D>: Send {
+    /// Re-open `queues` with `file` mapped. `Ok(Err(reason))`: this file cannot be mapped,
+    /// the queues are as they were; `Err`: the queues could not be re-opened at all.
+    fn map(
+        &mut self,
+        queues: &mut Vec<D>,
+        file: &crate::payload::MappedFile,
+    ) -> Result<std::result::Result<(), String>>;
 }
 
 /// An opened device: its queues, the flow each queue's frames carry, and what was obtained.

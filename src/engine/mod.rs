@@ -20,6 +20,7 @@ pub(crate) mod live_replay;
 pub(crate) mod replay;
 pub(crate) mod tcp;
 pub(crate) mod udp;
+pub(crate) mod udp_zc;
 
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,13 @@
 //! batch straight into its buffer ([`FileReads`]), then write headers, memory pieces and
 //! checksums (over bytes now hot in cache) and submit. Nothing is allocated per datagram.
 
-use crate::device::{Port, TxQueue};
+use crate::device::{FileMapper, Port, TxQueue};
 use crate::engine::fill::{write_payload, FileReads};
+use crate::engine::udp_zc::{send_share_zc, FileRange};
 use crate::engine::{on_threads, Job, OpCtx, Totals, Transport};
 use crate::error::{Error, Result};
-use crate::options::TransmitFlags;
+use crate::options::{PayloadChoice, TransmitFlags};
+use crate::payload::{Segment, SegmentData};
 use crate::report::{BackendInfo, SendStats};
 use crate::sansio::cut::{Boundaries, Datagrams, Span};
 use crate::sansio::framer::UdpFramer;
@@ -28,7 +30,14 @@ pub(crate) struct UdpTransport<D> {
     framers: Vec<UdpFramer>,
     max_payload: u64,
     usable: bool,
+    /// Maps a file into the queues for zero-copy payloads, where the device can.
+    files: Option<Box<dyn FileMapper<D>>>,
+    payload: PayloadChoice,
 }
+
+/// Smallest file range sent without a copy: below it, re-opening the queues with the file
+/// mapped costs more than copying the bytes.
+const ZERO_COPY_MIN: u64 = 1 << 20;
 
 impl<D: TxQueue> UdpTransport<D> {
     /// The sender over an opened port: one framer per queue (its own source port).
@@ -48,7 +57,89 @@ impl<D: TxQueue> UdpTransport<D> {
             framers,
             port,
             usable: true,
+            files: None,
+            payload: PayloadChoice::Copy,
         }
+    }
+
+    /// Send file payloads without a copy where `files` can map them, as `choice` says.
+    pub(crate) fn with_files(
+        mut self,
+        files: Box<dyn FileMapper<D>>,
+        choice: PayloadChoice,
+    ) -> Self {
+        self.files = Some(files);
+        self.payload = choice;
+        self
+    }
+
+    /// The file range this job can be sent from without a copy (mapping it into the device
+    /// if needed), or why not; recorded in the report (`payload`, `payload_reason`).
+    fn zero_copy<'j>(&mut self, job: &'j Job) -> Result<Option<FileRange<'j>>> {
+        let found = match self.payload {
+            PayloadChoice::Copy => Ok(Err("copy asked for".to_string())),
+            PayloadChoice::Auto if !self.port.queues.iter().all(|q| q.caps().zero_copy) => Ok(Err(
+                "copy-mode queues: the kernel copies every descriptor, and a header plus file descriptors cost it more than one preadv into one buffer (measured 0.9x); asked for with zero-copy".into(),
+            )),
+            _ => self.zero_copy_range(job),
+        };
+        let why = match found {
+            Ok(Ok(r)) => {
+                self.port.info.payload = Some("zero-copy".into());
+                self.port.info.payload_reason = None;
+                return Ok(Some(r));
+            }
+            Ok(Err(why)) if self.payload == PayloadChoice::ZeroCopy => {
+                return Err(Error::BackendUnavailable {
+                    backend: "xdp",
+                    reason: format!("zero-copy payload: {why}"),
+                })
+            }
+            Ok(Err(why)) => why,
+            Err(e) => {
+                self.usable = false;
+                return Err(e);
+            }
+        };
+        self.port.info.payload = Some("copy".into());
+        self.port.info.payload_reason = Some(why);
+        Ok(None)
+    }
+
+    fn zero_copy_range<'j>(
+        &mut self,
+        job: &'j Job,
+    ) -> Result<std::result::Result<FileRange<'j>, String>> {
+        let Some(files) = self.files.as_mut() else {
+            return Ok(Err("this device reads payloads from its own buffers".into()));
+        };
+        let [seg] = &job.payload.segments[..] else {
+            return Ok(Err("the payload is not exactly one file range".into()));
+        };
+        let SegmentData::File { file, offset } = &seg.data else {
+            return Ok(Err("the payload is in memory".into()));
+        };
+        if seg.len < ZERO_COPY_MIN {
+            return Ok(Err(format!(
+                "{} bytes: below {} MiB copying is cheaper than mapping the file",
+                seg.len,
+                ZERO_COPY_MIN >> 20
+            )));
+        }
+        if !self.port.queues.iter().all(|q| q.caps().csum_offload) {
+            return Ok(Err(
+                "checksums are made in software, which reads every byte: zero-copy needs checksum offload".into(),
+            ));
+        }
+        if self.port.queues[0].mapped_file() != Some(file.id()) {
+            if let Err(why) = files.map(&mut self.port.queues, file)? {
+                return Ok(Err(why));
+            }
+        }
+        Ok(Ok(FileRange {
+            file,
+            base: *offset,
+        }))
     }
 
     /// The port (tests look at the fake device's frames).
@@ -59,11 +150,15 @@ impl<D: TxQueue> UdpTransport<D> {
 
     fn send_inner(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
         let bounds = job.check_datagrams(self.max_payload)?;
+        let zc = self.zero_copy(job)?;
         let nq = self.port.queues.len() as u64;
         let totals = Totals::default();
         let shares: Vec<_> = self.port.queues.iter_mut().zip(&mut self.framers).collect();
-        let results = on_threads(shares, |q, (dev, framer)| {
-            send_share(dev, framer, job, bounds, q as u64, nq, ctx, &totals)
+        let results = on_threads(shares, |q, (dev, framer)| match &zc {
+            Some(range) => {
+                send_share_zc(dev, framer, job, bounds, q as u64, nq, ctx, &totals, range)
+            }
+            None => send_share(dev, framer, job, bounds, q as u64, nq, ctx, &totals),
         });
         let mut total = SendStats::default();
         for r in results {
@@ -105,6 +200,53 @@ impl<D: TxQueue> UdpTransport<D> {
     }
 }
 
+/// One queue's datagrams of a job: every `nq`-th from the `q`-th on, each with its sequence
+/// number and offset in the whole stream.
+pub(crate) struct Share<'a> {
+    spans: Datagrams<'a, Segment>,
+    q: u64,
+    nq: u64,
+    turn: u64,
+    index: u64,
+    stream_off: u64,
+}
+
+impl<'a> Share<'a> {
+    pub(crate) fn new(segs: &'a [Segment], bounds: Boundaries, q: u64, nq: u64) -> Self {
+        Share {
+            spans: Datagrams::new(segs, bounds),
+            q,
+            nq,
+            turn: 0,
+            index: 0,
+            stream_off: 0,
+        }
+    }
+}
+
+impl Iterator for Share<'_> {
+    /// The datagram, its sequence number, its stream offset.
+    type Item = (Span, u64, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for span in self.spans.by_ref() {
+            let mine = self.turn == self.q;
+            self.turn = if self.turn + 1 == self.nq {
+                0
+            } else {
+                self.turn + 1
+            };
+            let (seq, off) = (self.index, self.stream_off);
+            self.index += 1;
+            self.stream_off += span.len;
+            if mine {
+                return Some((span, seq, off));
+            }
+        }
+        None
+    }
+}
+
 /// One datagram of a batch: its buffer and its place in the stream.
 struct Slot<B> {
     buf: B,
@@ -130,8 +272,7 @@ pub(crate) fn send_share<D: TxQueue>(
     let at = framer.header_len() + hlen;
     let mut stats = SendStats::default();
     let mut reported = SendStats::default();
-    let (mut index, mut stream_off, mut turn) = (0u64, 0u64, 0u64);
-    let mut spans = Datagrams::new(segs, bounds);
+    let mut share = Share::new(segs, bounds, q, nq);
     // Per-operation buffers: the per-datagram work below allocates nothing.
     let mut slots: Vec<Slot<D::Buf>> = Vec::with_capacity(BATCH);
     let mut reads = FileReads::with_capacity(BATCH * 2);
@@ -141,17 +282,9 @@ pub(crate) fn send_share<D: TxQueue>(
         reads.clear();
         // 1. This queue's next datagrams, a buffer each, their file pieces planned.
         while slots.len() < BATCH {
-            let Some(span) = spans.by_ref().find_map(|span| {
-                let mine = turn == q;
-                turn = if turn + 1 == nq { 0 } else { turn + 1 };
-                let (seq, off) = (index, stream_off);
-                index += 1;
-                stream_off += span.len;
-                mine.then_some((span, seq, off))
-            }) else {
+            let Some((span, seq, off)) = share.next() else {
                 break;
             };
-            let (span, seq, off) = span;
             let buf = match dev.alloc_wait() {
                 Ok(b) => b,
                 Err(e) => break 'batches Err(e),

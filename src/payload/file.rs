@@ -73,6 +73,11 @@ impl MappedFile {
         self.size
     }
 
+    /// The path (for messages).
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The open file.
     pub(crate) fn file(&self) -> &File {
         &self.file
@@ -117,6 +122,45 @@ impl MappedFile {
         if let Some(m) = &self.map {
             sys::file::release_pages(m, offset, len);
         }
+    }
+
+    /// The file's identity (device, inode): which file a device has mapped.
+    pub(crate) fn id(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or((0, 0))
+    }
+
+    /// A read-write descriptor of the file if its pages can be pinned into an AF_XDP UMEM
+    /// (tmpfs, `/dev/shm`, memfd, hugetlbfs: no writeback, so `FOLL_LONGTERM` pins are
+    /// allowed), else why not.
+    pub(crate) fn pinnable(&self) -> std::result::Result<File, String> {
+        use std::os::fd::AsRawFd;
+        let t = sys::file::fs_type(self.file.as_fd())
+            .map_err(|e| format!("fstatfs of {}: {e}", self.path.display()))?;
+        if t != sys::file::TMPFS_MAGIC && t != sys::file::HUGETLBFS_MAGIC {
+            return Err(format!(
+                "{} is on a filesystem with writeback (type {t:#x}), whose pages cannot be pinned into the UMEM: only tmpfs, memfd and hugetlbfs files can",
+                self.path.display()
+            ));
+        }
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+            .map_err(|e| {
+                format!(
+                    "{}: the UMEM maps it read-write and it cannot be opened so ({e})",
+                    self.path.display()
+                )
+            })
+    }
+
+    /// True if the file can never shrink (a memfd sealed with `F_SEAL_SHRINK`).
+    pub(crate) fn shrink_sealed(&self) -> bool {
+        sys::file::seals(self.file.as_fd()) & libc::F_SEAL_SHRINK != 0
     }
 
     /// Current size on disk (to tell a truncation from other failures).

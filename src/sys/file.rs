@@ -75,3 +75,23 @@ pub(crate) fn release_pages(map: &Mmap, offset: u64, len: u64) {
         ));
     }
 }
+
+/// `TMPFS_MAGIC`: tmpfs, `/dev/shm` and memfd files (shmem).
+pub(crate) const TMPFS_MAGIC: i64 = 0x0102_1994;
+/// `HUGETLBFS_MAGIC`.
+pub(crate) const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+
+/// The filesystem type (`f_type` of `fstatfs(2)`) a file lives on.
+pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: all-zero is a valid statfs to be filled in.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes into the live `st`; the descriptor is open for the call.
+    syscall!(fstatfs(fd.as_raw_fd(), &mut st))?;
+    Ok(st.f_type as i64)
+}
+
+/// F_GET_SEALS of a file (0 where sealing is not supported).
+pub(crate) fn seals(fd: BorrowedFd<'_>) -> i32 {
+    // SAFETY: F_GET_SEALS takes no argument and only reads the file's state.
+    syscall!(fcntl(fd.as_raw_fd(), libc::F_GET_SEALS)).unwrap_or(0)
+}

@@ -42,6 +42,38 @@ impl Mapping {
         )
     }
 
+    /// `head` bytes of anonymous read-write memory followed, at the next page boundary, by
+    /// `file_len` bytes of `fd` mapped shared and read-write (its pages are the file's page
+    /// cache: a tmpfs/memfd file's pages can then be pinned as part of an AF_XDP UMEM).
+    /// Returns the mapping (both parts, unmapped together) and the offset of the file in it.
+    pub(crate) fn with_file_tail(
+        head: usize,
+        fd: BorrowedFd<'_>,
+        file_len: usize,
+    ) -> io::Result<(Self, usize)> {
+        let page = 4096;
+        let at = head.div_ceil(page) * page;
+        let total = at + file_len.div_ceil(page) * page;
+        let whole = Self::new(total, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)?;
+        // SAFETY: replaces pages inside the mapping `whole` owns (from `at` to its end) with
+        // the file's; nothing else refers to that range (the mapping was just made and not
+        // handed out), and `whole` unmaps all of it when dropped.
+        let p = unsafe {
+            libc::mmap(
+                whole.ptr().add(at).cast(),
+                total - at,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((whole, at))
+    }
+
     fn new(len: usize, flags: libc::c_int, fd: libc::c_int, off: libc::off_t) -> io::Result<Self> {
         // SAFETY: a new mapping at an address the kernel chooses: no existing memory is
         // affected; a borrowed fd (if any) is open for the call.

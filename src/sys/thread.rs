@@ -10,6 +10,17 @@ pub(crate) fn enter_netns(name: &str) -> io::Result<()> {
     syscall!(setns(f.as_raw_fd(), libc::CLONE_NEWNET)).map(drop)
 }
 
+/// The calling thread's network namespace, as a descriptor to enter again later.
+pub(crate) fn current_netns() -> io::Result<std::os::fd::OwnedFd> {
+    Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into())
+}
+
+/// Enter the network namespace `ns` (from [`current_netns`]) on the calling thread.
+pub(crate) fn enter_netns_fd(ns: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: setns only reads the descriptor, which the caller keeps open for the call.
+    syscall!(setns(ns.as_raw_fd(), libc::CLONE_NEWNET)).map(drop)
+}
+
 /// Pin the calling thread to one CPU (`sched_setaffinity`).
 pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.

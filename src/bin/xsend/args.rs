@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::{Args, ValueEnum};
 use xsend::gen::Imix;
 use xsend::wire::ethernet::MacAddr;
-use xsend::{BackendChoice, ChecksumChoice, ConnectionBuilder, Proto};
+use xsend::{BackendChoice, ChecksumChoice, ConnectionBuilder, PayloadChoice, Proto};
 
 #[derive(Copy, Clone, ValueEnum)]
 pub(crate) enum ProtoArg {
@@ -62,6 +62,17 @@ impl From<ChecksumArg> for ChecksumChoice {
     }
 }
 
+/// How file bytes reach AF_XDP frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PayloadArg {
+    /// Zero-copy where it is faster, else copy.
+    Auto,
+    /// Always copied into the frames.
+    Copy,
+    /// From the file's pages, or an error.
+    ZeroCopy,
+}
+
 /// The AF_XDP options of `send` and `bench`.
 #[derive(Args)]
 pub(crate) struct XdpArgs {
@@ -78,6 +89,11 @@ pub(crate) struct XdpArgs {
     /// them and a capture there shows the partial sum) or computed in software.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) checksum: ChecksumArg,
+    /// AF_XDP, UDP: file bytes read into the frames (`copy`) or sent from the file's own
+    /// pages mapped into the UMEM (`zero-copy`: tmpfs, memfd or hugetlbfs files); `auto`
+    /// takes zero-copy where it is faster (a zero-copy NIC queue).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) payload: PayloadArg,
     /// AF_XDP: 802.1Q VLAN id for the frames (1-4094).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4094))]
     pub(crate) vlan: Option<u16>,
@@ -89,7 +105,12 @@ impl XdpArgs {
         let mut b = b
             .queues(self.queues)
             .ring_size(self.ring_size)
-            .checksum(self.checksum.into());
+            .checksum(self.checksum.into())
+            .payload(match self.payload {
+                PayloadArg::Auto => PayloadChoice::Auto,
+                PayloadArg::Copy => PayloadChoice::Copy,
+                PayloadArg::ZeroCopy => PayloadChoice::ZeroCopy,
+            });
         if let Some(i) = iface {
             b = b.iface(i.clone());
         }

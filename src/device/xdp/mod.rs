@@ -5,8 +5,10 @@
 //!   MAC, XDP program, queues, checksum offload, TX budget, report); [`raw`] opens a queue
 //!   for whole frames made elsewhere (replay) through the same queue negotiation;
 //! - [`queue`]: one socket behind the device seam (frame table, batching, kicks, reaping);
+//! - [`files`]: zero-copy file payloads (the file's pages mapped into the UMEM);
 //! - [`prog`]: our XDP program (`bpf/xsend.bpf.c`), attached through a BPF link.
 
+mod files;
 mod open;
 mod prog;
 mod queue;
@@ -14,6 +16,7 @@ mod raw;
 mod rxport;
 mod sink;
 
+pub(crate) use files::XdpFiles;
 pub(crate) use open::{open, Request};
 pub(crate) use prog::{load_error, quiet_libbpf, Steer};
 pub(crate) use queue::XdpQueue;

@@ -138,6 +138,7 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         ),
         tx_budget: budget.then_some(TX_BUDGET),
         dst_mac: Some(dst_mac.to_string()),
+        ..Default::default()
     };
     Ok(Port {
         queues,
@@ -192,7 +193,8 @@ pub(super) fn open_queues(
 ) -> Result<(Vec<XdpQueue>, bool, bool)> {
     let ifname = q.ifname;
     let qc = |queue: u32, zerocopy: bool| QueueConfig {
-        ifname,
+        netns: None,
+        ifname: ifname.to_string(),
         ifindex: q.ifindex,
         queue,
         ring: q.ring,
@@ -252,14 +254,14 @@ fn zc_takes(q: &Queues<'_>, reasons: &mut Vec<String>) -> bool {
 /// Open one queue: zero-copy first (while it is still possible), then copy mode;
 /// `zerocopy` says which was had. Why zero-copy was refused goes to `reasons` once.
 fn open_queue(
-    qc: &QueueConfig<'_>,
+    qc: &QueueConfig,
     zerocopy: &mut bool,
     reasons: &mut Vec<String>,
 ) -> Result<XdpQueue> {
-    let copy = |qc: &QueueConfig<'_>| {
+    let copy = |qc: &QueueConfig| {
         XdpQueue::open(&QueueConfig {
             zerocopy: false,
-            ..*qc
+            ..qc.clone()
         })
         .map_err(|e| {
             let what = format!("AF_XDP socket on {} queue {}: {e}", qc.ifname, qc.queue);

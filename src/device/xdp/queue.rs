@@ -16,8 +16,12 @@ pub(super) const BATCH: usize = 64;
 const STALL: Duration = Duration::from_secs(2);
 
 /// What one queue is opened with.
-pub(super) struct QueueConfig<'a> {
-    pub(super) ifname: &'a str,
+#[derive(Debug, Clone)]
+pub(super) struct QueueConfig {
+    /// The network namespace the queue was first opened in (filled in then): a socket
+    /// opened again must be made there, whatever thread does it.
+    pub(super) netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    pub(super) ifname: String,
     pub(super) ifindex: u32,
     pub(super) queue: u32,
     /// TX ring size and TX chunks.
@@ -39,6 +43,12 @@ pub(crate) struct XdpQueue {
     xsk: Xsk,
     caps: Caps,
     ifname: String,
+    /// What it was opened with (to open it again with a file mapped).
+    cfg: QueueConfig,
+    /// The TX budget obtained, if raised.
+    budget: Option<u32>,
+    /// The file mapped into the UMEM: its identity and length.
+    file: Option<((u64, u64), u64)>,
     free: Vec<Chunk>,
     batch: Vec<TxDesc>,
     rx_descs: Vec<RxDesc>,
@@ -64,23 +74,34 @@ impl XdpQueue {
     /// Open a socket on a queue. With `cfg.offload`, the UMEM gets a TX metadata area; a
     /// kernel without it (before 6.8) refuses that, and the queue falls back to software
     /// checksums ([`Caps::csum_offload`] says which was obtained).
-    pub(super) fn open(cfg: &QueueConfig<'_>) -> io::Result<Self> {
+    pub(super) fn open(cfg: &QueueConfig) -> io::Result<Self> {
+        Self::open_with(cfg, None)
+    }
+
+    /// Open a queue whose UMEM also maps `file` (a read-write descriptor, its length and
+    /// identity) after the frames, in unaligned chunk mode: [`TxQueue::submit_file`] frames
+    /// then point at the file's pages.
+    pub(super) fn open_with(
+        cfg: &QueueConfig,
+        file: Option<(&std::fs::File, u64, (u64, u64))>,
+    ) -> io::Result<Self> {
         let mut xc = xsk::Config {
             layout: xsk::Layout {
                 frame_size: cfg.frame_size,
                 tx_bufs: cfg.ring,
                 span: cfg.span,
                 rx_frames: cfg.rx_frames,
-                unaligned: cfg.span > 1,
+                unaligned: cfg.span > 1 || file.is_some(),
             },
             rx_size: cfg.rx_frames.max(64).next_power_of_two(),
             zerocopy: cfg.zerocopy,
             tx_metadata: cfg.offload,
         };
-        let (xsk, mut chunks, mut rx_chunks) = match Xsk::open(cfg.ifindex, cfg.queue, &xc) {
+        let fd = file.map(|(f, len, _)| (f.as_fd(), len));
+        let (xsk, mut chunks, mut rx_chunks) = match Xsk::open(cfg.ifindex, cfg.queue, &xc, fd) {
             Err(e) if cfg.offload && e.raw_os_error() == Some(libc::EINVAL) => {
                 xc.tx_metadata = false;
-                Xsk::open(cfg.ifindex, cfg.queue, &xc)?
+                Xsk::open(cfg.ifindex, cfg.queue, &xc, fd)?
             }
             r => r?,
         };
@@ -101,7 +122,18 @@ impl XdpQueue {
                 persistent_bufs: true,
             },
             xsk,
-            ifname: cfg.ifname.to_string(),
+            ifname: cfg.ifname.clone(),
+            cfg: QueueConfig {
+                netns: match &cfg.netns {
+                    Some(n) => Some(n.clone()),
+                    None => crate::sys::thread::current_netns()
+                        .ok()
+                        .map(std::sync::Arc::new),
+                },
+                ..cfg.clone()
+            },
+            budget: None,
+            file: file.map(|(_, len, id)| (id, len)),
             batch: Vec::with_capacity(BATCH),
             rx_descs: Vec::with_capacity(rx),
             refill: Vec::with_capacity(rx),
@@ -129,8 +161,42 @@ impl XdpQueue {
     /// Raise the frames one kick may send; kicks then come once per `frames` when unpaced.
     pub(super) fn set_tx_budget(&mut self, frames: u32) -> io::Result<()> {
         self.xsk.set_tx_budget(frames)?;
+        self.budget = Some(frames);
         self.unpaced_kick = frames as usize;
         self.kick_every = self.unpaced_kick;
+        Ok(())
+    }
+
+    /// The same queue opened again with `file` mapped into its UMEM (the TX budget raised
+    /// as before). This queue must be dropped first: a queue takes one socket at a time.
+    pub(super) fn reopen(
+        cfg: &QueueConfig,
+        budget: Option<u32>,
+        file: Option<(&std::fs::File, u64, (u64, u64))>,
+    ) -> io::Result<Self> {
+        let mut q = Self::open_with(cfg, file)?;
+        if let Some(b) = budget {
+            q.set_tx_budget(b)?;
+        }
+        Ok(q)
+    }
+
+    /// What this queue was opened with, and its TX budget.
+    pub(super) fn config(&self) -> (QueueConfig, Option<u32>) {
+        (self.cfg.clone(), self.budget)
+    }
+
+    /// Queue one descriptor chain; full batches are published (and kicked) at once.
+    #[inline]
+    fn push(&mut self, d: TxDesc) -> Result<()> {
+        self.batch.push(d);
+        if self.batch.len() >= BATCH {
+            self.publish();
+            if self.unkicked >= self.kick_every {
+                self.kick()?;
+            }
+            self.reap();
+        }
         Ok(())
     }
 
@@ -233,19 +299,47 @@ impl TxQueue for XdpQueue {
             // asked for, so a re-used chunk never brings an old request along.
             self.xsk.umem.write_tx_metadata(&mut buf, csum);
         }
-        self.batch.push(TxDesc {
+        self.push(TxDesc {
             chunk: buf,
             len: len as u32,
             options: self.desc_options,
-        });
-        if self.batch.len() >= BATCH {
-            self.publish();
-            if self.unkicked >= self.kick_every {
-                self.kick()?;
-            }
-            self.reap();
+            ext: None,
+        })
+    }
+
+    fn mapped_file(&self) -> Option<(u64, u64)> {
+        self.file.map(|(id, _)| id)
+    }
+
+    fn submit_file(
+        &mut self,
+        mut buf: Chunk,
+        head: usize,
+        off: u64,
+        len: usize,
+        csum: Option<CsumRequest>,
+    ) -> Result<()> {
+        let flen = self.file.map_or(0, |(_, l)| l);
+        let room = self.caps.buf_capacity.min(self.caps.max_frame);
+        if head > room || head + len > self.caps.max_frame || off + len as u64 > flen {
+            self.free.push(buf);
+            return Err(Error::io(
+                format!("AF_XDP on {}", self.ifname),
+                io::Error::other(format!(
+                    "frame of {head} + {len} file bytes at {off}: over the link's {} or the mapped file's {flen} bytes",
+                    self.caps.max_frame
+                )),
+            ));
         }
-        Ok(())
+        if self.desc_options != 0 {
+            self.xsk.umem.write_tx_metadata(&mut buf, csum);
+        }
+        self.push(TxDesc {
+            chunk: buf,
+            len: head as u32,
+            options: self.desc_options,
+            ext: Some((off, len as u32)),
+        })
     }
 
     fn free(&mut self, buf: Chunk) {

@@ -61,25 +61,36 @@ pub(crate) struct Xsk {
 
 impl Xsk {
     /// Create a socket on queue `queue` of interface `ifindex`; returns it with the tokens
-    /// of every TX buffer and of every RX frame.
+    /// of every TX buffer and of every RX frame. With `file` (a descriptor open read-write
+    /// and a length), the file is mapped into the UMEM after the frames (see
+    /// [`TxDesc::ext`]); the layout must then be unaligned.
     pub(crate) fn open(
         ifindex: u32,
         queue: u32,
         cfg: &Config,
+        file: Option<(BorrowedFd<'_>, u64)>,
     ) -> io::Result<(Xsk, Vec<Chunk>, Vec<Chunk>)> {
         // SAFETY: plain socket(2); the descriptor is owned right away.
         let raw = syscall!(socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0))?;
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let l = &cfg.layout;
-        let (umem, tx_chunks, rx_chunks) = Umem::new(l, cfg.tx_metadata)?;
-        let spans = Spans::new(
+        if file.is_some() && !l.unaligned {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a file in the UMEM needs unaligned chunks",
+            ));
+        }
+        let (umem, tx_chunks, rx_chunks) = Umem::new(l, cfg.tx_metadata, file)?;
+        let mut spans = Spans::new(
             l.tx_bufs,
             umem.span_bytes(),
             umem.max_desc(),
             l.unaligned && cfg.zerocopy,
         );
-        let per_buf = spans.descs(umem.capacity() as u32);
+        spans.set_ext_base(umem.file_region().0);
+        // A frame with a file part takes at most one more descriptor per page it covers.
+        let per_buf = spans.descs(umem.capacity() as u32) + u32::from(file.is_some()) * 17;
         let tx_size = (l.tx_bufs * per_buf).max(64).next_power_of_two();
         let f = fd.as_fd();
         socket::setsockopt(f, SOL_XDP, libc::XDP_UMEM_REG, &umem.reg())?;
@@ -104,7 +115,13 @@ impl Xsk {
         };
         let (fill, comp) = (FillRing::map(&g)?, CompRing::map(&g)?);
         let (rx, tx) = (RxRing::map(&g)?, TxRing::map(&g)?);
-        bind(f, ifindex, queue, cfg.zerocopy, l.span > 1)?;
+        bind(
+            f,
+            ifindex,
+            queue,
+            cfg.zerocopy,
+            l.span > 1 || file.is_some(),
+        )?;
         Ok((
             Xsk {
                 umem,

@@ -158,6 +158,8 @@ pub(crate) struct Spans {
     page_split: bool,
     /// Per TX buffer: descriptors not yet completed.
     pending: Vec<u8>,
+    /// Where a mapped file starts in the UMEM (frames' `ext` pieces point there).
+    ext_base: u64,
 }
 
 /// Page size for [`Spans`]' zero-copy split.
@@ -172,7 +174,41 @@ impl Spans {
             max_desc: max_desc.max(1),
             page_split,
             pending: vec![0; bufs as usize],
+            ext_base: 0,
         }
+    }
+
+    /// Frames' `ext` pieces are offsets into a file mapped at `base` in the UMEM.
+    pub(super) fn set_ext_base(&mut self, base: u64) {
+        self.ext_base = base;
+    }
+
+    /// Descriptors of `len` bytes at `off` of the mapped file (none for 0 bytes).
+    fn ext_pieces(&self, off: u64, len: u64) -> impl Iterator<Item = (u64, u64)> {
+        let (max, split) = (self.max_desc, self.page_split);
+        let (mut at, mut left) = (self.ext_base + off, len);
+        std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            // Zero-copy drivers need each descriptor inside a page; in copy mode every
+            // further descriptor costs the kernel a page and a copy, so only split there.
+            let mut n = left.min(max);
+            if split {
+                n = n.min(PAGE - at % PAGE);
+            }
+            let p = (at, n);
+            at += n;
+            left -= n;
+            Some(p)
+        })
+    }
+
+    /// Descriptors of a whole frame: its buffer part and its file part.
+    pub(crate) fn frame_descs(&self, d: &TxDesc) -> u32 {
+        self.descs(d.len)
+            + d.ext
+                .map_or(0, |(o, l)| self.ext_pieces(o, l as u64).count() as u32)
     }
 
     /// The descriptors (UMEM address, length) of `len` bytes at `start`: at least one.
@@ -210,6 +246,8 @@ pub(crate) struct TxDesc {
     pub(crate) len: u32,
     /// `XDP_TX_METADATA` when the chunk carries TX metadata.
     pub(crate) options: u32,
+    /// The rest of the frame in the UMEM's mapped file: offset in the file and length.
+    pub(crate) ext: Option<(u64, u32)>,
 }
 
 /// Offsets, ring sizes and UMEM identity a ring needs when it is mapped.
@@ -248,7 +286,7 @@ impl TxRing {
     /// last with `XDP_PKT_CONTD` (the options, TX metadata, on the first only). False if
     /// the ring has no room for all of them (`batch` is left as it is).
     pub(crate) fn submit(&mut self, batch: &mut Vec<TxDesc>, spans: &mut Spans) -> bool {
-        let n: u32 = batch.iter().map(|d| spans.descs(d.len)).sum();
+        let n: u32 = batch.iter().map(|d| spans.frame_descs(d)).sum();
         if !self.ring.has_room(n) {
             return false;
         }
@@ -262,20 +300,27 @@ impl TxRing {
             );
             let base = d.chunk.addr();
             let start = base + super::HEADROOM as u64;
+            // Only the buffer's own descriptors free it; the file's pages are never written.
             let descs = spans.pieces(start, d.len as u64).count();
             spans.pending[(base / spans.bytes) as usize] = descs as u8;
-            let end = start + d.len as u64;
+            let ext = d.ext.map_or((0, 0), |(o, l)| (o, l as u64));
+            let total = spans.frame_descs(&d) as usize;
             let mut options = d.options;
-            spans.pieces(start, d.len as u64).map(move |(addr, len)| {
-                let more = addr + len < end;
-                let desc = libc::xdp_desc {
-                    addr,
-                    len: len as u32,
-                    options: options | if more { libc::XDP_PKT_CONTD } else { 0 },
-                };
-                options = 0;
-                desc
-            })
+            let mut i = 0;
+            spans
+                .pieces(start, d.len as u64)
+                .chain(spans.ext_pieces(ext.0, ext.1))
+                .map(move |(addr, len)| {
+                    i += 1;
+                    let more = i < total;
+                    let desc = libc::xdp_desc {
+                        addr,
+                        len: len as u32,
+                        options: options | if more { libc::XDP_PKT_CONTD } else { 0 },
+                    };
+                    options = 0;
+                    desc
+                })
         }));
         true
     }

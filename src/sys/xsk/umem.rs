@@ -12,6 +12,7 @@
 //! [`Umem::data_mut`] safe.
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::sys::mmap::Mapping;
@@ -97,6 +98,10 @@ pub(crate) struct Umem {
     id: u32,
     tx_metadata: bool,
     unaligned: bool,
+    /// A file mapped after the frames (zero-copy payloads): its offset in the UMEM and its
+    /// length (0: none).
+    file_base: u64,
+    file_len: u64,
 }
 
 /// How a UMEM is laid out.
@@ -117,8 +122,14 @@ pub(crate) struct Layout {
 }
 
 impl Umem {
-    /// A UMEM laid out as `l` with the token of every TX buffer and of every RX frame.
-    pub(super) fn new(l: &Layout, tx_metadata: bool) -> io::Result<(Self, Vec<Chunk>, Vec<Chunk>)> {
+    /// A UMEM laid out as `l` with the token of every TX buffer and of every RX frame; with
+    /// `file`, that many bytes of the file are mapped (shared) after the frames, so that
+    /// descriptors can point at its pages.
+    pub(super) fn new(
+        l: &Layout,
+        tx_metadata: bool,
+        file: Option<(BorrowedFd<'_>, u64)>,
+    ) -> io::Result<(Self, Vec<Chunk>, Vec<Chunk>)> {
         static NEXT_ID: AtomicU32 = AtomicU32::new(1);
         let frame_size = l.frame_size;
         if !frame_size.is_power_of_two() || !(2048..=4096).contains(&frame_size) {
@@ -136,7 +147,14 @@ impl Umem {
         let fs = frame_size as u64;
         let span_bytes = l.span as u64 * fs;
         let tx_len = l.tx_bufs as u64 * span_bytes;
-        let area = Mapping::anonymous((tx_len + l.rx_frames as u64 * fs) as usize)?;
+        let frames_len = (tx_len + l.rx_frames as u64 * fs) as usize;
+        let (area, file_base, file_len) = match file {
+            None => (Mapping::anonymous(frames_len)?, 0, 0),
+            Some((fd, len)) => {
+                let (m, at) = Mapping::with_file_tail(frames_len, fd, len as usize)?;
+                (m, at as u64, len)
+            }
+        };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let tx = (0..l.tx_bufs as u64)
             .map(|i| Chunk {
@@ -159,6 +177,8 @@ impl Umem {
                 id,
                 tx_metadata,
                 unaligned: l.unaligned,
+                file_base,
+                file_len,
             },
             tx,
             rx,
@@ -193,6 +213,11 @@ impl Umem {
     /// Mask that rounds an address down to its chunk's start.
     pub(super) fn chunk_mask(&self) -> u64 {
         !(self.frame_size as u64 - 1)
+    }
+
+    /// Where the mapped file starts in the UMEM, and its length (0: no file).
+    pub(crate) fn file_region(&self) -> (u64, u64) {
+        (self.file_base, self.file_len)
     }
 
     /// Bytes of one TX buffer.

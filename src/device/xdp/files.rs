@@ -1,0 +1,95 @@
+//! Zero-copy file payloads: a file on tmpfs, memfd or hugetlbfs mapped into each queue's UMEM
+//! after its frames, so frames are a header descriptor followed by descriptors that point at
+//! the file's own pages (no copy in user space; on a zero-copy NIC, DMA from the page cache).
+//!
+//! A UMEM is registered once per socket, so mapping a file means opening the queues again:
+//! the old sockets are closed first (a queue takes one socket at a time), the new ones map the
+//! file. Files with writeback (ext4, ...) cannot be pinned this way and stay on `preadv`.
+
+use std::os::fd::AsFd;
+
+use super::XdpQueue;
+use crate::device::FileMapper;
+use crate::error::Result;
+use crate::payload::MappedFile;
+
+/// Largest file mapped into a UMEM: registration pins every page (about 0.3 s per GiB here),
+/// and the UMEM's frame count must fit 32 bits.
+const MAX_FILE: u64 = 16 << 30;
+
+/// Re-opens AF_XDP queues with a file mapped into their UMEMs.
+pub(crate) struct XdpFiles;
+
+impl FileMapper<XdpQueue> for XdpFiles {
+    fn map(
+        &mut self,
+        queues: &mut Vec<XdpQueue>,
+        file: &MappedFile,
+    ) -> Result<std::result::Result<(), String>> {
+        if file.size() == 0 || file.size() > MAX_FILE {
+            return Ok(Err(format!(
+                "a file of {} bytes: zero-copy maps files of 1 byte to {} GiB",
+                file.size(),
+                MAX_FILE >> 30
+            )));
+        }
+        let rw = match file.pinnable() {
+            Ok(f) => f,
+            Err(why) => return Ok(Err(why)),
+        };
+        let configs: Vec<_> = queues.iter().map(XdpQueue::config).collect();
+        let ifname = configs
+            .first()
+            .map(|(c, _)| c.ifname.clone())
+            .unwrap_or_default();
+        let netns = configs.first().and_then(|(c, _)| c.netns.clone());
+        // Sockets belong to the namespace of the thread that makes them: make the new ones
+        // where the first were made, whichever thread sends.
+        let in_netns = |f: &(dyn Fn() -> std::io::Result<Vec<XdpQueue>> + Sync)| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    if let Some(ns) = &netns {
+                        crate::sys::thread::enter_netns_fd(ns.as_fd())?;
+                    }
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the re-opening thread panicked")))
+            })
+        };
+        // Close the sockets: each queue takes one socket at a time.
+        queues.clear();
+        let with_file = in_netns(&|| {
+            configs
+                .iter()
+                .map(|(c, b)| XdpQueue::reopen(c, *b, Some((&rw, file.size(), file.id()))))
+                .collect()
+        });
+        match with_file {
+            Ok(q) => {
+                *queues = q;
+                Ok(Ok(()))
+            }
+            Err(e) => {
+                // As before, without the file; if even that fails the port is gone.
+                *queues = in_netns(&|| {
+                    configs
+                        .iter()
+                        .map(|(c, b)| XdpQueue::reopen(c, *b, None))
+                        .collect()
+                })
+                .map_err(|e2| {
+                    crate::device::tx_error(
+                        &ifname,
+                        || format!("re-opening the AF_XDP queues of {ifname}"),
+                        e2,
+                    )
+                })?;
+                Ok(Err(format!(
+                    "mapping {} into the UMEM: {e}",
+                    file.path().display()
+                )))
+            }
+        }
+    }
+}
