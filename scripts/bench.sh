@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|ndr|rxport|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|ndr|rxport|payload|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -22,6 +22,10 @@
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
 #           program (the sender's ceiling) and the kernel stack. Packets/s = rx counter delta
 #           of the peer interface over a steady-state window.
+#
+#   payload a file in 1514-byte frames into the drop sink: on tmpfs without a copy
+#           (--payload zero-copy) and with one, on the work directory's filesystem, next to
+#           synthetic 1514-byte frames. (--mtu 9000 for jumbo frames.)
 #
 #   replay  xsend replay next to tcpreplay: --topspeed of 64 B and 1514 B captures (drop sink,
 #           frames counted at the peer over the tool's whole run), and original timing of a
@@ -81,7 +85,7 @@ DUT=""
 cleanup() {
   "$X" lab down "$LAB" >/dev/null 2>&1 || true
   [ -z "$DUT" ] || "$X" lab down "$DUT" >/dev/null 2>&1 || true
-  rm -rf "$WORK" "/var/run/dpdk/$LAB"
+  rm -rf "$WORK" "/var/run/dpdk/$LAB" "/dev/shm/xsend-bench-$LAB"
 }
 trap cleanup EXIT INT TERM
 "$X" lab up --name "$LAB" --mtu "$MTU" >/dev/null
@@ -316,22 +320,54 @@ trafgen_conf() { # size
   echo "{ eth(da=$MACB, sa=$MACA), ipv4(da=$PEER, sa=198.18.0.1), udp(dp=9, sp=40000), fill(0x00, $(($1 - 42))) }" > "$WORK/tg$1.cfg"
 }
 
-run_xsend_file() { # test rep sender-binary tool-suffix
-  local before after
+run_xsend_file() { # test rep sender-binary tool-suffix [file [tool-name [send-args...]]]
+  local test=$1 rep=$2 xs=$3 suffix=${4:-} file=${5:-$WORK/file} name=${6:-xsend send file (chunked, AF_XDP)} before after
+  shift $(( $# < 6 ? $# : 6 ))
   before=$(rx_packets)
-  inA "$3" send "$WORK/file" --to $PEER:9 --proto udp --backend xdp --dst-mac $MACB --json > "$WORK/s.json"
+  inA "$xs" send "$file" --to $PEER:9 --proto udp --backend xdp --dst-mac $MACB --json "$@" > "$WORK/s.json"
   after=$(rx_packets)
-  emit "$(python3 - "$1" "$2" "$WORK/s.json" "$before" "$after" "${4:-}" <<'PY'
+  emit "$(python3 - "$test" "$rep" "$WORK/s.json" "$before" "$after" "$suffix" "$name" <<'PY'
 import json, sys
 test, rep, s, a, b = sys.argv[1], int(sys.argv[2]), json.load(open(sys.argv[3])), int(sys.argv[4]), int(sys.argv[5])
-suffix = sys.argv[6]
+suffix, name = sys.argv[6], sys.argv[7]
 got = b - a - 3   # minus the end-of-stream markers
 pps = got / s["seconds"]
-print(json.dumps({"test": test, "tool": "xsend send file (chunked, AF_XDP)" + suffix, "rep": rep, "size": 1514,
+print(json.dumps({"test": test, "tool": name + suffix, "rep": rep, "size": 1514,
   "pps": pps, "gbps": pps * (1514 + 24) * 8 / 1e9, "sent": s["packets"], "counted": got,
-  "goodput_gbps": s["bytes"] * 8 / s["seconds"] / 1e9}))
+  "goodput_gbps": s["bytes"] * 8 / s["seconds"] / 1e9, "payload": s.get("payload"),
+  "payload_reason": s.get("payload_reason")}))
 PY
 )"
+}
+
+# ---------------------------------------------------------------- payload suite
+# File bytes into 1514-byte frames, drop sink: the same file on tmpfs sent without a copy
+# (--payload zero-copy: its pages mapped into the UMEM, each frame a header descriptor plus
+# file descriptors) and with one (preadv), the file on the work directory's filesystem (a
+# copy), and xsend's synthetic 1514-byte frames (no file at all: the ceiling). Whole send
+# counted at the peer, over the sender's seconds (for zero-copy these include mapping the
+# file into the UMEM).
+suite_payload() {
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/file"
+  SHM=/dev/shm/xsend-bench-$LAB
+  cp "$WORK/file" "$SHM"
+  cat "$WORK/file" > /dev/null
+  ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  local tools=(synthetic zc shm disk) n=4 i
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: payload suite, repetition $rep/$REPS" >&2
+    for i in $(seq 0 $((n - 1))); do
+      case ${tools[$(( (i + rep) % n ))]} in
+        synthetic) window "file1514 drop" "xsend bench 1514 B (synthetic, no file)" "$rep" 1514 \
+                     "$X" bench --backend xdp --to $PEER:9 --dst-mac $MACB --size 1514 --duration 120 ;;
+        zc) run_xsend_file "file1514 drop" "$rep" "$X" "" "$SHM" "xsend send tmpfs file, zero-copy" --payload zero-copy ;;
+        shm) run_xsend_file "file1514 drop" "$rep" "$X" "" "$SHM" "xsend send tmpfs file, copy" --payload copy ;;
+        disk) run_xsend_file "file1514 drop" "$rep" "$X" "" "$WORK/file" "xsend send regular file, copy" --payload copy ;;
+      esac
+    done
+  done
+  ip -n "$B" link set dev "$IFB" xdp off
+  rm -f "$WORK/file" "$SHM"
 }
 
 suite_xdp() {
@@ -675,6 +711,7 @@ case $SUITE in
   live-rate) suite_rate live ;;
   ndr) suite_ndr ;;
   rxport) suite_rxport ;;
+  payload) suite_payload ;;
   all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay; suite_live ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac

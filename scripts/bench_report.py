@@ -49,6 +49,14 @@ for test in sorted({s["test"] for s in summary}):
     xd = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench (AF_XDP)"), None)
     if lv and xd and xd["median_pps"] > 0:
         ratios[f"{test}: {lv['tool']} / {xd['tool']}"] = lv["median_pps"] / xd["median_pps"]
+# File payloads (payload suite) against synthetic frames and against each other.
+for test in sorted({s["test"] for s in summary if s["test"].startswith("file")}):
+    fs = [s for s in summary if s["test"] == test and s["tool"].startswith("xsend send")]
+    syn = next((s for s in summary if s["test"] == test and "synthetic" in s["tool"]), None)
+    for f in fs:
+        for r in ([syn] if syn else []) + [g for g in fs if g is not f and "zero-copy" in f["tool"]]:
+            if r["median_pps"] > 0:
+                ratios[f"{test}: {f['tool']} / {r['tool']}"] = f["median_pps"] / r["median_pps"]
 # The receiving port against the xdp_drop sink, per generator: frames/s through the program and
 # its cost per frame.
 for gen in sorted({r["gen"] for r in rxp}):
