@@ -6,6 +6,7 @@
 //! engine's replay loop: each packet on an open-loop schedule ([`Timing`]), rewritten as asked
 //! ([`Rewrite`]), over AF_XDP or, where AF_XDP cannot carry the frames, AF_PACKET.
 
+mod mapped;
 mod reader;
 
 use std::path::PathBuf;
@@ -207,7 +208,7 @@ fn go_live(
         return Err(oversize_refused(spec, &scan, max));
     }
     let mut prog = live::ReplayProg::load(t.target.ifindex, LIVE_SLOTS).map_err(fall)?;
-    let mut records = CaptureReader::open(&spec.file)?;
+    let mut records = mapped::Captured::open(&spec.file)?;
     let ctx = OpCtx {
         cancel: cancel.flag(),
         progress,
@@ -307,7 +308,7 @@ fn go<D: TxQueue>(
     if spec.strict && scan.oversize > 0 {
         return Err(oversize_refused(spec, &scan, max));
     }
-    let mut records = CaptureReader::open(&spec.file)?;
+    let mut records = mapped::Captured::open(&spec.file)?;
     let ctx = OpCtx {
         cancel: cancel.flag(),
         progress,

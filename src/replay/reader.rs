@@ -54,7 +54,7 @@ pub(crate) struct CaptureReader {
 }
 
 /// An error at record `index` (0-based) of `path`.
-fn at(path: &Path, index: u64, why: String) -> Error {
+pub(super) fn at(path: &Path, index: u64, why: String) -> Error {
     bad(path, format!("record {}: {why}", index + 1))
 }
 
@@ -305,7 +305,7 @@ pub(crate) struct Scan {
 /// Read a whole capture once (constant memory): counts, timestamps, and every malformation
 /// reported before anything is sent.
 pub(crate) fn scan(path: &Path, max_frame: usize) -> Result<Scan> {
-    let mut r = CaptureReader::open(path)?;
+    let mut r = super::mapped::Captured::open(path)?;
     let mut s = Scan::default();
     while let Some(rec) = r.next_record()? {
         if s.packets == 0 {
