@@ -72,8 +72,8 @@ pub enum PayloadChoice {
     Auto,
     /// Always read into the frames (`preadv`).
     Copy,
-    /// The file's pages mapped into the UMEM and pointed at by the frames (UDP); an error if
-    /// the file cannot be (a filesystem with writeback, ...).
+    /// The file's pages mapped into the UMEM and pointed at by the frames (UDP and TCP); an
+    /// error if the file cannot be (a filesystem with writeback, ...).
     ZeroCopy,
 }
 

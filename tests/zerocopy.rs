@@ -189,3 +189,86 @@ fn truncation_mid_send_ends_in_file_truncated() {
     assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(conn.info().payload.as_deref(), Some("zero-copy"));
 }
+
+/// TCP from a tmpfs file's pages to a plain kernel socket; the file's bytes on arrival.
+fn tcp_zero_copy(
+    lab: &xsend::lab::Lab,
+    port: u16,
+    f: &std::path::Path,
+    want: &str,
+    len: u64,
+) -> xsend::SendStats {
+    let addr = SocketAddr::from((lab.ip4_b, port));
+    let sink = tcp_sink(lab, addr, 1);
+    let conn = lab
+        .run_in(Side::A, || {
+            Connection::tcp(addr)
+                .backend(BackendChoice::Xdp)
+                .payload(PayloadChoice::ZeroCopy)
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .user_timeout(std::time::Duration::from_secs(10))
+                .connect()
+        })
+        .unwrap()
+        .expect("connect");
+    conn.send_file_with(Some(f), None, None, TransmitFlags::DISCONNECT)
+        .expect("send");
+    assert_eq!(conn.info().payload.as_deref(), Some("zero-copy"));
+    let got = sink.join().unwrap().remove(0);
+    assert_eq!(got.len, len);
+    assert_eq!(got.sha256, want);
+    conn.last_stats()
+}
+
+#[test]
+fn tcp_from_a_tmpfs_file_byte_exact_at_mtu_1500_and_9000_and_with_loss() {
+    need_root!();
+    let data = pattern(96 << 20, 24);
+    let want = sha256(&data);
+    let f = shm_file(&data);
+    drop(data);
+    for (mtu, loss, port) in [
+        (1500u32, false, 12_030u16),
+        (9000, false, 12_031),
+        (9000, true, 12_032),
+    ] {
+        let lab = lab_with(LabConfig {
+            mtu,
+            ..Default::default()
+        });
+        if loss {
+            drop_data(&lab, "lossy_data_1pct.bpf.o");
+        }
+        let st = tcp_zero_copy(&lab, port, f.path(), &want, 96 << 20);
+        if loss {
+            // Retransmissions come from the same pages.
+            assert!(st.tcp.expect("tcp stats").retransmits > 0);
+        }
+    }
+}
+
+#[test]
+fn tcp_truncation_mid_send_ends_in_file_truncated() {
+    need_root!();
+    let lab = lab();
+    let f = shm_file(&pattern(128 << 20, 25));
+    let addr = SocketAddr::from((lab.ip4_b, 12_040));
+    let _sink = tcp_sink(&lab, addr, 1);
+    let path = f.path().to_str().unwrap().to_string();
+    let (ran, cb) = on_first_progress(&["truncate", "-s", "1048576", &path]);
+    let conn = lab
+        .run_in(Side::A, || {
+            Connection::tcp(addr)
+                .backend(BackendChoice::Xdp)
+                .payload(PayloadChoice::ZeroCopy)
+                .on_progress(cb)
+                .connect()
+        })
+        .unwrap()
+        .expect("connect");
+    match conn.send_file_with(Some(f.path()), None, None, TransmitFlags::DISCONNECT) {
+        Err(e @ Error::FileTruncated { .. }) => assert!(e.to_string().contains("1048576"), "{e}"),
+        r => panic!("{r:?}"),
+    }
+    assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+}

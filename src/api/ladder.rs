@@ -7,7 +7,7 @@ use crate::engine::tcp::TcpTransport;
 use crate::engine::udp::UdpTransport;
 use crate::engine::{kernel, Transport};
 use crate::error::{Error, Result};
-use crate::options::{BackendChoice, ConnConfig, PayloadChoice, Proto};
+use crate::options::{BackendChoice, ConnConfig, Proto};
 
 /// Frames each AF_XDP TCP connection keeps in its fill ring for ACKs.
 const TCP_RX_FRAMES: u32 = 512;
@@ -48,24 +48,14 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
 fn open_xdp(cfg: &ConnConfig, auto: bool) -> Result<Box<dyn Transport>> {
     Ok(match cfg.proto {
         Proto::Udp => {
-            let port = xdp::open(&xdp::Request { cfg, rx_frames: 0 })?;
-            Box::new(UdpTransport::new(port).with_files(Box::new(xdp::XdpFiles), cfg.payload))
+            let (port, files) = xdp::open_with_files(&xdp::Request { cfg, rx_frames: 0 })?;
+            Box::new(UdpTransport::new(port).with_files(Box::new(files), cfg.payload))
         }
         Proto::Tcp => {
-            if cfg.payload == PayloadChoice::ZeroCopy {
-                return Err(Error::BackendUnavailable {
-                    backend: "xdp",
-                    reason: "zero-copy file payloads are sent over UDP only so far (TCP reads the file into its frames)".into(),
-                });
-            }
-            let mut port = xdp::open(&xdp::Request {
+            let (port, files) = xdp::open_with_files(&xdp::Request {
                 cfg,
                 rx_frames: TCP_RX_FRAMES,
             })?;
-            port.info.payload = Some("copy".into());
-            port.info.payload_reason = Some(
-                "TCP reads file bytes into its frames (zero-copy payloads: UDP only so far)".into(),
-            );
             if auto && !port.queues.iter().all(|q| q.caps().zero_copy) {
                 return Err(Error::BackendUnavailable {
                     backend: "xdp",
@@ -75,7 +65,7 @@ fn open_xdp(cfg: &ConnConfig, auto: bool) -> Result<Box<dyn Transport>> {
                     ),
                 });
             }
-            Box::new(TcpTransport::connect(port, cfg)?)
+            Box::new(TcpTransport::connect(port, cfg)?.with_files(Box::new(files)))
         }
     })
 }

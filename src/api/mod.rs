@@ -144,8 +144,8 @@ impl ConnectionBuilder {
         self.cfg.ring_size = n;
         self
     }
-    /// AF_XDP: file bytes copied into the frames or sent from the file's own pages (UDP;
-    /// default: without a copy where that is faster).
+    /// AF_XDP: file bytes copied into the frames or sent from the file's own pages (default:
+    /// without a copy where that is faster).
     pub fn payload(mut self, p: crate::options::PayloadChoice) -> Self {
         self.cfg.payload = p;
         self

@@ -21,6 +21,7 @@ pub(crate) mod replay;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 pub(crate) mod udp_zc;
+pub(crate) mod zc;
 
 #[cfg(test)]
 mod tests;

@@ -8,11 +8,12 @@
 
 use crate::device::{FileMapper, Port, TxQueue};
 use crate::engine::fill::{write_payload, FileReads};
-use crate::engine::udp_zc::{send_share_zc, FileRange};
+use crate::engine::udp_zc::send_share_zc;
+use crate::engine::zc::{FileRange, ZeroCopy};
 use crate::engine::{on_threads, Job, OpCtx, Totals, Transport};
 use crate::error::{Error, Result};
 use crate::options::{PayloadChoice, TransmitFlags};
-use crate::payload::{Segment, SegmentData};
+use crate::payload::Segment;
 use crate::report::{BackendInfo, SendStats};
 use crate::sansio::cut::{Boundaries, Datagrams, Span};
 use crate::sansio::framer::UdpFramer;
@@ -34,10 +35,6 @@ pub(crate) struct UdpTransport<D> {
     files: Option<Box<dyn FileMapper<D>>>,
     payload: PayloadChoice,
 }
-
-/// Smallest file range sent without a copy: below it, re-opening the queues with the file
-/// mapped costs more than copying the bytes.
-const ZERO_COPY_MIN: u64 = 1 << 20;
 
 impl<D: TxQueue> UdpTransport<D> {
     /// The sender over an opened port: one framer per queue (its own source port).
@@ -73,73 +70,20 @@ impl<D: TxQueue> UdpTransport<D> {
         self
     }
 
-    /// The file range this job can be sent from without a copy (mapping it into the device
-    /// if needed), or why not; recorded in the report (`payload`, `payload_reason`).
+    /// The file range this job can be sent from without a copy, or `None` (the report says
+    /// which and why).
     fn zero_copy<'j>(&mut self, job: &'j Job) -> Result<Option<FileRange<'j>>> {
-        let found = match self.payload {
-            PayloadChoice::Copy => Ok(Err("copy asked for".to_string())),
-            PayloadChoice::Auto if !self.port.queues.iter().all(|q| q.caps().zero_copy) => Ok(Err(
-                "copy-mode queues: the kernel copies every descriptor, and a header plus file descriptors cost it more than one preadv into one buffer (measured 0.9x); asked for with zero-copy".into(),
-            )),
-            _ => self.zero_copy_range(job),
+        let mut zc = ZeroCopy {
+            choice: self.payload,
+            files: self.files.as_deref_mut(),
+            queues: &mut self.port.queues,
+            info: &mut self.port.info,
         };
-        let why = match found {
-            Ok(Ok(r)) => {
-                self.port.info.payload = Some("zero-copy".into());
-                self.port.info.payload_reason = None;
-                return Ok(Some(r));
-            }
-            Ok(Err(why)) if self.payload == PayloadChoice::ZeroCopy => {
-                return Err(Error::BackendUnavailable {
-                    backend: "xdp",
-                    reason: format!("zero-copy payload: {why}"),
-                })
-            }
-            Ok(Err(why)) => why,
-            Err(e) => {
-                self.usable = false;
-                return Err(e);
-            }
-        };
-        self.port.info.payload = Some("copy".into());
-        self.port.info.payload_reason = Some(why);
-        Ok(None)
-    }
-
-    fn zero_copy_range<'j>(
-        &mut self,
-        job: &'j Job,
-    ) -> Result<std::result::Result<FileRange<'j>, String>> {
-        let Some(files) = self.files.as_mut() else {
-            return Ok(Err("this device reads payloads from its own buffers".into()));
-        };
-        let [seg] = &job.payload.segments[..] else {
-            return Ok(Err("the payload is not exactly one file range".into()));
-        };
-        let SegmentData::File { file, offset } = &seg.data else {
-            return Ok(Err("the payload is in memory".into()));
-        };
-        if seg.len < ZERO_COPY_MIN {
-            return Ok(Err(format!(
-                "{} bytes: below {} MiB copying is cheaper than mapping the file",
-                seg.len,
-                ZERO_COPY_MIN >> 20
-            )));
+        let r = zc.range(job);
+        if r.is_err() {
+            self.usable = false;
         }
-        if !self.port.queues.iter().all(|q| q.caps().csum_offload) {
-            return Ok(Err(
-                "checksums are made in software, which reads every byte: zero-copy needs checksum offload".into(),
-            ));
-        }
-        if self.port.queues[0].mapped_file() != Some(file.id()) {
-            if let Err(why) = files.map(&mut self.port.queues, file)? {
-                return Ok(Err(why));
-            }
-        }
-        Ok(Ok(FileRange {
-            file,
-            base: *offset,
-        }))
+        r
     }
 
     /// The port (tests look at the fake device's frames).

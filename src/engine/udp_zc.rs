@@ -3,20 +3,15 @@
 //! a buffer, followed by the file's own bytes ([`TxQueue::submit_file`]): nothing is copied or
 //! read in user space; checksums are the device's (offload is required).
 //!
-//! Truncation: the device reads pages it has pinned, which a truncation does not take away,
-//! so no read fails. The file's size is checked before each batch is submitted and after it
-//! was (a copy-mode kick copies the frames synchronously, so a size still large enough after
-//! the kick means the bytes sent were the file's); a shrink ends the send in
-//! `FileTruncated`, like a short `preadv` on the copy road. A memfd sealed against shrinking
-//! needs no checks.
+//! Truncation: see [`FileRange::check`], around every batch.
 
 use arrayvec::ArrayVec;
 
 use crate::device::TxQueue;
 use crate::engine::udp::Share;
+use crate::engine::zc::FileRange;
 use crate::engine::{Job, OpCtx, Totals};
 use crate::error::{Error, Result};
-use crate::payload::MappedFile;
 use crate::report::SendStats;
 use crate::sansio::cut::Boundaries;
 use crate::sansio::framer::UdpFramer;
@@ -25,23 +20,6 @@ use crate::sys::thread::realtime_ns;
 
 /// Datagrams per batch (one size check before and after each).
 const BATCH: usize = 64;
-
-/// Where the job's bytes are: one range of a mapped file.
-pub(crate) struct FileRange<'a> {
-    pub(crate) file: &'a MappedFile,
-    /// Offset of the payload's first byte in the file.
-    pub(crate) base: u64,
-}
-
-impl FileRange<'_> {
-    /// An error if the file is now shorter than `end`.
-    fn check(&self, sealed: bool, end: u64) -> Result<()> {
-        if !sealed && self.file.current_size() < end {
-            return Err(self.file.truncated(end));
-        }
-        Ok(())
-    }
-}
 
 /// Send this queue's share of the job, every datagram pointing at the file's pages.
 #[allow(clippy::too_many_arguments)]
@@ -59,7 +37,7 @@ pub(crate) fn send_share_zc<D: TxQueue>(
     let hlen = job.header_len() as usize;
     let head = framer.header_len() + hlen;
     let csum = framer.checksum_request();
-    let sealed = range.file.shrink_sealed();
+    let sealed = range.sealed();
     let mut share = Share::new(&job.payload.segments, bounds, q, nq);
     let mut stats = SendStats::default();
     let mut reported = SendStats::default();
@@ -111,7 +89,7 @@ pub(crate) fn send_share_zc<D: TxQueue>(
     }
     dev.drain()?;
     // Frames still queued at the last batch's check left in the drain.
-    range.check(sealed, range.base + job.payload.len())?;
+    range.check_all()?;
     totals.add(stats, &mut reported);
     Ok(stats)
 }

@@ -89,7 +89,7 @@ pub(crate) struct XdpArgs {
     /// them and a capture there shows the partial sum) or computed in software.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) checksum: ChecksumArg,
-    /// AF_XDP, UDP: file bytes read into the frames (`copy`) or sent from the file's own
+    /// AF_XDP: file bytes read into the frames (`copy`) or sent from the file's own
     /// pages mapped into the UMEM (`zero-copy`: tmpfs, memfd or hugetlbfs files); `auto`
     /// takes zero-copy where it is faster (a zero-copy NIC queue).
     #[arg(long, value_enum, default_value = "auto")]

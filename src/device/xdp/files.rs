@@ -8,6 +8,8 @@
 
 use std::os::fd::AsFd;
 
+use super::prog::XskMap;
+use super::queue::QueueConfig;
 use super::XdpQueue;
 use crate::device::FileMapper;
 use crate::error::Result;
@@ -17,8 +19,23 @@ use crate::payload::MappedFile;
 /// and the UMEM's frame count must fit 32 bits.
 const MAX_FILE: u64 = 16 << 30;
 
-/// Re-opens AF_XDP queues with a file mapped into their UMEMs.
-pub(crate) struct XdpFiles;
+/// Re-opens AF_XDP queues with a file mapped into their UMEMs (and puts the new sockets
+/// into our program's XSKMAP, so a TCP connection's ACKs reach them).
+pub(crate) struct XdpFiles {
+    pub(super) xskmap: Option<XskMap>,
+}
+
+impl XdpFiles {
+    /// Register re-opened queues with the XDP program, if there is one.
+    fn register(&self, queues: &[XdpQueue], configs: &[(QueueConfig, Option<u32>)]) -> Result<()> {
+        if let Some(m) = &self.xskmap {
+            for (q, (c, _)) in queues.iter().zip(configs) {
+                m.insert(c.queue, q.as_fd())?;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl FileMapper<XdpQueue> for XdpFiles {
     fn map(
@@ -68,6 +85,7 @@ impl FileMapper<XdpQueue> for XdpFiles {
         match with_file {
             Ok(q) => {
                 *queues = q;
+                self.register(queues, &configs)?;
                 Ok(Ok(()))
             }
             Err(e) => {
@@ -85,6 +103,7 @@ impl FileMapper<XdpQueue> for XdpFiles {
                         e2,
                     )
                 })?;
+                self.register(queues, &configs)?;
                 Ok(Err(format!(
                     "mapping {} into the UMEM: {e}",
                     file.path().display()

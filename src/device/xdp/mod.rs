@@ -16,8 +16,7 @@ mod raw;
 mod rxport;
 mod sink;
 
-pub(crate) use files::XdpFiles;
-pub(crate) use open::{open, Request};
+pub(crate) use open::{open, open_with_files, Request};
 pub(crate) use prog::{load_error, quiet_libbpf, Steer};
 pub(crate) use queue::XdpQueue;
 pub(crate) use raw::open_raw;

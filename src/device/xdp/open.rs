@@ -4,6 +4,7 @@
 
 use std::os::fd::AsFd;
 
+use super::files::XdpFiles;
 use super::prog::Steer;
 use super::queue::{QueueConfig, XdpQueue};
 use crate::device::path::Path;
@@ -37,6 +38,11 @@ pub(super) fn unavailable(reason: String) -> Error {
 /// port of its own, our XDP program if it can be attached. TCP: one queue, receiving (the
 /// program steers the connection's packets to it, so it is required), the local port reserved.
 pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
+    open_with_files(req).map(|(p, _)| p)
+}
+
+/// [`open`], and what maps a file into the port's queues later (zero-copy payloads).
+pub(crate) fn open_with_files(req: &Request<'_>) -> Result<(Port<XdpQueue>, XdpFiles)> {
     let cfg = req.cfg;
     let mut reasons = Vec::new();
     if let Some(i) = &cfg.iface {
@@ -140,13 +146,19 @@ pub(crate) fn open(req: &Request<'_>) -> Result<Port<XdpQueue>> {
         dst_mac: Some(dst_mac.to_string()),
         ..Default::default()
     };
-    Ok(Port {
-        queues,
-        flows,
-        mtu,
-        info,
-        hold: Box::new((steer, path.sockets)),
-    })
+    let files = XdpFiles {
+        xskmap: steer.as_ref().map(Steer::xskmap).transpose()?,
+    };
+    Ok((
+        Port {
+            queues,
+            flows,
+            mtu,
+            info,
+            hold: Box::new((steer, path.sockets)),
+        },
+        files,
+    ))
 }
 
 /// Most descriptors one frame may take: copy mode builds an skb with at most

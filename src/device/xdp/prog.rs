@@ -11,6 +11,22 @@ use crate::sys::bpf::{link_xdp, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 
 static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xsend.bpf.o"));
 
+/// The program's XSKMAP, held on its own (a duplicate of the map's descriptor).
+pub(crate) struct XskMap(libbpf_rs::MapHandle);
+
+impl XskMap {
+    /// Put the AF_XDP socket `fd` of `queue` into the map.
+    pub(crate) fn insert(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<()> {
+        self.0
+            .update(
+                &queue.to_ne_bytes(),
+                &fd.as_raw_fd().to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| bpf_err("inserting the AF_XDP socket into the XSKMAP", e))
+    }
+}
+
 /// Where the program is attached and how.
 pub(crate) struct Steer {
     obj: Object,
@@ -91,6 +107,14 @@ impl Steer {
                 std::io::Error::other(format!("map {name} missing")),
             )
         })
+    }
+
+    /// A handle on the XSKMAP that outlives this borrow (to put re-opened sockets in).
+    pub(crate) fn xskmap(&self) -> Result<XskMap> {
+        let m = self.map("xsks")?;
+        libbpf_rs::MapHandle::try_from(&m)
+            .map(XskMap)
+            .map_err(|e| bpf_err("a handle on the XSKMAP", e))
     }
 
     /// Put the AF_XDP socket `fd` of `queue` into the XSKMAP.

@@ -15,11 +15,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use self::stream::Stream;
-use crate::device::{Port, RxQueue, TxQueue};
+use crate::device::{FileMapper, Port, RxQueue, TxQueue};
 use crate::engine::fill::{write_payload, FileReads};
+use crate::engine::zc::ZeroCopy;
 use crate::engine::{Job, OpCtx, Transport};
 use crate::error::{Error, Result};
-use crate::options::{ConnConfig, TransmitFlags};
+use crate::options::{ConnConfig, PayloadChoice, TransmitFlags};
 use crate::report::{BackendInfo, SendStats};
 use crate::sansio::cut::Span;
 use crate::sansio::framer::{parse_segment, TcpFramer};
@@ -47,7 +48,11 @@ struct Pending<B> {
 
 /// A TCP connection over a device queue.
 pub(crate) struct TcpTransport<D: TxQueue + RxQueue> {
-    dev: D,
+    /// The one queue (a vector so a file mapper can open it again).
+    devs: Vec<D>,
+    /// Maps a file into the queue for zero-copy payloads, where the device can.
+    files: Option<Box<dyn FileMapper<D>>>,
+    payload: PayloadChoice,
     framer: TcpFramer,
     sm: Sender,
     peer: SocketAddr,
@@ -76,6 +81,13 @@ fn random_iss(local: SocketAddr) -> u32 {
 }
 
 impl<D: TxQueue + RxQueue> TcpTransport<D> {
+    /// Send file payloads without a copy where `files` can map them (as the connection's
+    /// payload choice says).
+    pub(crate) fn with_files(mut self, files: Box<dyn FileMapper<D>>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
     /// Connect (three-way handshake) over the port's one queue.
     pub(crate) fn connect(port: Port<D>, cfg: &ConnConfig) -> Result<Self> {
         let Port {
@@ -99,7 +111,9 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
         conf.connect_timeout = cfg.connect_timeout;
         conf.user_timeout = cfg.user_timeout;
         let mut t = TcpTransport {
-            dev,
+            devs: vec![dev],
+            files: None,
+            payload: cfg.payload,
             framer,
             sm: Sender::connect(conf, Instant::now()),
             peer: flow.dst,
@@ -144,7 +158,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
     fn poll_rx(&mut self, now: Instant) -> usize {
         let (peer, lport) = (self.peer, self.local.port());
         let sm = &mut self.sm;
-        self.dev.recv(|frame| {
+        self.devs[0].recv(|frame| {
             if let Some(seg) = parse_segment(frame, peer, lport) {
                 sm.on_segment(now, &seg);
             }
@@ -181,24 +195,24 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
     ) -> Result<usize> {
         reads.clear();
         while self.pending.len() < max {
-            let buf = match self.dev.alloc() {
+            let buf = match self.devs[0].alloc() {
                 Some(b) => b,
                 None => {
-                    if let Err(e) = self.dev.flush() {
+                    if let Err(e) = self.devs[0].flush() {
                         for p in self.pending.drain(..) {
-                            self.dev.free(p.buf);
+                            self.devs[0].free(p.buf);
                         }
                         return Err(e);
                     }
-                    self.dev.reap();
-                    match self.dev.alloc() {
+                    self.devs[0].reap();
+                    match self.devs[0].alloc() {
                         Some(b) => b,
                         None => break,
                     }
                 }
             };
             let Some(t) = self.sm.poll_transmit(now) else {
-                self.dev.free(buf);
+                self.devs[0].free(buf);
                 break;
             };
             let seg = tcp::Repr {
@@ -218,12 +232,14 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             if t.len > 0 && span.is_none() {
                 // No bytes for this range (cannot happen: data is pushed with its stream):
                 // the segment is not sent and will be retransmitted as if lost.
-                self.dev.free(buf);
+                self.devs[0].free(buf);
                 continue;
             }
             if let (Some(s), Some(sp)) = (stream, span) {
-                let at = self.framer.frame_len(&seg) - t.len;
-                reads.plan(s.segs, sp, self.pending.len(), at);
+                if s.zero_copy.is_none() {
+                    let at = self.framer.frame_len(&seg) - t.len;
+                    reads.plan(s.segs, sp, self.pending.len(), at);
+                }
             }
             self.pending.push(Pending { buf, seg, span });
         }
@@ -231,7 +247,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
         if n == 0 {
             return Ok(0);
         }
-        let dev = &self.dev;
+        let dev = &self.devs[0];
         let mut data: arrayvec::ArrayVec<&mut [u8], TX_BATCH> = self
             .pending
             .iter_mut()
@@ -241,33 +257,62 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
         drop(data);
         if let Err(e) = read {
             for p in self.pending.drain(..) {
-                self.dev.free(p.buf);
+                self.devs[0].free(p.buf);
             }
             return Err(e);
         }
         let csum = self.framer.checksum_request();
+        let zc = stream.and_then(|s| s.zero_copy.as_ref());
+        if let Some(r) = zc {
+            // The file's pages go out as they are: it must still hold them (and after).
+            if let Err(e) = r.check_all() {
+                for p in self.pending.drain(..) {
+                    self.devs[0].free(p.buf);
+                }
+                return Err(e);
+            }
+        }
         let mut failed = None;
         for mut p in self.pending.drain(..) {
             if failed.is_some() {
-                self.dev.free(p.buf);
+                self.devs[0].free(p.buf);
                 continue;
             }
             let segs = stream.map_or(&[][..], |s| s.segs);
-            let len = self.framer.emit(self.dev.data(&mut p.buf), &p.seg, |w| {
-                if let Some(sp) = p.span {
-                    write_payload(w, segs, sp);
-                }
-            });
+            let zc_span = zc.zip(p.span);
+            let len = self
+                .framer
+                .emit(self.devs[0].data(&mut p.buf), &p.seg, |w| {
+                    match (zc_span, p.span) {
+                        // The file's bytes follow in their own descriptors; offloaded
+                        // checksums never read them.
+                        (Some((_, sp)), _) => w.in_place(sp.len as usize),
+                        (None, Some(sp)) => write_payload(w, segs, sp),
+                        (None, None) => {}
+                    }
+                });
             match len {
                 Ok(len) => {
-                    if let Err(e) = self.dev.submit(p.buf, len, csum) {
+                    let r = match zc_span {
+                        Some((r, sp)) => {
+                            let plen = sp.len as usize;
+                            self.devs[0].submit_file(p.buf, len - plen, r.base + sp.off, plen, csum)
+                        }
+                        None => self.devs[0].submit(p.buf, len, csum),
+                    };
+                    if let Err(e) = r {
                         failed = Some(e);
                     }
                 }
                 Err(e) => {
-                    self.dev.free(p.buf);
+                    self.devs[0].free(p.buf);
                     failed = Some(e.into());
                 }
+            }
+        }
+        if failed.is_none() {
+            if let Some(r) = zc {
+                r.check_all()?;
             }
         }
         failed.map_or(Ok(n), Err)
@@ -298,15 +343,15 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             if done(&self.sm) {
                 // Flush what the last segment asked for (an ACK of the peer's FIN).
                 self.tx_burst(now, stream, &mut reads)?;
-                self.dev.flush()?;
+                self.devs[0].flush()?;
                 return Ok(true);
             }
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(false);
             }
             let sent = self.tx_burst(now, stream, &mut reads)?;
-            self.dev.flush()?;
-            self.dev.reap();
+            self.devs[0].flush()?;
+            self.devs[0].reap();
             if let Some(ctx) = ctx {
                 if now - last_report >= Duration::from_millis(5) {
                     last_report = now;
@@ -319,7 +364,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
                 }
             }
             if got == 0 && sent == 0 {
-                self.dev.check()?;
+                self.devs[0].check()?;
                 idle += 1;
                 if idle > IDLE_SPINS {
                     // Nothing to do: sleep until an ACK arrives or the next timer.
@@ -330,7 +375,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
                             t.saturating_duration_since(now)
                         })
                         .clamp(Duration::from_millis(1), Duration::from_millis(5));
-                    self.dev.wait(wait);
+                    self.devs[0].wait(wait);
                 } else {
                     std::hint::spin_loop();
                 }
@@ -357,7 +402,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             let until = Instant::now() + CHALLENGE_WAIT;
             while Instant::now() < until {
                 let mut challenge = None;
-                self.dev.recv(|frame| {
+                self.devs[0].recv(|frame| {
                     if let Some(seg) = parse_segment(frame, peer, lport) {
                         if seg.flags.contains(tcp::Flags::ACK)
                             && !seg.flags.contains(tcp::Flags::RST)
@@ -370,7 +415,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
                     self.send_rst(ack, t.ack, t.window);
                     break;
                 }
-                self.dev.wait(Duration::from_millis(1));
+                self.devs[0].wait(Duration::from_millis(1));
             }
         }
         self.usable = false;
@@ -385,18 +430,18 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             window,
             ..Default::default()
         };
-        let buf = self.dev.alloc().or_else(|| {
-            self.dev.reap();
-            self.dev.alloc()
+        let buf = self.devs[0].alloc().or_else(|| {
+            self.devs[0].reap();
+            self.devs[0].alloc()
         });
         if let Some(mut buf) = buf {
-            match self.framer.emit(self.dev.data(&mut buf), &seg, |_| ()) {
+            match self.framer.emit(self.devs[0].data(&mut buf), &seg, |_| ()) {
                 Ok(len) => {
-                    let _ = self.dev.submit(buf, len, self.framer.checksum_request());
+                    let _ = self.devs[0].submit(buf, len, self.framer.checksum_request());
                 }
-                Err(_) => self.dev.free(buf),
+                Err(_) => self.devs[0].free(buf),
             }
-            let _ = self.dev.drain();
+            let _ = self.devs[0].drain();
         }
     }
 
@@ -404,12 +449,29 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
     fn finish_close(&mut self) {
         let until = Instant::now() + CLOSE_WAIT;
         let _ = self.drive(None, None, |s| s.state() == State::Closed, Some(until));
-        let _ = self.dev.drain();
+        let _ = self.devs[0].drain();
         self.usable = false;
     }
 
     fn send_inner(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
-        let stream = Stream::new(&job.payload.segments, self.sm.end());
+        let zero_copy = ZeroCopy {
+            choice: self.payload,
+            files: self.files.as_deref_mut(),
+            queues: &mut self.devs,
+            info: &mut self.info,
+        }
+        .range(job);
+        let zero_copy = match zero_copy {
+            Ok(z) => z,
+            Err(e) => {
+                if self.devs.is_empty() {
+                    self.usable = false;
+                }
+                return Err(e);
+            }
+        };
+        let mut stream = Stream::new(&job.payload.segments, self.sm.end());
+        stream.zero_copy = zero_copy;
         let total = stream.len();
         let target = stream.base + total;
         let segs_before = self.sm.stats().segments_out;
@@ -473,7 +535,7 @@ impl<D: TxQueue + RxQueue> Drop for TcpTransport<D> {
                 _ => self.abort(),
             }
         }
-        let _ = self.dev.drain();
+        let _ = self.devs[0].drain();
         // Closed (or reset) by this process: the watchdog has nothing to do.
         if let Some(w) = self.watchdog.as_mut() {
             w.disarm();

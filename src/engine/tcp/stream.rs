@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::engine::zc::FileRange;
 use crate::error::Result;
 use crate::payload::{MappedFile, Segment, SegmentData};
 use crate::sansio::cut::Span;
@@ -15,6 +16,8 @@ pub(super) struct Stream<'a> {
     /// Stream offset of this operation's first byte.
     pub(super) base: u64,
     files: Vec<&'a Arc<MappedFile>>,
+    /// Sent from the file's own pages (one file range the device has mapped), not read.
+    pub(super) zero_copy: Option<FileRange<'a>>,
 }
 
 impl<'a> Stream<'a> {
@@ -39,6 +42,7 @@ impl<'a> Stream<'a> {
             starts,
             base,
             files,
+            zero_copy: None,
         }
     }
 
