@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|live|live-rate|ndr|rxport|payload|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|replay-drift|live|live-rate|ndr|rxport|payload|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -16,16 +16,20 @@
 #   tcp     TCP over AF_XDP (xsend's user-space sender) vs xsend's AF_XDP chunked UDP, xsend
 #           kernel sendfile and iperf3 -Z, with TSO/GSO on and off on the sending veth
 #           (the lab's MTU: 1500, or --mtu 9000 for jumbo frames, multi-buffer AF_XDP);
-#           goodput counted by the receiving application.
+#           goodput counted and timed by the receiving application (first to last byte,
+#           like iperf3's server; the sender-timed rate is in the JSON as gbps_sender_timed).
 #   xdp     64 and 1514-byte UDP frames: xsend bench (AF_XDP), xsend send of a real file
 #           (chunked, checksums valid), dpdk-testpmd txonly on its net_af_xdp and
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
 #           program (the sender's ceiling) and the kernel stack. Packets/s = rx counter delta
 #           of the peer interface over a steady-state window.
 #
+#   replay-drift  60 s of original timing (10 µs / 1 ms gaps) from xsend on live frames and
+#           tcpreplay: the run's drift against the capture's length, inter-arrival error.
+#
 #   payload a file in 1514-byte frames into the drop sink: on tmpfs without a copy
 #           (--payload zero-copy) and with one, on the work directory's filesystem, next to
-#           synthetic 1514-byte frames. (--mtu 9000 for jumbo frames.)
+#           synthetic 1514-byte frames.
 #
 #   replay  xsend replay next to tcpreplay: --topspeed of 64 B and 1514 B captures (drop sink,
 #           frames counted at the peer over the tool's whole run), and original timing of a
@@ -213,9 +217,12 @@ import json, sys
 test, tool, rep = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s, r = json.load(open(sys.argv[4])), json.load(open(sys.argv[5]))
 cpu = int(sys.argv[6]) / int(sys.argv[7])
-row = {"test": test, "tool": tool, "rep": rep, "gbps": r["bytes"] * 8 / s["seconds"] / 1e9,
+# Goodput as the receiving application measured it (first to last byte), as iperf3's server
+# does; the sender's whole-operation rate (connect and ramp-up included) is kept beside it.
+row = {"test": test, "tool": tool, "rep": rep, "gbps": r.get("gbps") or r["bytes"] * 8 / s["seconds"] / 1e9,
+  "gbps_sender_timed": r["bytes"] * 8 / s["seconds"] / 1e9,
   "pps": s["packets"] / s["seconds"], "bytes": r["bytes"], "mode": s.get("mode"),
-  "cpu_s": cpu, "cpu_s_per_gib": cpu / (r["bytes"] / 2**30)}
+  "payload": s.get("payload"), "cpu_s": cpu, "cpu_s_per_gib": cpu / (r["bytes"] / 2**30)}
 if "tcp" in s:
     row["tcp"] = s["tcp"]
 print(json.dumps(row))
@@ -425,19 +432,40 @@ import json; pps = ($b - $a) / (($t1 - $t0) / 1e9)
 print(json.dumps({'test': '$test', 'tool': '$tool', 'rep': $rep, 'pps': pps, 'gbps': pps * (${test//[!0-9]/} + 24) * 8 / 1e9, 'counted': $b - $a}))")"
 }
 
-replay_timing() { # tool rep cmd...
-  local tool=$1 rep=$2; shift 2
-  inB tcpdump -i "$IFB" -n -U -s 64 -B 65536 --time-stamp-precision nano -c 20000 \
+replay_timing() { # tool rep cmd...   (CAP: the capture, FRAMES: its frames, TEST: the row)
+  local tool=$1 rep=$2 cap=${CAP:-$WORK/rtime.pcap} n=${FRAMES:-20000} test=${TEST:-replay timing 10us/1ms}; shift 2
+  inB tcpdump -i "$IFB" -n -U -s 64 -B 65536 --time-stamp-precision nano -c "$n" \
     -w "$WORK/seen.pcap" udp dst port 9 2> "$WORK/dump.err" &
   local dump=$!
   for _ in $(seq 100); do grep -q "listening on" "$WORK/dump.err" && break; sleep 0.05; done
   inA "$@" > "$WORK/tool.out" 2>&1 || { echo "bench.sh: $tool failed:" >&2; tail -5 "$WORK/tool.out" >&2; }
   for _ in $(seq 100); do kill -0 $dump 2>/dev/null || break; sleep 0.05; done
   kill -INT $dump 2>/dev/null || true; wait $dump 2>/dev/null || true
-  emit "$("$SYS_PY" scripts/replay_bench.py timing "$WORK/rtime.pcap" "$WORK/seen.pcap" | python3 -c "
+  emit "$("$SYS_PY" scripts/replay_bench.py timing "$cap" "$WORK/seen.pcap" | python3 -c "
 import json, sys; r = json.load(sys.stdin)
-r.update({'test': 'replay timing 10us/1ms', 'tool': '$tool', 'rep': $rep, 'pps': 0, 'gbps': 0})
+r.update({'test': '$test', 'tool': '$tool', 'rep': $rep, 'pps': 0, 'gbps': 0})
 print(json.dumps(r))")"
+}
+
+# 60 s of original timing (the same 10 µs / 1 ms pattern, 550,000 frames): the run's end
+# against the capture's (drift), xsend on live frames next to tcpreplay, kernel sink.
+suite_replay_drift() {
+  "$SYS_PY" scripts/replay_bench.py make "$WORK/r60.pcap" 128 550000 $MACA $MACB \
+    10000 10000 10000 10000 10000 10000 10000 10000 10000 1000000
+  inB ethtool -K "$IFB" gro on >/dev/null
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: replay-drift suite, repetition $rep/$REPS (2 x 60 s)" >&2
+    local order=(live tcpreplay) i
+    for i in 0 1; do
+      case ${order[$(( (i + rep) % 2 ))]} in
+        live) CAP=$WORK/r60.pcap FRAMES=550000 TEST="replay 60 s original timing" \
+                replay_timing "xsend replay (live frames)" "$rep" "$X" replay "$WORK/r60.pcap" --iface "$IFA" --backend live ;;
+        tcpreplay) CAP=$WORK/r60.pcap FRAMES=550000 TEST="replay 60 s original timing" \
+                replay_timing "tcpreplay" "$rep" tcpreplay -i "$IFA" -q "$WORK/r60.pcap" ;;
+      esac
+    done
+  done
+  rm -f "$WORK/r60.pcap"
 }
 
 suite_replay() {
@@ -712,6 +740,7 @@ case $SUITE in
   ndr) suite_ndr ;;
   rxport) suite_rxport ;;
   payload) suite_payload ;;
+  replay-drift) suite_replay_drift ;;
   all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay; suite_live ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac

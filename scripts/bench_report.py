@@ -9,7 +9,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, reps, secs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mem = [r for r in rows if r["test"] == "max RSS"]
 rate = [r for r in rows if r["test"].startswith("rate ")]
-rtiming = [r for r in rows if r["test"].startswith("replay timing")]
+rtiming = [r for r in rows if r["test"].startswith("replay timing") or r["test"].startswith("replay 60")]
 ndr = [r for r in rows if r["test"].startswith("ndr ")]
 rxp = [r for r in rows if r["test"].startswith("rxport ")]
 rows_perf = [r for r in rows if r["test"] != "max RSS" and not r["test"].startswith("rate ") and not r["test"].startswith("ndr ")
@@ -98,7 +98,7 @@ with open(out + ".md", "w") as f:
         f.write("".join(f"| {r['test']} of {r['max_pps']:.0f} | {r['tool']} | {r['rep']} | {r['target_pps']:.0f} | {r['pps']:.0f} | {r['error_pct']:+.2f} | {r['seconds_at_peer']:.3f} | {r['per_second_min_pps']:.0f} / {r['per_second_max_pps']:.0f} | {r['sent']} {'=' if r['sent'] == r['counted'] else '≠'} {r['counted']} | {us(r['inter_departure_p50_ns'])} / {us(r['inter_departure_p99_ns'])} | {us(r['lateness_p99_ns'], 1)} |\n" for r in rate))
     if rtiming:
         f.write("\n| replay, original timing (10 µs / 1 ms gaps), at the peer | rep | frames | inter-arrival error p50 / p99 / max µs | drift of the run % |\n|---|---|---|---|---|\n")
-        f.write("".join(f"| {r['tool']} | {r['rep']} | {r['frames']} | {r['err_p50_ns']/1e3:.1f} / {r['err_p99_ns']/1e3:.1f} / {r['err_max_ns']/1e3:.1f} | {r['drift_pct']:+.4f} |\n" for r in rtiming))
+        f.write("".join(f"| {r['tool']}{' (60 s)' if r['test'].startswith('replay 60') else ''} | {r['rep']} | {r['frames']} | {r['err_p50_ns']/1e3:.1f} / {r['err_p99_ns']/1e3:.1f} / {r['err_max_ns']/1e3:.1f} | {r['drift_pct']:+.4f} |\n" for r in rtiming))
         for tool in sorted({r["tool"] for r in rtiming}):
             p99 = statistics.median(r["err_p99_ns"] for r in rtiming if r["tool"] == tool)
             f.write(f"\nmedian p99 inter-arrival error, {tool}: {p99/1e3:.1f} µs")

@@ -111,7 +111,8 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
                 "checksums are made in software, which reads every byte: zero-copy needs checksum offload".into(),
             ));
         }
-        if self.queues.first().and_then(|q| q.mapped_file()) != Some(file.id()) {
+        // Mapped already, at this size (a file that grew or shrank is mapped again).
+        if self.queues.first().and_then(|q| q.mapped_file()) != Some((file.id(), file.size())) {
             if let Err(why) = files.map(self.queues, file)? {
                 return Ok(Err(why));
             }

@@ -307,8 +307,8 @@ impl TxQueue for XdpQueue {
         })
     }
 
-    fn mapped_file(&self) -> Option<(u64, u64)> {
-        self.file.map(|(id, _)| id)
+    fn mapped_file(&self) -> Option<((u64, u64), u64)> {
+        self.file
     }
 
     fn submit_file(
