@@ -63,7 +63,7 @@ pub enum ChecksumChoice {
 /// AF_XDP: how file bytes reach the frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadChoice {
-    /// Without a copy where that is faster: the file on tmpfs/memfd/hugetlbfs and the queues
+    /// Without a copy where that is faster: the file on tmpfs or a memfd and the queues
     /// in zero-copy mode (the NIC gathers the file's pages). In copy mode the kernel copies
     /// every descriptor anyway, and a header-plus-file descriptor chain costs it more than one
     /// `preadv` into a single buffer, so the copy is kept;

@@ -88,6 +88,37 @@ fn tmpfs_file_frames_on_the_wire_at_mtu_1500_and_9000() {
 }
 
 #[test]
+fn software_checksums_and_a_rewritten_file_on_one_connection() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    let first = pattern(2 << 20, 26);
+    let f = shm_file(&first);
+    let dst = SocketAddr::from((lab.ip4_b, 12_050));
+    let _sink = udp_sink(&lab, dst);
+    // Checksums made here (reading the file's pages, not copying them), as on zero-copy
+    // queues, where frames whose pieces start at pages cannot carry TX metadata.
+    let conn = lab
+        .run_in(Side::A, || {
+            zc(dst).checksum(ChecksumChoice::Software).connect()
+        })
+        .unwrap()
+        .unwrap();
+    let send = || {
+        chunked_elem(&conn, SendPacketsElement::file(f.path()), 6).unwrap();
+        assert_eq!(conn.info().payload.as_deref(), Some("zero-copy"));
+    };
+    let (_, got) = chunked_frames_on_the_wire(&lab, dst, 1500, send);
+    assert!(got == first, "first send differs");
+    // Rewritten in place at the same size (truncated, then written: new pages): the next
+    // send must carry the new bytes, not the pages pinned for the first.
+    let second = pattern(2 << 20, 27);
+    std::fs::write(f.path(), &second).unwrap();
+    let (_, got) = chunked_frames_on_the_wire(&lab, dst, 1500, send);
+    assert!(got == second, "the rewritten file's old pages were sent");
+}
+
+#[test]
 fn memfd_and_tmpfs_files_verified_by_recv_and_the_report_says_why() {
     need_root!();
     let _wire = udp_lock();

@@ -126,10 +126,9 @@ pub(crate) trait TxQueue: Send {
     /// device gather as many frames per wakeup as it can (`false`, the default).
     fn set_paced(&mut self, paced: bool);
 
-    /// The file mapped into this queue's buffer space, by (device, inode), and how many of
-    /// its bytes: frames may then carry them without a copy ([`TxQueue::submit_file`]). None
-    /// by default.
-    fn mapped_file(&self) -> Option<((u64, u64), u64)> {
+    /// The file (and the version of it) mapped into this queue's buffer space: frames may
+    /// then carry its bytes without a copy ([`TxQueue::submit_file`]). None by default.
+    fn mapped_file(&self) -> Option<crate::payload::FileVersion> {
         None
     }
 

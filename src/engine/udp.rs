@@ -80,7 +80,8 @@ impl<D: TxQueue> UdpTransport<D> {
             info: &mut self.port.info,
         };
         let r = zc.range(job);
-        if r.is_err() {
+        if r.is_err() && self.port.queues.is_empty() {
+            // The queues could not be opened again: nothing can be sent any more.
             self.usable = false;
         }
         r
@@ -95,6 +96,10 @@ impl<D: TxQueue> UdpTransport<D> {
     fn send_inner(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
         let bounds = job.check_datagrams(self.max_payload)?;
         let zc = self.zero_copy(job)?;
+        // Queues opened again with a file may make checksums otherwise.
+        for (f, q) in self.framers.iter_mut().zip(&self.port.queues) {
+            f.set_checksum_offload(q.caps().csum_offload);
+        }
         let nq = self.port.queues.len() as u64;
         let totals = Totals::default();
         let shares: Vec<_> = self.port.queues.iter_mut().zip(&mut self.framers).collect();

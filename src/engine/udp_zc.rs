@@ -1,7 +1,8 @@
 //! The UDP sender's zero-copy road: the payload is one range of a file the device has mapped
 //! ([`TxQueue::mapped_file`]), so each datagram is its headers (and xsend header) written into
-//! a buffer, followed by the file's own bytes ([`TxQueue::submit_file`]): nothing is copied or
-//! read in user space; checksums are the device's (offload is required).
+//! a buffer, followed by the file's own bytes ([`TxQueue::submit_file`]): nothing is copied in
+//! user space, and nothing is read unless the checksum is made here (zero-copy queues with
+//! descriptors that start at pages cannot offload it).
 //!
 //! Truncation: see [`FileRange::check`], around every batch.
 
@@ -70,9 +71,9 @@ pub(crate) fn send_share_zc<D: TxQueue>(
             let len = span.len as usize;
             let r = framer.emit(dev.data(&mut buf), hlen + len, |w| {
                 w.put(&hdr[..hlen]);
-                // The file's bytes follow in their own descriptors; offloaded checksums
-                // never read them.
-                w.in_place(len);
+                // The file's bytes follow in their own descriptors: not copied, read only
+                // if the checksum is made here.
+                range.payload(w, span.off, len);
             });
             if let Err(e) = r {
                 dev.free(buf);
@@ -82,7 +83,10 @@ pub(crate) fn send_share_zc<D: TxQueue>(
             stats.packets += 1;
             stats.bytes += span.len;
         }
+        // On the wire (a copy-mode kick copies synchronously), then checked again.
+        dev.flush()?;
         range.check(sealed, end)?;
+        range.check_read()?;
         let (b, n) = totals.add(stats, &mut reported);
         ctx.progress(b, n);
         ctx.check_cancel(b)?;

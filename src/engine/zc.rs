@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::options::PayloadChoice;
 use crate::payload::{MappedFile, SegmentData};
 use crate::report::BackendInfo;
+use crate::sansio::framer::PayloadWriter;
 
 /// Smallest file range sent without a copy: below it, re-opening the queues with the file
 /// mapped costs more than copying the bytes.
@@ -46,6 +47,31 @@ impl FileRange<'_> {
     /// An error if the file no longer holds the whole range.
     pub(crate) fn check_all(&self) -> Result<()> {
         self.check(self.sealed, self.base + self.len)
+    }
+
+    /// An error if a software checksum read a page the file no longer has (it read zeros).
+    pub(crate) fn check_read(&self) -> Result<()> {
+        if self.file.read_fault() {
+            return Err(self.file.truncated(self.base + self.len));
+        }
+        Ok(())
+    }
+
+    /// Account the `len` payload bytes at `off` (from the range's start) of a frame whose
+    /// payload the device sends from the file: not copied; read only to sum them when the
+    /// checksum is made here (a zero-copy queue cannot carry TX metadata with multi-buffer
+    /// frames).
+    pub(crate) fn payload(&self, w: &mut PayloadWriter<'_>, off: u64, len: usize) {
+        if w.sums() {
+            let at = (self.base + off) as usize;
+            // The range was checked against the file's size when the job was made.
+            let bytes = self.file.bytes();
+            w.external(&bytes[at.min(bytes.len())..(at + len).min(bytes.len())]);
+            // (Short only if the file was mapped shorter: then the framer's length check
+            // fails loudly rather than sending a wrong sum.)
+        } else {
+            w.in_place(len);
+        }
     }
 }
 
@@ -106,16 +132,16 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
                 ZERO_COPY_MIN >> 20
             )));
         }
-        if !self.queues.iter().all(|q| q.caps().csum_offload) {
-            return Ok(Err(
-                "checksums are made in software, which reads every byte: zero-copy needs checksum offload".into(),
-            ));
-        }
-        // Mapped already, at this size (a file that grew or shrank is mapped again).
-        if self.queues.first().and_then(|q| q.mapped_file()) != Some((file.id(), file.size())) {
+        // Mapped already, this version of it (a file changed since is mapped again: a
+        // truncated and rewritten file has new pages; the pinned ones are the old).
+        if self.queues.first().and_then(|q| q.mapped_file()) != Some(file.version()) {
             if let Err(why) = files.map(self.queues, file)? {
                 return Ok(Err(why));
             }
+            // Queues opened with a file may make checksums otherwise (zero-copy queues
+            // cannot offload with descriptors that start at pages).
+            let offload = self.queues.iter().all(|q| q.caps().csum_offload);
+            self.info.checksum = Some(if offload { "offload" } else { "software" }.into());
         }
         Ok(Ok(FileRange {
             file,

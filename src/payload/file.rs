@@ -14,6 +14,9 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// A file's device, inode, size and change time (ns): see [`MappedFile::version`].
+pub(crate) type FileVersion = (u64, u64, u64, i64);
+
 /// A read-only file with its mapping, sized once at validation time.
 #[derive(Debug)]
 pub(crate) struct MappedFile {
@@ -124,25 +127,33 @@ impl MappedFile {
         }
     }
 
-    /// The file's identity (device, inode): which file a device has mapped.
-    pub(crate) fn id(&self) -> (u64, u64) {
+    /// Which file this is, and which version of it: device, inode, size and change time
+    /// (a device that mapped the file's pages must map it again once it changed).
+    pub(crate) fn version(&self) -> FileVersion {
         use std::os::unix::fs::MetadataExt;
         self.file
             .metadata()
-            .map(|m| (m.dev(), m.ino()))
-            .unwrap_or((0, 0))
+            .map(|m| {
+                (
+                    m.dev(),
+                    m.ino(),
+                    m.len(),
+                    m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+                )
+            })
+            .unwrap_or((0, 0, 0, 0))
     }
 
     /// A read-write descriptor of the file if its pages can be pinned into an AF_XDP UMEM
-    /// (tmpfs, `/dev/shm`, memfd, hugetlbfs: no writeback, so `FOLL_LONGTERM` pins are
-    /// allowed), else why not.
+    /// (tmpfs, `/dev/shm`, memfd: no writeback, so `FOLL_LONGTERM` pins are allowed), else
+    /// why not.
     pub(crate) fn pinnable(&self) -> std::result::Result<File, String> {
         use std::os::fd::AsRawFd;
         let t = sys::file::fs_type(self.file.as_fd())
             .map_err(|e| format!("fstatfs of {}: {e}", self.path.display()))?;
-        if t != sys::file::TMPFS_MAGIC && t != sys::file::HUGETLBFS_MAGIC {
+        if t != sys::file::TMPFS_MAGIC {
             return Err(format!(
-                "{} is on a filesystem with writeback (type {t:#x}), whose pages cannot be pinned into the UMEM: only tmpfs, memfd and hugetlbfs files can",
+                "{} is not on tmpfs (filesystem type {t:#x}): only tmpfs and memfd pages can be pinned into the UMEM here (files with writeback cannot; hugetlbfs would need huge-page alignment)",
                 self.path.display()
             ));
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub(crate) use self::file::{open_regular, MappedFile};
+pub(crate) use self::file::{open_regular, FileVersion, MappedFile};
 use crate::error::{Error, Result};
 use crate::sansio::cut::{for_each_range, Extent, Span};
 

@@ -78,8 +78,6 @@ pub(crate) fn release_pages(map: &Mmap, offset: u64, len: u64) {
 
 /// `TMPFS_MAGIC`: tmpfs, `/dev/shm` and memfd files (shmem).
 pub(crate) const TMPFS_MAGIC: i64 = 0x0102_1994;
-/// `HUGETLBFS_MAGIC`.
-pub(crate) const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
 
 /// The filesystem type (`f_type` of `fstatfs(2)`) a file lives on.
 pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {

@@ -90,7 +90,7 @@ pub(crate) struct XdpArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) checksum: ChecksumArg,
     /// AF_XDP: file bytes read into the frames (`copy`) or sent from the file's own
-    /// pages mapped into the UMEM (`zero-copy`: tmpfs, memfd or hugetlbfs files); `auto`
+    /// pages mapped into the UMEM (`zero-copy`: tmpfs or memfd files); `auto`
     /// takes zero-copy where it is faster (a zero-copy NIC queue).
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) payload: PayloadArg,

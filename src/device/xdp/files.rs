@@ -1,4 +1,4 @@
-//! Zero-copy file payloads: a file on tmpfs, memfd or hugetlbfs mapped into each queue's UMEM
+//! Zero-copy file payloads: a file on tmpfs or a memfd mapped into each queue's UMEM
 //! after its frames, so frames are a header descriptor followed by descriptors that point at
 //! the file's own pages (no copy in user space; on a zero-copy NIC, DMA from the page cache).
 //!
@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use super::prog::XskMap;
 use super::queue::QueueConfig;
 use super::XdpQueue;
-use crate::device::FileMapper;
+use crate::device::{FileMapper, TxQueue};
 use crate::error::Result;
 use crate::payload::MappedFile;
 
@@ -50,6 +50,9 @@ impl FileMapper<XdpQueue> for XdpFiles {
                 MAX_FILE >> 30
             )));
         }
+        if let Some(why) = too_many_pieces(queues) {
+            return Ok(Err(why));
+        }
         let rw = match file.pinnable() {
             Ok(f) => f,
             Err(why) => return Ok(Err(why)),
@@ -79,7 +82,7 @@ impl FileMapper<XdpQueue> for XdpFiles {
         let with_file = in_netns(&|| {
             configs
                 .iter()
-                .map(|(c, b)| XdpQueue::reopen(c, *b, Some((&rw, file.size(), file.id()))))
+                .map(|(c, b)| XdpQueue::reopen(c, *b, Some((&rw, file.version()))))
                 .collect()
         });
         match with_file {
@@ -110,5 +113,29 @@ impl FileMapper<XdpQueue> for XdpFiles {
                 )))
             }
         }
+    }
+}
+
+/// Why the queues cannot take a header descriptor plus a frame's file pieces, if they cannot:
+/// copy mode builds an skb of at most 18 pieces; a zero-copy driver gathers at most its
+/// `xdp_zc_max_segs` (the pieces cut at pages there).
+fn too_many_pieces(queues: &[XdpQueue]) -> Option<String> {
+    let q = queues.first()?;
+    let (cfg, _) = q.config();
+    let max_frame = q.caps().max_frame;
+    if cfg.zerocopy {
+        let need = 1 + max_frame.div_ceil(4096) + 1;
+        match crate::device::net::xdp_zc_max_segs(cfg.ifindex) {
+            Ok(Some(max)) if (max as usize) < need => Some(format!(
+                "a frame of {max_frame} bytes from a file takes up to {need} descriptors, and the driver of {} gathers at most {max}",
+                cfg.ifname
+            )),
+            _ => None,
+        }
+    } else {
+        let need = 1 + max_frame.div_ceil(4096 - 24);
+        (need > 18).then(|| {
+            format!("a frame of {max_frame} bytes from a file takes {need} descriptors; copy mode takes at most 18")
+        })
     }
 }

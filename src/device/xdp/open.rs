@@ -223,8 +223,11 @@ pub(super) fn open_queues(
     for n in 0..q.count {
         let mut queue = open_queue(&qc(n, zerocopy), &mut zerocopy, reasons)?;
         if n == 0 && q.checksum != ChecksumChoice::Software && !queue.caps().csum_offload {
-            let why =
-                "the kernel refused a UMEM with TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+)";
+            let why = if zerocopy && q.span > 1 {
+                "a zero-copy multi-buffer frame's pieces start at page boundaries, where the kernel finds no room for the TX metadata in the same page"
+            } else {
+                "the kernel refused a UMEM with TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+)"
+            };
             if q.checksum == ChecksumChoice::Offload {
                 return Err(unavailable(format!("checksum offload on {ifname}: {why}")));
             }

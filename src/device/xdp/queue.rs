@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::device::{Caps, CsumRequest, RxQueue, TxCounters, TxQueue};
 use crate::error::{Error, Result};
+use crate::payload::FileVersion;
 use crate::sys::xsk::{self, Chunk, RxDesc, TxDesc, Xsk};
 
 /// Descriptors per TX submission.
@@ -47,8 +48,8 @@ pub(crate) struct XdpQueue {
     cfg: QueueConfig,
     /// The TX budget obtained, if raised.
     budget: Option<u32>,
-    /// The file mapped into the UMEM: its identity and length.
-    file: Option<((u64, u64), u64)>,
+    /// The file mapped into the UMEM (its version; the length is its size).
+    file: Option<FileVersion>,
     free: Vec<Chunk>,
     batch: Vec<TxDesc>,
     rx_descs: Vec<RxDesc>,
@@ -83,7 +84,7 @@ impl XdpQueue {
     /// then point at the file's pages.
     pub(super) fn open_with(
         cfg: &QueueConfig,
-        file: Option<(&std::fs::File, u64, (u64, u64))>,
+        file: Option<(&std::fs::File, FileVersion)>,
     ) -> io::Result<Self> {
         let mut xc = xsk::Config {
             layout: xsk::Layout {
@@ -95,9 +96,12 @@ impl XdpQueue {
             },
             rx_size: cfg.rx_frames.max(64).next_power_of_two(),
             zerocopy: cfg.zerocopy,
-            tx_metadata: cfg.offload,
+            // On a zero-copy queue a descriptor and the TX metadata in front of it must lie
+            // in one page: continuation pieces (multi-buffer frames, file pages) start at a
+            // page, so there the checksums are made in software.
+            tx_metadata: cfg.offload && !(cfg.zerocopy && (cfg.span > 1 || file.is_some())),
         };
-        let fd = file.map(|(f, len, _)| (f.as_fd(), len));
+        let fd = file.map(|(f, v)| (f.as_fd(), v.2));
         let (xsk, mut chunks, mut rx_chunks) = match Xsk::open(cfg.ifindex, cfg.queue, &xc, fd) {
             Err(e) if cfg.offload && e.raw_os_error() == Some(libc::EINVAL) => {
                 xc.tx_metadata = false;
@@ -133,7 +137,7 @@ impl XdpQueue {
                 ..cfg.clone()
             },
             budget: None,
-            file: file.map(|(_, len, id)| (id, len)),
+            file: file.map(|(_, v)| v),
             batch: Vec::with_capacity(BATCH),
             rx_descs: Vec::with_capacity(rx),
             refill: Vec::with_capacity(rx),
@@ -172,7 +176,7 @@ impl XdpQueue {
     pub(super) fn reopen(
         cfg: &QueueConfig,
         budget: Option<u32>,
-        file: Option<(&std::fs::File, u64, (u64, u64))>,
+        file: Option<(&std::fs::File, FileVersion)>,
     ) -> io::Result<Self> {
         let mut q = Self::open_with(cfg, file)?;
         if let Some(b) = budget {
@@ -282,7 +286,8 @@ impl TxQueue for XdpQueue {
 
     #[inline]
     fn submit(&mut self, mut buf: Chunk, len: usize, csum: Option<CsumRequest>) -> Result<()> {
-        if len > self.caps.buf_capacity.min(self.caps.max_frame) {
+        // (A zero-length descriptor is invalid: the kernel would never complete it.)
+        if len == 0 || len > self.caps.buf_capacity.min(self.caps.max_frame) {
             self.free.push(buf);
             return Err(Error::io(
                 format!("AF_XDP on {}", self.ifname),
@@ -307,7 +312,7 @@ impl TxQueue for XdpQueue {
         })
     }
 
-    fn mapped_file(&self) -> Option<((u64, u64), u64)> {
+    fn mapped_file(&self) -> Option<FileVersion> {
         self.file
     }
 
@@ -319,9 +324,9 @@ impl TxQueue for XdpQueue {
         len: usize,
         csum: Option<CsumRequest>,
     ) -> Result<()> {
-        let flen = self.file.map_or(0, |(_, l)| l);
+        let flen = self.file.map_or(0, |v| v.2);
         let room = self.caps.buf_capacity.min(self.caps.max_frame);
-        if head > room || head + len > self.caps.max_frame || off + len as u64 > flen {
+        if head == 0 || head > room || head + len > self.caps.max_frame || off + len as u64 > flen {
             self.free.push(buf);
             return Err(Error::io(
                 format!("AF_XDP on {}", self.ifname),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use self::stream::Stream;
 use crate::device::{FileMapper, Port, RxQueue, TxQueue};
 use crate::engine::fill::{write_payload, FileReads};
-use crate::engine::zc::ZeroCopy;
+use crate::engine::zc::{FileRange, ZeroCopy};
 use crate::engine::{Job, OpCtx, Transport};
 use crate::error::{Error, Result};
 use crate::options::{ConnConfig, PayloadChoice, TransmitFlags};
@@ -286,7 +286,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
                     match (zc_span, p.span) {
                         // The file's bytes follow in their own descriptors; offloaded
                         // checksums never read them.
-                        (Some((_, sp)), _) => w.in_place(sp.len as usize),
+                        (Some((r, sp)), _) => r.payload(w, sp.off, sp.len as usize),
                         (None, Some(sp)) => write_payload(w, segs, sp),
                         (None, None) => {}
                     }
@@ -312,7 +312,10 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
         }
         if failed.is_none() {
             if let Some(r) = zc {
+                // On the wire (a copy-mode kick copies synchronously), then checked.
+                self.devs[0].flush()?;
                 r.check_all()?;
+                r.check_read()?;
             }
         }
         failed.map_or(Ok(n), Err)
@@ -392,7 +395,7 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
     /// (an error mid-batch) or are still in flight, it answers with a challenge ACK instead,
     /// and we answer that with a RST at the acknowledged number (bounded wait).
     fn abort(&mut self) {
-        if self.sm.error().is_some() || self.sm.state() == State::Closed {
+        if self.devs.is_empty() || self.sm.error().is_some() || self.sm.state() == State::Closed {
             return;
         }
         let t = self.sm.reset_segment(Instant::now());
@@ -447,29 +450,21 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
 
     /// After our FIN is acknowledged: wait (bounded) for the peer's FIN and acknowledge it.
     fn finish_close(&mut self) {
+        if self.devs.is_empty() {
+            return;
+        }
         let until = Instant::now() + CLOSE_WAIT;
         let _ = self.drive(None, None, |s| s.state() == State::Closed, Some(until));
         let _ = self.devs[0].drain();
         self.usable = false;
     }
 
-    fn send_inner(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
-        let zero_copy = ZeroCopy {
-            choice: self.payload,
-            files: self.files.as_deref_mut(),
-            queues: &mut self.devs,
-            info: &mut self.info,
-        }
-        .range(job);
-        let zero_copy = match zero_copy {
-            Ok(z) => z,
-            Err(e) => {
-                if self.devs.is_empty() {
-                    self.usable = false;
-                }
-                return Err(e);
-            }
-        };
+    fn send_inner<'j>(
+        &mut self,
+        job: &'j Job,
+        ctx: &OpCtx,
+        zero_copy: Option<FileRange<'j>>,
+    ) -> Result<SendStats> {
         let mut stream = Stream::new(&job.payload.segments, self.sm.end());
         stream.zero_copy = zero_copy;
         let total = stream.len();
@@ -489,6 +484,10 @@ impl<D: TxQueue + RxQueue> TcpTransport<D> {
             None,
         )?;
         stream.check_truncation()?;
+        if let Some(r) = &stream.zero_copy {
+            // Everything acknowledged: the pages were read; the file must still hold them.
+            r.check_all()?;
+        }
         ctx.progress(total, self.sm.stats().segments_out - segs_before);
         if disconnect {
             self.finish_close();
@@ -511,7 +510,29 @@ impl<D: TxQueue + RxQueue + 'static> Transport for TcpTransport<D> {
     }
 
     fn send(&mut self, job: &Job, ctx: &OpCtx) -> Result<SendStats> {
-        let r = self.send_inner(job, ctx);
+        // The payload road first: nothing is sent yet, so a refusal leaves the connection
+        // as it is (unless the queue could not be opened again).
+        let zero_copy = ZeroCopy {
+            choice: self.payload,
+            files: self.files.as_deref_mut(),
+            queues: &mut self.devs,
+            info: &mut self.info,
+        }
+        .range(job);
+        let zero_copy = match zero_copy {
+            Ok(z) => z,
+            Err(e) => {
+                if self.devs.is_empty() {
+                    self.usable = false;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(offload) = self.devs.first().map(|d| d.caps().csum_offload) {
+            // A queue opened again with a file may have other checksum means.
+            self.framer.set_checksum_offload(offload);
+        }
+        let r = self.send_inner(job, ctx, zero_copy);
         if r.is_err() {
             self.abort();
             self.usable = false;
@@ -526,6 +547,11 @@ impl<D: TxQueue + RxQueue + 'static> Transport for TcpTransport<D> {
 
 impl<D: TxQueue + RxQueue> Drop for TcpTransport<D> {
     fn drop(&mut self) {
+        if self.devs.is_empty() {
+            // The queue is gone (it could not be opened again): nothing can be sent; the
+            // watchdog stays armed and resets the peer when this process ends.
+            return;
+        }
         // Close like a kernel socket would: FIN after the data, bounded wait, else RST.
         if self.usable && self.sm.error().is_none() && self.sm.state() == State::Established {
             self.sm.close();

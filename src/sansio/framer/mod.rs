@@ -127,6 +127,21 @@ impl<'f> PayloadWriter<'f> {
         self.pos = end;
     }
 
+    /// Account for `src`, bytes the device will send from elsewhere (another descriptor):
+    /// summed if checksums are made here, not copied.
+    #[inline]
+    pub fn external(&mut self, src: &[u8]) {
+        if self.sum {
+            self.acc.add(src);
+        }
+        self.pos += src.len();
+    }
+
+    /// Whether the payload is summed here (checksums in software).
+    pub fn sums(&self) -> bool {
+        self.sum
+    }
+
     /// Check that exactly `len` bytes were written; the payload's partial sum.
     fn finish(self, len: usize) -> u64 {
         assert_eq!(

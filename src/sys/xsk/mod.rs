@@ -75,6 +75,12 @@ impl Xsk {
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let l = &cfg.layout;
+        if l.unaligned && cfg.zerocopy && cfg.tx_metadata {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TX metadata with zero-copy unaligned chunks: pieces starting at a page have no room for it",
+            ));
+        }
         if file.is_some() && !l.unaligned {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
