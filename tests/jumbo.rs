@@ -306,3 +306,50 @@ fn generator_frames_are_counted_and_kernel_jumbo_traffic_passes() {
     b.send_to(&msg, (lab.ip4_a, 11_041)).unwrap();
     assert_eq!(recv_datagrams(&a, 1)[0], msg);
 }
+
+/// Above MTU 9000 (here 16000, four descriptors a frame) the generator's frames are whole
+/// and counted: no fixed-size filler caps the payload.
+#[test]
+fn generator_frames_above_mtu_9000() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab_with(LabConfig {
+        mtu: 16_000,
+        ..Default::default()
+    });
+    let dst = format!("{}:9", lab.ip4_b);
+    let out = xsend_in_a(
+        &lab,
+        &[
+            "bench",
+            "--to",
+            &dst,
+            "--iface",
+            &lab.if_a,
+            "--backend",
+            "xdp",
+            "--size",
+            "16014",
+            "--count",
+            "5000",
+            "--rx-iface",
+            &lab.if_b,
+            "--rx-netns",
+            lab.ns(Side::B),
+            "--json",
+        ],
+    );
+    let v = json(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{v} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(v["segments"], 4, "{v}");
+    let rx = &v["rx"];
+    assert_eq!(
+        (rx["received"].as_u64(), rx["lost"].as_u64()),
+        (Some(5_000), Some(0)),
+        "{rx}"
+    );
+}

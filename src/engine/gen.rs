@@ -24,8 +24,6 @@ use crate::sansio::wire::{probe, tcp};
 use crate::stats;
 use crate::sys::clock::monotonic_ns;
 
-/// Payload filler (frames are at most one buffer, far below this).
-const ZEROS: [u8; 9216] = [0u8; 9216];
 /// Packets between progress reports (and deadline checks when unpaced).
 const REPORT_EVERY: u64 = 256;
 
@@ -263,7 +261,7 @@ pub(crate) fn generate<D: TxQueue>(
         } else {
             let written = framers.emit(k, frame, &seg, |w| {
                 w.put(seq);
-                w.put(&ZEROS[..payload - seq.len()]);
+                w.put_zeros(payload - seq.len());
             });
             if let Err(e) = written {
                 dev.free(buf);
@@ -314,7 +312,7 @@ fn prime<D: TxQueue>(
         if result.is_ok() {
             let frame = dev.data(&mut buf);
             result = framers
-                .emit(0, frame, seg, |w| w.put(&ZEROS[..payload]))
+                .emit(0, frame, seg, |w| w.put_zeros(payload))
                 .map(drop)
                 .map_err(Error::from);
         }

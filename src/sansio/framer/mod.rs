@@ -116,6 +116,18 @@ impl<'f> PayloadWriter<'f> {
         self.pos = end;
     }
 
+    /// Append `len` zero bytes (must fit the announced payload length).
+    #[inline]
+    pub fn put_zeros(&mut self, len: usize) {
+        let end = self.pos + len;
+        self.buf[self.pos..end].fill(0);
+        if self.sum {
+            // Zeros add nothing to a ones'-complement sum, but shift the byte parity.
+            self.acc.add_zeros(len);
+        }
+        self.pos = end;
+    }
+
     /// Account for `len` bytes already in place (written into the frame by the kernel, e.g.
     /// by `preadv`): they are summed, not copied.
     #[inline]

@@ -79,6 +79,12 @@ impl Accumulator {
         self.odd ^= piece.len() % 2 == 1;
     }
 
+    /// Add `len` zero bytes: the sum stays, the byte parity moves.
+    #[inline]
+    pub fn add_zeros(&mut self, len: usize) {
+        self.odd ^= len % 2 == 1;
+    }
+
     /// The partial sum so far.
     #[inline]
     pub fn partial(&self) -> u64 {
@@ -119,6 +125,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn zeros_skipped_keep_the_parity(a in proptest::collection::vec(proptest::num::u8::ANY, 0..40), z in 0usize..20_000, b in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let mut whole = a.clone();
+            whole.extend(std::iter::repeat_n(0u8, z));
+            whole.extend(&b);
+            let mut acc = Accumulator::default();
+            acc.add(&a);
+            acc.add_zeros(z);
+            acc.add(&b);
+            proptest::prop_assert_eq!(finish(acc.partial()), reference(&whole));
+        }
+
         #[test]
         fn matches_reference_and_splits(data in proptest::collection::vec(proptest::num::u8::ANY, 0..300), cuts in proptest::collection::vec(0usize..300, 0..5)) {
             proptest::prop_assert_eq!(finish(sum(&data)), reference(&data));
