@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "dpdk")]
+#[path = "build_dpdk.rs"]
+mod dpdk;
+
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
@@ -9,6 +13,8 @@ fn main() {
         "aarch64" => "aarch64-linux-gnu",
         _ => "x86_64-linux-gnu",
     };
+    #[cfg(feature = "dpdk")]
+    dpdk::build(&out);
     let src = "bpf/xsend.bpf.c";
     println!("cargo:rerun-if-changed=bpf/build.rs");
     println!("cargo:rerun-if-changed=bpf/lat_bucket.h");

@@ -12,7 +12,9 @@
 //! - [`bpf`]: attaching an XDP program through a BPF link;
 //! - [`xsk`]: AF_XDP sockets: UMEM with owned chunk tokens, typed rings that own their
 //!   mappings;
-//! - [`thread`]: network namespaces, CPU pinning, clocks.
+//! - [`thread`]: network namespaces, CPU pinning, clocks;
+//! - `dpdk` (feature `dpdk`): the EAL, ports, mempools, mbufs over bindgen bindings and a C
+//!   shim for DPDK's inline fast path.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -65,6 +67,8 @@ macro_rules! syscall {
 
 pub(crate) mod bpf;
 pub(crate) mod clock;
+#[cfg(feature = "dpdk")]
+pub(crate) mod dpdk;
 pub(crate) mod file;
 pub(crate) mod mmap;
 pub(crate) mod netdev;

@@ -1,0 +1,165 @@
+/* See shim.h. Every function is a thin wrapper; the Rust side (src/sys/dpdk) checks
+ * arguments and owns the objects. */
+#include "shim.h"
+
+#include <string.h>
+
+/* The flag and offload values src/sys/dpdk/ffi.rs hard-codes. */
+_Static_assert(RTE_ETH_TX_OFFLOAD_IPV4_CKSUM == (1ULL << 1), "IPV4_CKSUM");
+_Static_assert(RTE_ETH_TX_OFFLOAD_UDP_CKSUM == (1ULL << 2), "UDP_CKSUM");
+_Static_assert(RTE_ETH_TX_OFFLOAD_TCP_CKSUM == (1ULL << 3), "TCP_CKSUM");
+_Static_assert(RTE_ETH_TX_OFFLOAD_MULTI_SEGS == (1ULL << 15), "MULTI_SEGS");
+_Static_assert(RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE == (1ULL << 16), "MBUF_FAST_FREE");
+_Static_assert(RTE_PKTMBUF_HEADROOM == 128, "headroom");
+
+int xs_port_info(uint16_t port, struct xs_port_info *out)
+{
+    struct rte_eth_dev_info info;
+    struct rte_ether_addr mac;
+    uint16_t mtu = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!rte_eth_dev_is_valid_port(port))
+        return -ENODEV;
+    rc = rte_eth_dev_info_get(port, &info);
+    if (rc != 0)
+        return rc;
+    if (info.driver_name)
+        strncpy(out->driver, info.driver_name, sizeof(out->driver) - 1);
+    rte_eth_dev_get_name_by_port(port, out->name);
+    out->max_tx_queues = info.max_tx_queues;
+    out->max_rx_queues = info.max_rx_queues;
+    out->tx_desc_max = info.tx_desc_lim.nb_max;
+    out->tx_desc_min = info.tx_desc_lim.nb_min;
+    out->rx_desc_max = info.rx_desc_lim.nb_max;
+    out->rx_desc_min = info.rx_desc_lim.nb_min;
+    out->tx_offload_capa = info.tx_offload_capa;
+    out->max_rx_pktlen = info.max_rx_pktlen;
+    out->min_mtu = info.min_mtu;
+    out->max_mtu = info.max_mtu;
+    if (rte_eth_dev_get_mtu(port, &mtu) == 0)
+        out->mtu = mtu;
+    rc = rte_eth_macaddr_get(port, &mac);
+    if (rc != 0)
+        return rc;
+    memcpy(out->mac, mac.addr_bytes, 6);
+    out->socket_id = rte_eth_dev_socket_id(port);
+    out->if_index = info.if_index;
+    return 0;
+}
+
+int xs_port_setup(uint16_t port, uint16_t nq, uint16_t *tx_desc, uint16_t *rx_desc,
+                  uint64_t tx_offloads, struct rte_mempool *mp)
+{
+    struct rte_eth_conf conf;
+    struct rte_eth_dev_info info;
+    struct rte_eth_txconf txconf;
+    int rc;
+    uint16_t q;
+
+    rc = rte_eth_dev_info_get(port, &info);
+    if (rc != 0)
+        return rc;
+    memset(&conf, 0, sizeof(conf));
+    conf.txmode.offloads = tx_offloads;
+    rc = rte_eth_dev_configure(port, nq, nq, &conf);
+    if (rc != 0)
+        return rc;
+    rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, rx_desc, tx_desc);
+    if (rc != 0)
+        return rc;
+    txconf = info.default_txconf;
+    txconf.offloads = tx_offloads;
+    for (q = 0; q < nq; q++) {
+        rc = rte_eth_rx_queue_setup(port, q, *rx_desc, rte_eth_dev_socket_id(port), NULL, mp);
+        if (rc != 0)
+            return rc;
+        rc = rte_eth_tx_queue_setup(port, q, *tx_desc, rte_eth_dev_socket_id(port), &txconf);
+        if (rc != 0)
+            return rc;
+    }
+    rc = rte_eth_dev_start(port);
+    if (rc != 0)
+        return rc;
+    /* Frames for us come to our own MAC; broadcast ARP/ND too. Promiscuous is not needed,
+     * and not every PMD has it. */
+    return 0;
+}
+
+void xs_port_close(uint16_t port)
+{
+    (void)rte_eth_dev_stop(port);
+    (void)rte_eth_dev_close(port);
+}
+
+int xs_port_link_up(uint16_t port)
+{
+    struct rte_eth_link link;
+    int rc = rte_eth_link_get_nowait(port, &link);
+    if (rc != 0)
+        return rc;
+    return link.link_status == RTE_ETH_LINK_UP;
+}
+
+int xs_port_stats(uint16_t port, uint64_t *opackets, uint64_t *oerrors, uint64_t *ipackets)
+{
+    struct rte_eth_stats st;
+    int rc = rte_eth_stats_get(port, &st);
+    if (rc != 0)
+        return rc;
+    *opackets = st.opackets;
+    *oerrors = st.oerrors;
+    *ipackets = st.ipackets;
+    return 0;
+}
+
+int xs_errno(void) { return rte_errno; }
+
+uint16_t xs_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+    return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+uint16_t xs_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+    return rte_eth_rx_burst(port, queue, pkts, n);
+}
+
+int xs_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned n)
+{
+    return rte_pktmbuf_alloc_bulk(mp, pkts, n);
+}
+
+void xs_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+
+void *xs_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
+
+uint16_t xs_mbuf_room(const struct rte_mbuf *m) { return (uint16_t)(m->buf_len - m->data_off); }
+
+void xs_mbuf_set_tx(struct rte_mbuf *m, uint16_t len, uint64_t ol_flags, uint16_t l2_len,
+                    uint16_t l3_len)
+{
+    m->data_len = len;
+    m->pkt_len = len;
+    m->nb_segs = 1;
+    m->next = NULL;
+    m->ol_flags = (m->ol_flags & RTE_MBUF_F_EXTERNAL) | ol_flags;
+    m->tx_offload = 0;
+    m->l2_len = l2_len;
+    m->l3_len = l3_len;
+}
+
+uint16_t xs_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
+uint32_t xs_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
+uint16_t xs_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
+struct rte_mbuf *xs_mbuf_next(const struct rte_mbuf *m) { return m->next; }
+uint64_t xs_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
+uint16_t xs_mbuf_l2_len(const struct rte_mbuf *m) { return m->l2_len; }
+uint16_t xs_mbuf_l3_len(const struct rte_mbuf *m) { return m->l3_len; }
+
+uint64_t xs_tx_csum_flags(int ipv6, int tcp)
+{
+    return (ipv6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4) |
+           (tcp ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
+}

@@ -1,0 +1,82 @@
+/* The C side of xsend's DPDK bindings: wrappers for DPDK's `static inline` fast-path
+ * functions (which have no symbol to link against) and for the configuration structs that
+ * are awkward across FFI (nested unions, bitfields). bindgen reads this header with an
+ * allowlist (`xs_.*` plus a few exported rte_ functions); build: bpf/build_dpdk.rs. */
+#ifndef XSEND_DPDK_SHIM_H
+#define XSEND_DPDK_SHIM_H
+
+#include <stdint.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+/* What a port offers, read from rte_eth_dev_info and friends. */
+struct xs_port_info {
+    char driver[64];
+    char name[64];
+    uint16_t max_tx_queues;
+    uint16_t max_rx_queues;
+    uint16_t tx_desc_max;
+    uint16_t tx_desc_min;
+    uint16_t rx_desc_max;
+    uint16_t rx_desc_min;
+    uint64_t tx_offload_capa;
+    uint32_t max_rx_pktlen;
+    uint16_t min_mtu;
+    uint16_t max_mtu;
+    uint16_t mtu;
+    uint8_t mac[6];
+    int socket_id;
+    uint32_t if_index;
+};
+
+/* Fill `out` for `port`; 0 or a negative errno. */
+int xs_port_info(uint16_t port, struct xs_port_info *out);
+
+/* Configure `port` with `nq` RX and TX queues of `nb_desc` descriptors (adjusted to the
+ * PMD's limits; the values used come back in *tx_desc / *rx_desc), the TX offloads
+ * `tx_offloads`, RX buffers from `mp`, then start it. 0 or a negative errno. */
+int xs_port_setup(uint16_t port, uint16_t nq, uint16_t *tx_desc, uint16_t *rx_desc,
+                  uint64_t tx_offloads, struct rte_mempool *mp);
+
+/* Stop and close `port` (errors ignored: this is the way out). */
+void xs_port_close(uint16_t port);
+
+/* Link status: 1 up, 0 down, negative errno. */
+int xs_port_link_up(uint16_t port);
+
+/* Frames the port counted as sent, and as TX errors. 0 or a negative errno. */
+int xs_port_stats(uint16_t port, uint64_t *opackets, uint64_t *oerrors, uint64_t *ipackets);
+
+/* rte_errno of the calling thread. */
+int xs_errno(void);
+
+uint16_t xs_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+uint16_t xs_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+/* 0 on success (all `n` allocated), negative when the pool has fewer. */
+int xs_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned n);
+void xs_free(struct rte_mbuf *m);
+
+/* The first data byte of an mbuf, and the room from there to the end of its buffer. */
+void *xs_mbuf_data(struct rte_mbuf *m);
+uint16_t xs_mbuf_room(const struct rte_mbuf *m);
+/* A single-segment frame of `len` bytes with TX offload flags and header lengths. */
+void xs_mbuf_set_tx(struct rte_mbuf *m, uint16_t len, uint64_t ol_flags, uint16_t l2_len,
+                    uint16_t l3_len);
+/* Readers for a received (or prepared) mbuf. */
+uint16_t xs_mbuf_data_len(const struct rte_mbuf *m);
+uint32_t xs_mbuf_pkt_len(const struct rte_mbuf *m);
+uint16_t xs_mbuf_nb_segs(const struct rte_mbuf *m);
+struct rte_mbuf *xs_mbuf_next(const struct rte_mbuf *m);
+uint64_t xs_mbuf_ol_flags(const struct rte_mbuf *m);
+uint16_t xs_mbuf_l2_len(const struct rte_mbuf *m);
+uint16_t xs_mbuf_l3_len(const struct rte_mbuf *m);
+
+/* The TX offload flags asking the PMD for the L4 checksum of an IPv4/IPv6 UDP/TCP frame
+ * (the checksum field holding the pseudo-header sum). */
+uint64_t xs_tx_csum_flags(int ipv6, int tcp);
+
+#endif
