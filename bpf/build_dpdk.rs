@@ -43,7 +43,10 @@ pub fn build(out: &Path) {
     }
 
     let mut cc = cc::Build::new();
-    cc.file(SHIM_C).warnings(true).extra_warnings(true).opt_level(2);
+    cc.file(SHIM_C)
+        .warnings(true)
+        .extra_warnings(true)
+        .opt_level(2);
     // DPDK's headers need the ISA it was built for (its -march, corei7 on Debian), as its
     // libraries do.
     for a in &args {

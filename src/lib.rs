@@ -63,8 +63,8 @@ pub use api::{
 };
 pub use error::{Error, Result};
 pub use options::{
-    BackendChoice, ChecksumChoice, ConnConfig, GenBackend, PayloadChoice, Progress, ProgressFn,
-    Proto, TransmitFlags, SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
+    BackendChoice, ChecksumChoice, ConnConfig, DpdkOptions, GenBackend, PayloadChoice, Progress,
+    ProgressFn, Proto, TransmitFlags, SEND_SIZE_AUTO, SEND_SIZE_PACKETS,
 };
 pub use payload::{SendPacketsElement, Source};
 pub use report::{BackendInfo, SendStats};

@@ -30,6 +30,23 @@ pub enum BackendChoice {
     Kernel,
     /// AF_XDP only; an error if it cannot be had.
     Xdp,
+    /// A DPDK port ([`DpdkOptions`]); only when asked for (`auto` never takes a port away
+    /// from the kernel). Needs the `dpdk` feature.
+    Dpdk,
+}
+
+/// Where and how DPDK runs ([`BackendChoice::Dpdk`], [`GenBackend::Dpdk`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DpdkOptions {
+    /// EAL arguments (`--vdev=net_af_xdp0,iface=eth1`, `-a 0000:81:00.0`, ...). xsend adds
+    /// its own defaults in front: a file prefix of its own, no shared config, no telemetry,
+    /// and without a PCI device `--no-pci --no-huge -m 512`.
+    pub eal_args: Vec<String>,
+    /// The port to send on (default 0).
+    pub port: u16,
+    /// Our IP address on the port (default: the address of the kernel interface behind a
+    /// vdev, if any).
+    pub src_ip: Option<std::net::IpAddr>,
 }
 
 /// Where a generator ([`crate::gen::Generator`]) makes its frames.
@@ -44,6 +61,8 @@ pub enum GenBackend {
     /// In-kernel live frames only (`BPF_PROG_RUN` of our XDP program); an error if the
     /// target does not take redirected frames.
     Live,
+    /// A DPDK port ([`ConnConfig::dpdk`]); needs the `dpdk` feature.
+    Dpdk,
 }
 
 /// AF_XDP: who computes the UDP/TCP checksums of the frames.
@@ -151,6 +170,8 @@ pub struct ConnConfig {
     pub checksum: ChecksumChoice,
     /// AF_XDP: file bytes copied into frames or sent from the file's pages.
     pub payload: PayloadChoice,
+    /// DPDK: EAL arguments, port, our address.
+    pub dpdk: DpdkOptions,
 }
 
 impl ConnConfig {
@@ -173,6 +194,7 @@ impl ConnConfig {
             ring_size: DEFAULT_RING_SIZE,
             checksum: ChecksumChoice::Auto,
             payload: PayloadChoice::Auto,
+            dpdk: DpdkOptions::default(),
         }
     }
 }

@@ -42,6 +42,16 @@ pub struct BackendInfo {
     pub payload: Option<String>,
     /// Why the last send's payload was copied, when it was.
     pub payload_reason: Option<String>,
+    /// DPDK: the PMD (driver) of the port, e.g. `net_af_xdp`.
+    pub driver: Option<String>,
+    /// DPDK: the port id.
+    pub dpdk_port: Option<u16>,
+    /// DPDK: the TX offloads obtained (`udp_cksum`, `tcp_cksum`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offloads: Vec<String>,
+    /// DPDK: the EAL's arguments (xsend's defaults, then the user's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub eal_args: Vec<String>,
 }
 
 /// What an operation moved.

@@ -1,6 +1,7 @@
 //! The degradation ladder: which transport a connection gets. `auto` tries AF_XDP (zero-copy,
 //! then copy mode, inside the device's own negotiation) and falls back to kernel sockets,
-//! saying why in `fallback_reasons`; an explicit choice is that or an error.
+//! saying why in `fallback_reasons`; an explicit choice is that or an error. DPDK is never
+//! part of `auto`: it takes the port away from the kernel, so it runs only when asked for.
 
 use crate::device::{xdp, TxQueue};
 use crate::engine::tcp::TcpTransport;
@@ -28,6 +29,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
     }
     match cfg.backend {
         BackendChoice::Xdp => open_xdp(cfg, false),
+        BackendChoice::Dpdk => open_dpdk(cfg),
         BackendChoice::Kernel => kernel::open(cfg, Vec::new()),
         BackendChoice::Auto => match open_xdp(cfg, true) {
             Ok(t) => Ok(t),
@@ -38,6 +40,22 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
             Err(e) => kernel::open(cfg, vec![format!("xdp: {}", e.chain())]),
         },
     }
+}
+
+/// DPDK (only when asked for: it takes the port away from the kernel): the UDP sender or
+/// the TCP driver over the port's queues.
+#[cfg(feature = "dpdk")]
+fn open_dpdk(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
+    let port = crate::device::dpdk::open(cfg)?;
+    Ok(match cfg.proto {
+        Proto::Udp => Box::new(UdpTransport::new(port).with_payload(cfg.payload)),
+        Proto::Tcp => Box::new(TcpTransport::connect(port, cfg)?),
+    })
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn open_dpdk(_cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
+    Err(crate::device::dpdk::not_built())
 }
 
 /// AF_XDP: the UDP sender, or the TCP driver (receiving ACKs on the same queue).

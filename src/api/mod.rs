@@ -103,6 +103,11 @@ impl ConnectionBuilder {
         self.cfg.gen_backend = b;
         self
     }
+    /// DPDK ([`BackendChoice::Dpdk`]): EAL arguments, port and our address.
+    pub fn dpdk(mut self, opts: crate::options::DpdkOptions) -> Self {
+        self.cfg.dpdk = opts;
+        self
+    }
     /// Interface to send from (SO_BINDTODEVICE on the kernel path).
     pub fn iface(mut self, name: impl Into<String>) -> Self {
         self.cfg.iface = Some(name.into());

@@ -12,9 +12,11 @@
 //! the report of what was obtained. Each kind of device is a folder:
 //! - [`xdp`]: AF_XDP (UMEM, rings, our XDP program, the one open/negotiation path);
 //! - [`live`]: the kernel's live-frames generator (BPF_PROG_RUN over our XDP program);
+//! - [`dpdk`]: DPDK ports (feature `dpdk`): mbufs, bursts, ARP/ND over the port;
 //! - [`net`]: routes, neighbours, interfaces and their counters over (generic) netlink;
 //! - `fake` (tests only): buffers in memory, every frame recorded.
 
+pub(crate) mod dpdk;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod live;

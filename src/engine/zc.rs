@@ -91,6 +91,10 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
     pub(crate) fn range<'j>(&mut self, job: &'j Job) -> Result<Option<FileRange<'j>>> {
         let found = match self.choice {
             PayloadChoice::Copy => Ok(Err("copy asked for".to_string())),
+            _ if self.files.is_none() => Ok(Err(format!(
+                "{}: file bytes are copied into the device's own buffers (it has no zero-copy road for files)",
+                self.info.backend
+            ))),
             PayloadChoice::Auto if !self.queues.iter().all(|q| q.caps().zero_copy) => Ok(Err(
                 "copy-mode queues: the kernel copies every descriptor, and a header plus file descriptors cost it more than one preadv into one buffer (measured 0.65x); asked for with zero-copy".into(),
             )),
@@ -104,7 +108,7 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
             }
             Err(why) if self.choice == PayloadChoice::ZeroCopy => {
                 return Err(Error::BackendUnavailable {
-                    backend: "xdp",
+                    backend: self.info.backend,
                     reason: format!("zero-copy payload: {why}"),
                 })
             }

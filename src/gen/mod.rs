@@ -128,6 +128,8 @@ pub struct GenReport {
 enum Engine {
     Xdp(Port<XdpQueue>),
     Live(LivePort),
+    #[cfg(feature = "dpdk")]
+    Dpdk(Port<crate::device::dpdk::DpdkQueue>),
 }
 
 /// A frame generator: live frames in the kernel, or AF_XDP queues.
@@ -146,6 +148,10 @@ impl Generator {
         let engine = match cfg.gen_backend {
             GenBackend::Xdp => Engine::Xdp(open_xdp(&cfg, Vec::new())?),
             GenBackend::Live => Engine::Live(live_dev::open(&cfg, cfg.queues.max(1))?),
+            #[cfg(feature = "dpdk")]
+            GenBackend::Dpdk => Engine::Dpdk(crate::device::dpdk::open(&cfg)?),
+            #[cfg(not(feature = "dpdk"))]
+            GenBackend::Dpdk => return Err(crate::device::dpdk::not_built()),
             GenBackend::Auto => match live_dev::open(&cfg, cfg.queues.max(1)) {
                 Ok(p) => Engine::Live(p),
                 Err(Error::BackendUnavailable { reason, .. }) => {
@@ -167,6 +173,8 @@ impl Generator {
         match &self.engine {
             Engine::Xdp(p) => &p.info,
             Engine::Live(p) => &p.info,
+            #[cfg(feature = "dpdk")]
+            Engine::Dpdk(p) => &p.info,
         }
     }
 
@@ -186,6 +194,8 @@ impl Generator {
         let (base, n) = match &self.engine {
             Engine::Xdp(p) => (&p.flows[0], p.queues.len()),
             Engine::Live(p) => (&p.flows[0], p.flows.len()),
+            #[cfg(feature = "dpdk")]
+            Engine::Dpdk(p) => (&p.flows[0], p.queues.len()),
         };
         Ok((spec.flows.expand(base)?.len() * n).max(1) as u32)
     }
@@ -214,10 +224,12 @@ impl Generator {
             let p = open_xdp(&self.cfg, vec![format!("live frames: {reason}")])?;
             self.engine = Engine::Xdp(p);
         }
-        let Engine::Xdp(port) = &mut self.engine else {
-            unreachable!("live runs returned above")
-        };
-        run_xdp(port, spec, &ctx)
+        match &mut self.engine {
+            Engine::Xdp(port) => run_queues(port, spec, &ctx),
+            #[cfg(feature = "dpdk")]
+            Engine::Dpdk(port) => run_queues(port, spec, &ctx),
+            Engine::Live(_) => unreachable!("live runs returned above"),
+        }
     }
 
     fn ctx(&self) -> OpCtx {
@@ -237,8 +249,8 @@ fn open_xdp(cfg: &ConnConfig, mut reasons: Vec<String>) -> Result<Port<XdpQueue>
     Ok(port)
 }
 
-/// A run on AF_XDP queues: one thread per queue.
-fn run_xdp(port: &mut Port<XdpQueue>, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
+/// A run on a device's queues (AF_XDP, DPDK): one thread per queue.
+fn run_queues<D: TxQueue>(port: &mut Port<D>, spec: &GenSpec, ctx: &OpCtx) -> Result<GenReport> {
     let mtu = port.mtu;
     let mut framers = Vec::with_capacity(port.flows.len());
     for f in &port.flows {

@@ -21,6 +21,7 @@ pub mod cut;
 pub mod flows;
 pub mod framer;
 pub(crate) mod live;
+pub mod neigh;
 pub mod pacing;
 pub mod rewrite;
 pub mod schedule;

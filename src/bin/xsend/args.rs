@@ -30,6 +30,8 @@ pub(crate) enum BackendArg {
     Auto,
     Kernel,
     Xdp,
+    /// A DPDK port (`--dpdk-args`, `--dpdk-port`); never chosen by `auto`.
+    Dpdk,
 }
 
 impl From<BackendArg> for BackendChoice {
@@ -38,6 +40,7 @@ impl From<BackendArg> for BackendChoice {
             BackendArg::Auto => BackendChoice::Auto,
             BackendArg::Kernel => BackendChoice::Kernel,
             BackendArg::Xdp => BackendChoice::Xdp,
+            BackendArg::Dpdk => BackendChoice::Dpdk,
         }
     }
 }
@@ -97,6 +100,18 @@ pub(crate) struct XdpArgs {
     /// AF_XDP: 802.1Q VLAN id for the frames (1-4094).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4094))]
     pub(crate) vlan: Option<u16>,
+    /// DPDK: EAL arguments, split at spaces, e.g. "--vdev=net_af_xdp0,iface=eth1" or
+    /// "-a 0000:81:00.0" (xsend adds a file prefix of its own, --no-shconf, and without a
+    /// PCI device --no-pci --no-huge -m 512).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) dpdk_args: Option<String>,
+    /// DPDK: the port to send on.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) dpdk_port: u16,
+    /// DPDK: our IP address on the port (default: the address of the kernel interface
+    /// behind a vdev).
+    #[arg(long)]
+    pub(crate) src_ip: Option<IpAddr>,
 }
 
 impl XdpArgs {
@@ -120,7 +135,17 @@ impl XdpArgs {
         if let Some(v) = self.vlan {
             b = b.vlan(v);
         }
-        b
+        b.dpdk(xsend::DpdkOptions {
+            eal_args: self
+                .dpdk_args
+                .as_deref()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            port: self.dpdk_port,
+            src_ip: self.src_ip,
+        })
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) enum GenBackendArg {
     Auto,
     Xdp,
     Live,
+    /// A DPDK port (`--dpdk-args`, `--dpdk-port`).
+    Dpdk,
 }
 
 impl From<GenBackendArg> for GenBackend {
@@ -29,6 +31,7 @@ impl From<GenBackendArg> for GenBackend {
             GenBackendArg::Auto => GenBackend::Auto,
             GenBackendArg::Xdp => GenBackend::Xdp,
             GenBackendArg::Live => GenBackend::Live,
+            GenBackendArg::Dpdk => GenBackend::Dpdk,
         }
     }
 }

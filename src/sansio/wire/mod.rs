@@ -2,6 +2,7 @@
 //! field accessors read and write in place, and a `Repr` is the parsed, high-level form with
 //! `parse` and `emit`.
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;

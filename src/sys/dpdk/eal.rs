@@ -55,9 +55,9 @@ fn remove_stale(base: &std::path::Path) {
 
 fn has(args: &[String], names: &[&str]) -> bool {
     args.iter().any(|a| {
-        names
-            .iter()
-            .any(|n| a == n || a.starts_with(&format!("{n}=")) || (n.len() == 2 && a.starts_with(n)))
+        names.iter().any(|n| {
+            a == n || a.starts_with(&format!("{n}=")) || (n.len() == 2 && a.starts_with(n))
+        })
     })
 }
 
@@ -82,7 +82,18 @@ pub(crate) fn eal_args(user: &[String], cpu: usize, prefix: &str) -> Vec<String>
     if !pci && !has(user, &["--no-pci"]) {
         a.push("--no-pci".into());
     }
-    if !pci && !has(user, &["--no-huge", "-m", "--socket-mem", "--huge-dir", "--in-memory"]) {
+    if !pci
+        && !has(
+            user,
+            &[
+                "--no-huge",
+                "-m",
+                "--socket-mem",
+                "--huge-dir",
+                "--in-memory",
+            ],
+        )
+    {
         a.push("--no-huge".into());
         a.push("-m512".into());
     }
@@ -134,7 +145,10 @@ fn init(user: &[String]) -> io::Result<EalInfo> {
     let mut cargs: Vec<CString> = Vec::with_capacity(args.len() + 1);
     for a in std::iter::once("xsend").chain(args.iter().map(String::as_str)) {
         cargs.push(CString::new(a).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("NUL in EAL argument {a:?}"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("NUL in EAL argument {a:?}"),
+            )
         })?);
     }
     let mut argv: Vec<*mut libc::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();

@@ -118,7 +118,11 @@ pub(crate) fn port_info(port: u16) -> io::Result<PortInfo> {
         return Err(rte_error(rc));
     }
     let s = |b: &[std::os::raw::c_char]| {
-        let bytes: Vec<u8> = b.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = b
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     Ok(PortInfo {
@@ -319,7 +323,10 @@ impl EthPort {
         // SAFETY: valid pointers to locals; the pool outlives the port (held below).
         let rc =
             unsafe { ffi::xs_port_setup(port, nq, &mut tx, &mut rx, offloads, pool.mp.as_ptr()) };
-        let p = EthPort { id: port, _pool: pool };
+        let p = EthPort {
+            id: port,
+            _pool: pool,
+        };
         if let Ok(mut open) = eal::OPEN_PORTS.lock() {
             open.push(port);
         }

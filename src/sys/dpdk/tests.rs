@@ -38,9 +38,16 @@ fn eal_args_put_ours_first_and_respect_the_users() {
     );
     // A PCI port: hugepages and the PCI bus are the user's.
     let a = eal_args(&["-a".into(), "0000:81:00.0".into()], 0, "p");
-    assert!(!a.iter().any(|x| x == "--no-pci" || x == "--no-huge"), "{a:?}");
+    assert!(
+        !a.iter().any(|x| x == "--no-pci" || x == "--no-huge"),
+        "{a:?}"
+    );
     let a = eal_args(&["-l".into(), "3".into(), "--in-memory".into()], 0, "p");
-    assert!(!a.iter().any(|x| x == "-l0" || x == "--no-shconf" || x == "--no-huge"), "{a:?}");
+    assert!(
+        !a.iter()
+            .any(|x| x == "-l0" || x == "--no-shconf" || x == "--no-huge"),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -73,10 +80,18 @@ fn mbufs_bursts_and_fields_over_net_null() {
         let room = m.room();
         assert!(room.len() >= 2048, "{}", room.len());
         room[..60].fill(i as u8);
-        m.set_tx(60 + i as u16, tx_csum_flags(i % 2 == 1, i % 3 == 0), 14, 20 + i as u16);
+        m.set_tx(
+            60 + i as u16,
+            tx_csum_flags(i % 2 == 1, i % 3 == 0),
+            14,
+            20 + i as u16,
+        );
         let (fl, l2, l3, dl, pl) = m.tx_fields();
         assert_eq!(fl, tx_csum_flags(i % 2 == 1, i % 3 == 0));
-        assert_eq!((l2, l3, dl, pl), (14, 20 + i as u16, 60 + i as u16, 60 + i as u32));
+        assert_eq!(
+            (l2, l3, dl, pl),
+            (14, 20 + i as u16, 60 + i as u16, 60 + i as u32)
+        );
     }
     let mut sent = 0;
     while !v.is_empty() {

@@ -1,0 +1,291 @@
+//! Opening a DPDK port: EAL, capabilities, addressing, mempool, offloads, next-hop MAC, and
+//! the report of what was obtained.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::queue::{DpdkQueue, BURST};
+use crate::device::path::Endpoints;
+use crate::device::{net, Caps, Port, RxQueue};
+use crate::error::{Error, Result};
+use crate::options::{ChecksumChoice, ConnConfig, Proto};
+use crate::report::BackendInfo;
+use crate::sansio::framer::{Flow, UdpFramer};
+use crate::sansio::neigh::{self, Seen, Us};
+use crate::sansio::wire::ethernet::{self, MacAddr};
+use crate::sys::dpdk::{self as sys, offload, EthPort, Mempool};
+use crate::sys::netdev;
+
+/// How long the next hop may take to answer ARP/ND, and how often we ask.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+const RESOLVE_EVERY: Duration = Duration::from_millis(200);
+/// Most queues a port is opened with.
+const MAX_QUEUES: u32 = 64;
+
+fn unavailable(reason: String) -> Error {
+    Error::BackendUnavailable {
+        backend: "dpdk",
+        reason,
+    }
+}
+
+/// The kernel interface behind a vdev (`iface=NAME` in its EAL arguments, or the index the
+/// PMD reports).
+fn kernel_iface(cfg: &ConnConfig, info: &sys::PortInfo) -> Option<String> {
+    if info.if_index != 0 {
+        if let Some(n) = netdev::if_indextoname(info.if_index) {
+            return Some(n);
+        }
+    }
+    cfg.dpdk.eal_args.iter().find_map(|a| {
+        let v = a.strip_prefix("--vdev=").unwrap_or(a);
+        let mut parts = v.split(',');
+        let dev = parts.next()?;
+        if dev != info.name {
+            return None;
+        }
+        parts.find_map(|p| p.strip_prefix("iface=").map(str::to_string))
+    })
+}
+
+/// Open DPDK port `cfg.dpdk.port`: UDP gets `cfg.queues` queue pairs, TCP one.
+pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
+    let nq = match cfg.proto {
+        Proto::Udp => cfg.queues.max(1),
+        Proto::Tcp => 1,
+    };
+    if nq > MAX_QUEUES {
+        return Err(Error::InvalidOption(format!(
+            "{nq} queues: at most {MAX_QUEUES}"
+        )));
+    }
+    let eal = sys::eal_init(&cfg.dpdk.eal_args).map_err(|e| unavailable(format!("EAL: {e}")))?;
+    let count = sys::port_count();
+    let port = cfg.dpdk.port;
+    if count == 0 {
+        return Err(unavailable(format!(
+            "the EAL found no port (arguments: {}); name a device with --dpdk-args, e.g. --vdev=net_af_xdp0,iface=eth1 or -a 0000:81:00.0, and check that its PMD is installed (Debian: the dpdk package)",
+            eal.args.join(" ")
+        )));
+    }
+    if port >= count {
+        return Err(Error::InvalidOption(format!(
+            "DPDK port {port}: the EAL found {count} port(s) (0..={})",
+            count - 1
+        )));
+    }
+    let info = sys::port_info(port)
+        .map_err(|e| unavailable(format!("reading DPDK port {port}: {e}")))?;
+    let mut reasons = Vec::new();
+    if (nq as u16) > info.max_tx_queues.min(info.max_rx_queues) {
+        return Err(Error::InvalidOption(format!(
+            "{nq} queues asked for, and DPDK port {port} ({}) has {} TX / {} RX",
+            info.driver, info.max_tx_queues, info.max_rx_queues
+        )));
+    }
+    let kif = kernel_iface(cfg, &info);
+    let name = kif.clone().unwrap_or_else(|| info.name.clone());
+
+    // Our address, source ports, MTU and next hop: from the kernel interface behind a vdev
+    // (its sockets also hold our ports), else from the options.
+    let (src_ip, ports, mtu, next_hop, sockets) = match &kif {
+        Some(k) => {
+            let mut c = cfg.clone();
+            c.iface = Some(k.clone());
+            if let Some(ip) = cfg.dpdk.src_ip {
+                c.bind = Some(SocketAddr::new(ip, cfg.bind.map_or(0, |b| b.port())));
+            }
+            let ends = Endpoints::reserve(&c, nq)?;
+            let kmtu = netdev::if_mtu(k).unwrap_or(ends.path_mtu);
+            let nh = net::route_get(cfg.peer.ip())
+                .map(|r| r.next_hop(cfg.peer.ip()))
+                .unwrap_or(cfg.peer.ip());
+            (ends.src.ip(), ends.ports, kmtu.min(ends.path_mtu), nh, ends.sockets)
+        }
+        None => {
+            let ip = cfg.dpdk.src_ip.or(cfg.bind.map(|b| b.ip())).ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "DPDK port {port} ({}) has no kernel interface behind it: give our address with --src-ip",
+                    info.driver
+                ))
+            })?;
+            let base = cfg.bind.map(|b| b.port()).filter(|&p| p != 0).unwrap_or_else(|| {
+                49152 + (std::process::id() % 8192) as u16 * 2
+            });
+            let ports = (0..nq as u16).map(|q| base.wrapping_add(q)).collect();
+            let mtu = if info.mtu != 0 { info.mtu as u32 } else { 1500 };
+            (ip, ports, mtu, cfg.peer.ip(), Vec::new())
+        }
+    };
+    if src_ip.is_ipv4() != cfg.peer.is_ipv4() {
+        return Err(Error::InvalidOption(format!(
+            "our address {src_ip} and the peer {} are not the same IP version",
+            cfg.peer
+        )));
+    }
+    let l2 = ethernet::HEADER_LEN + cfg.vlan.map_or(0, |_| ethernet::VLAN_TAG_LEN);
+    let max_frame = mtu as usize + l2;
+    let data_room = max_frame.max(2048).next_multiple_of(64);
+    let data_room = u16::try_from(data_room)
+        .map_err(|_| Error::InvalidOption(format!("MTU {mtu}: too large for an mbuf")))?;
+
+    // Checksum offload where the PMD has it for our protocol.
+    let l4 = match cfg.proto {
+        Proto::Udp => offload::UDP_CKSUM,
+        Proto::Tcp => offload::TCP_CKSUM,
+    };
+    let has_l4 = info.tx_offload_capa & l4 != 0;
+    let offloads = match (cfg.checksum, has_l4) {
+        (ChecksumChoice::Software, _) => 0,
+        (ChecksumChoice::Offload, false) => {
+            return Err(unavailable(format!(
+                "checksum offload asked for, and {} does not offer it for {:?}",
+                info.driver, cfg.proto
+            )))
+        }
+        (_, true) => l4,
+        (ChecksumChoice::Auto, false) => {
+            reasons.push(format!(
+                "no L4 checksum offload on {} (computed in software)",
+                info.driver
+            ));
+            0
+        }
+    };
+
+    let ring = cfg.ring_size.clamp(64, 4096) as u16;
+    static POOLS: AtomicU32 = AtomicU32::new(0);
+    let pool_name = format!(
+        "xs{}p{}",
+        std::process::id(),
+        POOLS.fetch_add(1, Ordering::Relaxed)
+    );
+    // Per queue: the TX ring, the RX ring, bursts in our hands, and the pool's cache.
+    let per_q = 2 * ring as u32 + 8 * BURST as u32 + 512;
+    let pool = Mempool::new(&pool_name, nq * per_q, 256, data_room)
+        .map_err(|e| unavailable(format!("mempool of {} mbufs of {data_room} bytes: {e}", nq * per_q)))?;
+    let pool = Arc::new(pool);
+    let (eth, tx_desc, _rx_desc) = EthPort::start(port, nq as u16, ring, offloads, pool.clone())
+        .map_err(|e| unavailable(format!("starting DPDK port {port} ({}): {e}", info.driver)))?;
+    let eth = Arc::new(eth);
+
+    let caps = Caps {
+        buf_capacity: data_room as usize,
+        max_frame,
+        csum_offload: offloads != 0,
+        max_segs: 1,
+        zero_copy: false,
+        persistent_bufs: false,
+    };
+    let us = Us {
+        mac: MacAddr(info.mac),
+        ip: src_ip,
+        vlan: cfg.vlan,
+    };
+    let mut queues: Vec<DpdkQueue> = (0..nq as u16)
+        .map(|q| DpdkQueue::new(eth.clone(), pool.clone(), q, caps, us, name.clone()))
+        .collect();
+    let dst_mac = match cfg.dst_mac {
+        Some(m) => m,
+        None => resolve(&mut queues[0], &us, next_hop).ok_or_else(|| {
+            unavailable(format!(
+                "no {} answer from {next_hop} on DPDK port {port} ({}) in {} s: is the peer on this link? (give --dst-mac)",
+                if next_hop.is_ipv4() { "ARP" } else { "neighbor discovery" },
+                info.driver,
+                RESOLVE_TIMEOUT.as_secs()
+            ))
+        })?,
+    };
+    let flows: Vec<Flow> = ports
+        .iter()
+        .map(|&p| Flow {
+            src_mac: us.mac,
+            dst_mac,
+            vlan: cfg.vlan,
+            src: SocketAddr::new(src_ip, p),
+            dst: cfg.peer,
+        })
+        .collect();
+    // A vdev that only taps the kernel interface (net_af_packet) leaves the kernel its
+    // packets: keep its TCP from resetting ours.
+    let blind = match (&kif, cfg.proto) {
+        (Some(k), Proto::Tcp) => Some(super::blind::KernelBlind::install(
+            k,
+            flows[0].src,
+            cfg.peer,
+        )?),
+        _ => None,
+    };
+    reasons.push(format!(
+        "payload: file bytes are copied into mbufs (one copy from the page cache; mbufs attached to the file's pages are not built){}",
+        if info.tx_offload_capa & offload::MULTI_SEGS == 0 {
+            format!("; {} does not gather multi-segment mbufs", info.driver)
+        } else {
+            String::new()
+        }
+    ));
+    let mut offl = Vec::new();
+    if offloads & offload::UDP_CKSUM != 0 {
+        offl.push("udp_cksum".to_string());
+    }
+    if offloads & offload::TCP_CKSUM != 0 {
+        offl.push("tcp_cksum".to_string());
+    }
+    let info_r = BackendInfo {
+        backend: "dpdk",
+        mode: format!("{}/copy", info.driver),
+        iface: Some(name),
+        mtu: Some(mtu),
+        max_datagram: (cfg.proto == Proto::Udp)
+            .then(|| UdpFramer::new(&flows[0], mtu).max_payload() as u64),
+        fallback_reasons: reasons,
+        queues: Some(nq),
+        ring_size: Some(tx_desc as u32),
+        frame_size: Some(data_room as u32),
+        segments: Some(1),
+        checksum: Some(if offloads != 0 { "offload" } else { "software" }.into()),
+        dst_mac: Some(dst_mac.to_string()),
+        driver: Some(info.driver.clone()),
+        dpdk_port: Some(port),
+        offloads: offl,
+        eal_args: eal.args.clone(),
+        ..Default::default()
+    };
+    Ok(Port {
+        queues,
+        flows,
+        mtu,
+        info: info_r,
+        hold: Box::new((sockets, eth, blind)),
+    })
+}
+
+/// The next hop's MAC, asked over the port (ARP or an NS every 200 ms, up to 3 s).
+fn resolve(q: &mut DpdkQueue, us: &Us, target: IpAddr) -> Option<MacAddr> {
+    let mut req = [0u8; neigh::MAX_FRAME];
+    let n = neigh::request(&mut req, us, target)?;
+    let start = Instant::now();
+    let mut asked = None::<Instant>;
+    while start.elapsed() < RESOLVE_TIMEOUT {
+        if asked.is_none_or(|t| t.elapsed() >= RESOLVE_EVERY) {
+            q.send_now(&req[..n]);
+            asked = Some(Instant::now());
+        }
+        let mut found = None;
+        let mut out = [0u8; neigh::MAX_FRAME];
+        q.recv(|f| {
+            if let Some(Seen::Neighbour { ip, mac }) = neigh::handle(f, us, &mut out)[0] {
+                if ip == target {
+                    found = Some(mac);
+                }
+            }
+        });
+        if found.is_some() {
+            return found;
+        }
+        q.wait(Duration::from_millis(1));
+    }
+    None
+}

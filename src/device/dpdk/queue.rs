@@ -1,0 +1,273 @@
+//! One DPDK queue pair behind the device seam: mbufs lent from the port's mempool (a local
+//! cache refilled 32 at a time), submitted frames handed to the PMD in bursts, ARP/ND for
+//! our address answered from the RX side.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::device::{Caps, CsumRequest, RxQueue, TxCounters, TxQueue};
+use crate::error::{Error, Result};
+use crate::sansio::neigh::{self, Seen, Us};
+use crate::sansio::wire::ethernet;
+use crate::sys::dpdk::{self as sys, EthPort, Mbuf, Mempool};
+
+/// Frames handed to the PMD per `tx_burst` (and mbufs taken from the pool at once).
+pub(super) const BURST: usize = 32;
+/// No frame taken by the PMD for this long with frames waiting: the queue is stalled.
+const STALL: Duration = Duration::from_secs(5);
+/// Bursts between link checks (a gone kernel interface behind a vdev shows as link down).
+const LINK_CHECK_EVERY: u32 = 256;
+
+/// One queue pair of a started port.
+pub(crate) struct DpdkQueue {
+    // (Fields drop in order: the mbufs go back to the pool before the port and pool go.)
+    free: Vec<Mbuf>,
+    pending: Vec<Mbuf>,
+    port: Arc<EthPort>,
+    pool: Arc<Mempool>,
+    queue: u16,
+    caps: Caps,
+    counters: TxCounters,
+    /// Who we are (ARP/ND answers).
+    us: Us,
+    /// Name for errors: the kernel interface behind the port, or the device name.
+    name: String,
+    bursts: u32,
+    /// When frames were last taken by the PMD (or none were waiting).
+    progress: Instant,
+}
+
+impl DpdkQueue {
+    pub(super) fn new(
+        port: Arc<EthPort>,
+        pool: Arc<Mempool>,
+        queue: u16,
+        caps: Caps,
+        us: Us,
+        name: String,
+    ) -> Self {
+        DpdkQueue {
+            free: Vec::with_capacity(2 * BURST),
+            pending: Vec::with_capacity(2 * BURST),
+            port,
+            pool,
+            queue,
+            caps,
+            counters: TxCounters::default(),
+            us,
+            name,
+            bursts: 0,
+            progress: Instant::now(),
+        }
+    }
+
+    /// Hand waiting frames to the PMD (one burst); returns how many it took.
+    fn push_out(&mut self) -> Result<usize> {
+        if self.pending.is_empty() {
+            self.progress = Instant::now();
+            return Ok(0);
+        }
+        let n = sys::tx_burst(self.port.id(), self.queue, &mut self.pending);
+        self.counters.published += n as u64;
+        self.counters.completed += n as u64;
+        if n > 0 {
+            self.progress = Instant::now();
+        }
+        self.bursts = self.bursts.wrapping_add(1);
+        if self.bursts % LINK_CHECK_EVERY == 0 {
+            self.check_link()?;
+        }
+        Ok(n)
+    }
+
+    fn check_link(&self) -> Result<()> {
+        if self.port.link_up() == Some(false) {
+            return Err(Error::InterfaceDown {
+                name: self.name.clone(),
+                source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+            });
+        }
+        Ok(())
+    }
+
+    fn stalled(&self) -> Result<()> {
+        if !self.pending.is_empty() && self.progress.elapsed() > STALL {
+            self.check_link()?;
+            return Err(Error::io(
+                format!("DPDK TX on {} queue {}", self.name, self.queue),
+                std::io::Error::other(format!(
+                    "stalled: the PMD took no frame for {} s ({} waiting)",
+                    STALL.as_secs(),
+                    self.pending.len()
+                )),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Send one frame now (ARP/ND answers and requests); best effort.
+    pub(super) fn send_now(&mut self, frame: &[u8]) {
+        let Some(mut m) = self.alloc() else { return };
+        let room = m.room();
+        if frame.len() > room.len() {
+            return;
+        }
+        room[..frame.len()].copy_from_slice(frame);
+        m.set_tx(frame.len() as u16, 0, 0, 0);
+        let mut one = vec![m];
+        for _ in 0..1000 {
+            if sys::tx_burst(self.port.id(), self.queue, &mut one) == 1 {
+                self.counters.published += 1;
+                self.counters.completed += 1;
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Receive, answering ARP/ND for our address; `f` sees every frame (first segment;
+    /// multi-segment frames are skipped: nothing we receive is that large).
+    fn recv_inner(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        let mut out = [0u8; neigh::MAX_FRAME];
+        let mut answers: Vec<Vec<u8>> = Vec::new();
+        let us = self.us;
+        let n = sys::rx_burst(self.port.id(), self.queue, |b, len, segs| {
+            if segs != 1 || b.len() != len as usize {
+                return;
+            }
+            if let Some(Seen::Answer(k)) = neigh::handle(b, &us, &mut out)[1] {
+                answers.push(out[..k].to_vec());
+            }
+            f(b)
+        });
+        for a in answers {
+            self.send_now(&a);
+        }
+        n
+    }
+}
+
+impl TxQueue for DpdkQueue {
+    type Buf = Mbuf;
+
+    fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
+    fn alloc(&mut self) -> Option<Mbuf> {
+        if let Some(b) = self.free.pop() {
+            return Some(b);
+        }
+        if self.pool.alloc_bulk(&mut self.free, BURST) || self.pool.alloc_bulk(&mut self.free, 1)
+        {
+            return self.free.pop();
+        }
+        None
+    }
+
+    fn data<'a>(&'a self, buf: &'a mut Mbuf) -> &'a mut [u8] {
+        let room = buf.room();
+        let n = room.len().min(self.caps.buf_capacity);
+        &mut room[..n]
+    }
+
+    fn submit(&mut self, mut buf: Mbuf, len: usize, csum: Option<CsumRequest>) -> Result<()> {
+        if len > self.caps.buf_capacity || len > self.caps.max_frame || len == 0 {
+            let cap = self.caps.buf_capacity.min(self.caps.max_frame);
+            self.free(buf);
+            return Err(Error::io(
+                format!("framing for DPDK on {}", self.name),
+                std::io::Error::other(format!("frame of {len} bytes: 1..={cap} fit")),
+            ));
+        }
+        let (flags, l2, l3) = match csum {
+            Some((l4_off, _)) => {
+                let d = buf.room();
+                let mut et = u16::from_be_bytes([d[12], d[13]]);
+                let mut l2 = ethernet::HEADER_LEN;
+                if et == ethernet::ETHERTYPE_VLAN {
+                    et = u16::from_be_bytes([d[16], d[17]]);
+                    l2 += ethernet::VLAN_TAG_LEN;
+                }
+                let v6 = et == ethernet::ETHERTYPE_IPV6;
+                let proto = if v6 { d[l2 + 6] } else { d[l2 + 9] };
+                let l3 = (l4_off as usize).saturating_sub(l2);
+                (sys::tx_csum_flags(v6, proto == 6), l2 as u16, l3 as u16)
+            }
+            None => (0, 0, 0),
+        };
+        buf.set_tx(len as u16, flags, l2, l3);
+        self.pending.push(buf);
+        if self.pending.len() >= BURST {
+            self.push_out()?;
+        }
+        Ok(())
+    }
+
+    fn free(&mut self, buf: Mbuf) {
+        if self.free.len() < 4 * BURST {
+            self.free.push(buf);
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        while !self.pending.is_empty() {
+            if self.push_out()? == 0 {
+                // The PMD's ring is full: the rest goes with a later flush.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self) -> usize {
+        self.push_out().unwrap_or(0)
+    }
+
+    fn wait_free(&mut self) -> Result<()> {
+        loop {
+            self.push_out()?;
+            if self.pool.alloc_bulk(&mut self.free, 1) {
+                return Ok(());
+            }
+            self.stalled()?;
+            std::thread::yield_now();
+        }
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        while !self.pending.is_empty() {
+            if self.push_out()? == 0 {
+                self.stalled()?;
+                std::thread::yield_now();
+            }
+        }
+        self.check_link()
+    }
+
+    fn check(&self) -> Result<()> {
+        self.stalled()?;
+        self.check_link()
+    }
+
+    fn abandon(&mut self) {
+        self.pending.clear();
+    }
+
+    fn counters(&self) -> TxCounters {
+        self.counters
+    }
+
+    fn set_paced(&mut self, _paced: bool) {}
+}
+
+impl RxQueue for DpdkQueue {
+    fn recv(&mut self, f: impl FnMut(&[u8])) -> usize {
+        self.recv_inner(f)
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        // A poll-mode queue has nothing to sleep on: a short nap keeps the core usable.
+        std::thread::sleep(timeout.min(Duration::from_micros(20)));
+    }
+}
