@@ -40,7 +40,7 @@ pub enum BackendChoice {
 pub struct DpdkOptions {
     /// EAL arguments (`--vdev=net_af_xdp0,iface=eth1`, `-a 0000:81:00.0`, ...). xsend adds
     /// its own defaults in front: a file prefix of its own, no shared config, no telemetry,
-    /// and without a PCI device `--no-pci --no-huge -m 512`.
+    /// and without a PCI device `--no-pci --no-huge -m 256`.
     pub eal_args: Vec<String>,
     /// The port to send on (default 0).
     pub port: u16,

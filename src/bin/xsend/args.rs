@@ -102,7 +102,7 @@ pub(crate) struct XdpArgs {
     pub(crate) vlan: Option<u16>,
     /// DPDK: EAL arguments, split at spaces, e.g. "--vdev=net_af_xdp0,iface=eth1" or
     /// "-a 0000:81:00.0" (xsend adds a file prefix of its own, --no-shconf, and without a
-    /// PCI device --no-pci --no-huge -m 512).
+    /// PCI device --no-pci --no-huge -m 256).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) dpdk_args: Option<String>,
     /// DPDK: the port to send on.

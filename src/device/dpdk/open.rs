@@ -185,7 +185,9 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         vlan: cfg.vlan,
     };
     let mut queues: Vec<DpdkQueue> = (0..nq as u16)
-        .map(|q| DpdkQueue::new(eth.clone(), pool.clone(), q, caps, us, name.clone()))
+        .map(|q| {
+            DpdkQueue::new(eth.clone(), pool.clone(), q, caps, us, name.clone(), kif.clone())
+        })
         .collect();
     let dst_mac = match cfg.dst_mac {
         Some(m) => m,

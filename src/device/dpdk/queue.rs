@@ -32,6 +32,8 @@ pub(crate) struct DpdkQueue {
     us: Us,
     /// Name for errors: the kernel interface behind the port, or the device name.
     name: String,
+    /// The kernel interface behind a vdev: PMDs on one do not all notice it going away.
+    kernel_iface: Option<String>,
     bursts: u32,
     /// When frames were last taken by the PMD (or none were waiting).
     progress: Instant,
@@ -45,6 +47,7 @@ impl DpdkQueue {
         caps: Caps,
         us: Us,
         name: String,
+        kernel_iface: Option<String>,
     ) -> Self {
         DpdkQueue {
             free: Vec::with_capacity(2 * BURST),
@@ -56,6 +59,7 @@ impl DpdkQueue {
             counters: TxCounters::default(),
             us,
             name,
+            kernel_iface,
             bursts: 0,
             progress: Instant::now(),
         }
@@ -81,7 +85,11 @@ impl DpdkQueue {
     }
 
     fn check_link(&self) -> Result<()> {
-        if self.port.link_up() == Some(false) {
+        let kernel_down = self
+            .kernel_iface
+            .as_deref()
+            .is_some_and(|k| !crate::sys::netdev::if_running(k).unwrap_or(false));
+        if kernel_down || self.port.link_up() == Some(false) {
             return Err(Error::InterfaceDown {
                 name: self.name.clone(),
                 source: std::io::Error::from_raw_os_error(libc::ENETDOWN),

@@ -95,7 +95,7 @@ pub(crate) fn eal_args(user: &[String], cpu: usize, prefix: &str) -> Vec<String>
         )
     {
         a.push("--no-huge".into());
-        a.push("-m512".into());
+        a.push("-m256".into());
     }
     a.extend(user.iter().cloned());
     a

@@ -32,7 +32,7 @@ fn eal_args_put_ours_first_and_respect_the_users() {
             "--no-telemetry",
             "--no-pci",
             "--no-huge",
-            "-m512",
+            "-m256",
             "--vdev=net_null0"
         ]
     );
