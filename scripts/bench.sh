@@ -73,7 +73,7 @@ while [ $# -gt 0 ]; do
 done
 NAME=${NAME:-$SUITE}
 
-cargo build --release -q
+cargo build --release -q "${XSEND_FEATURES[@]}"
 # Debian's interpreter: it has python3-matplotlib (another python3 may come first on PATH).
 SYS_PY=/usr/bin/python3
 [ -x "$SYS_PY" ] || SYS_PY=python3

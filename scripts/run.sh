@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 xsend_setup
-cargo build --release
+cargo build --release "${XSEND_FEATURES[@]}"
 exec ./target/release/xsend lab demo "$@"

@@ -10,6 +10,8 @@ XSEND_APT_PACKAGES=(
   iproute2 socat ethtool tcpdump procps coreutils nftables
   # AF_XDP tools (xdp-loader, the xdp_drop sink)
   xdp-tools
+  # the DPDK backend (feature `dpdk`): DPDK 22.11, its PMD plugins, dpdk-testpmd (benchmarks)
+  libdpdk-dev dpdk dpdk-dev
   # the PNG plots of `xsend ndr --plot` (their text)
   fonts-dejavu-core
 )
@@ -30,6 +32,9 @@ xsend_apt_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
+
+# Cargo features every script builds with (one build serves run, test and bench).
+XSEND_FEATURES=(--features dpdk)
 
 xsend_setup() {
   xsend_apt_install "${XSEND_APT_PACKAGES[@]}"

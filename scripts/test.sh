@@ -10,9 +10,11 @@ xsend_setup
 ns_before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort || true)
 
 cargo fmt --all -- --check
-cargo clippy --release --all-targets -- -D warnings
-cargo test --release --all-targets
-cargo test --release --doc
+cargo clippy --release --all-targets "${XSEND_FEATURES[@]}" -- -D warnings
+# Without the features too: a build without DPDK must keep working (and say so when asked).
+cargo clippy --release --lib --bins -- -D warnings
+cargo test --release --all-targets "${XSEND_FEATURES[@]}"
+cargo test --release --doc "${XSEND_FEATURES[@]}"
 # A short pass of every fuzz target (and its saved crashes); long runs: scripts/fuzz.sh --seconds N.
 scripts/fuzz.sh --seconds "${XSEND_FUZZ_SECONDS:-10}"
 

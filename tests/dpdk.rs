@@ -79,7 +79,13 @@ fn chunked_udp_256mib_verified_over_af_xdp_and_af_packet() {
         let recv = spawn_recv(
             &lab,
             &[
-                "--listen", &listen, "--proto", "udp", "--expect-sha256", &sha, "--json",
+                "--listen",
+                &listen,
+                "--proto",
+                "udp",
+                "--expect-sha256",
+                &sha,
+                "--json",
             ],
         );
         let v = ok(&dpdk_in_a(
@@ -110,7 +116,10 @@ fn chunked_udp_256mib_verified_over_af_xdp_and_af_packet() {
         assert!(out.status.success(), "{pmd}: {r}");
         assert_eq!(r["verified"], true, "{pmd}: {r}");
         assert_eq!(r["lost"], 0, "{pmd}: {r}");
-        assert!(!xdp_attached(&lab), "{pmd}: the PMD's XDP program is still attached");
+        assert!(
+            !xdp_attached(&lab),
+            "{pmd}: the PMD's XDP program is still attached"
+        );
     }
     no_runtime_dirs_left();
 }
@@ -209,7 +218,10 @@ fn tcp_byte_exact_over_af_xdp_and_af_packet_also_with_loss() {
                 let got = sink.join().unwrap().remove(0);
                 assert_eq!(got.len, len, "{pmd} loss {loss}");
                 if len == (1 << 20) + 7 {
-                    assert!(got.data.as_deref() == Some(&small_data[..]), "{pmd}: bytes differ");
+                    assert!(
+                        got.data.as_deref() == Some(&small_data[..]),
+                        "{pmd}: bytes differ"
+                    );
                 } else {
                     assert_eq!(got.sha256, big_sha, "{pmd} loss {loss}");
                 }
@@ -280,18 +292,23 @@ fn net_pcap_frames_of_a_generator_run_and_a_chunked_file() {
     assert_eq!(v["packets"], 3000, "{v}");
     let frames = udp_frames(&pcap);
     assert_eq!(frames.len(), 3000);
-    let mut next = 0u64;
-    for (len, payload) in &frames {
+    for (next, (len, payload)) in frames.iter().enumerate() {
         assert!([60, 64, 512, 1514].contains(len), "{len}");
         let p = probe::Repr::parse(payload).unwrap();
-        assert_eq!((p.stream, p.seq), (0, next));
-        next += 1;
+        assert_eq!((p.stream, p.seq), (0, next as u64));
     }
     // A chunked file: payloads are the file's bytes, in order.
     let pcap2 = dir.path().join("file.pcap");
     let eal2 = format!("--vdev=net_pcap0,tx_pcap={}", pcap2.display());
     let (path, data) = file(dir.path(), "f", 1_000_000, 3);
-    let mut args = vec!["send", path.to_str().unwrap(), "--proto", "udp", "--chunk", "auto"];
+    let mut args = vec![
+        "send",
+        path.to_str().unwrap(),
+        "--proto",
+        "udp",
+        "--chunk",
+        "auto",
+    ];
     args.extend(common);
     let v = ok(&dpdk_in_a(&lab, &eal2, &args));
     assert_eq!(v["bytes"], 1_000_000, "{v}");
@@ -335,7 +352,11 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     for (eal, extra, want) in [
         // No device named: no port.
         ("", &[][..], "found no port"),
-        (&af[..], &["--dpdk-port", "3"][..], "DPDK port 3: the EAL found 1 port"),
+        (
+            &af[..],
+            &["--dpdk-port", "3"][..],
+            "DPDK port 3: the EAL found 1 port",
+        ),
         ("--no-such-eal-flag", &[][..], "rte_eal_init"),
         ("--vdev=net_nosuchpmd0", &[][..], "rte_eal_init"),
         (&af[..], &["--queues", "64"][..], "64 queues asked for"),
@@ -349,7 +370,11 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
             &["--src-ip", "198.18.0.1"][..],
             "no ARP answer from 198.18.0.2",
         ),
-        (&af[..], &["--payload", "zero-copy"][..], "zero-copy payload"),
+        (
+            &af[..],
+            &["--payload", "zero-copy"][..],
+            "zero-copy payload",
+        ),
     ] {
         let out = send(eal, extra);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -369,7 +394,15 @@ fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     // XDP program and the EAL's runtime directory gone.
     let mut c = lab
         .command(Side::A, xsend_bin())
-        .args(["bench", "--to", &to, "--backend", "dpdk", "--duration", "600"])
+        .args([
+            "bench",
+            "--to",
+            &to,
+            "--backend",
+            "dpdk",
+            "--duration",
+            "600",
+        ])
         .args(["--dpdk-args", &vdev("net_af_xdp", &lab)])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -388,7 +421,15 @@ fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     // The interface deleted during a long send: an error naming it, not a hang.
     let c = lab
         .command(Side::A, xsend_bin())
-        .args(["bench", "--to", &to, "--backend", "dpdk", "--duration", "600"])
+        .args([
+            "bench",
+            "--to",
+            &to,
+            "--backend",
+            "dpdk",
+            "--duration",
+            "600",
+        ])
         .args(["--dpdk-args", &vdev("net_af_packet", &lab)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

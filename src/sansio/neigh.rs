@@ -2,7 +2,7 @@
 //! (IPv6, RFC 4861) — the request that resolves the next hop, the answer to a peer asking
 //! for our address, and recognising the peer's reply. No I/O: frames in, frames out.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::wire::checksum;
 use super::wire::ethernet::{self, Frame, MacAddr};
@@ -148,7 +148,12 @@ pub fn request(buf: &mut [u8], us: &Us, target: IpAddr) -> Option<usize> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// `ip` is at `mac` (an ARP packet or NA from it; requests teach the sender's address too).
-    Neighbour { ip: IpAddr, mac: MacAddr },
+    Neighbour {
+        /// Its address.
+        ip: IpAddr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
     /// Someone asked for our address: the answer is in the buffer, this many bytes.
     Answer(usize),
 }

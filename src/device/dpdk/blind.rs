@@ -32,7 +32,10 @@ fn nft(script: &str) -> std::io::Result<std::process::Output> {
 
 /// Tables left by xsend processes that are gone (SIGKILL).
 fn remove_stale() {
-    let Ok(out) = Command::new("nft").args(["list", "tables", "inet"]).output() else {
+    let Ok(out) = Command::new("nft")
+        .args(["list", "tables", "inet"])
+        .output()
+    else {
         return;
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {

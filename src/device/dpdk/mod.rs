@@ -26,6 +26,7 @@ pub(crate) use queue::DpdkQueue;
 use crate::error::Error;
 
 /// The error for `--backend dpdk` in a build without the `dpdk` feature.
+#[cfg_attr(feature = "dpdk", allow(dead_code))]
 pub(crate) fn not_built() -> Error {
     Error::BackendUnavailable {
         backend: "dpdk",
@@ -33,5 +34,14 @@ pub(crate) fn not_built() -> Error {
     }
 }
 
-/// Whether this build has the DPDK backend.
-pub(crate) const BUILT: bool = cfg!(feature = "dpdk");
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_the_feature_the_error_says_how_to_get_it() {
+        let e = super::not_built().to_string();
+        assert!(
+            e.contains("built without DPDK") && e.contains("--features dpdk"),
+            "{e}"
+        );
+    }
+}

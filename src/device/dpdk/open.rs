@@ -76,8 +76,8 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
             count - 1
         )));
     }
-    let info = sys::port_info(port)
-        .map_err(|e| unavailable(format!("reading DPDK port {port}: {e}")))?;
+    let info =
+        sys::port_info(port).map_err(|e| unavailable(format!("reading DPDK port {port}: {e}")))?;
     let mut reasons = Vec::new();
     if (nq as u16) > info.max_tx_queues.min(info.max_rx_queues) {
         return Err(Error::InvalidOption(format!(
@@ -102,7 +102,13 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
             let nh = net::route_get(cfg.peer.ip())
                 .map(|r| r.next_hop(cfg.peer.ip()))
                 .unwrap_or(cfg.peer.ip());
-            (ends.src.ip(), ends.ports, kmtu.min(ends.path_mtu), nh, ends.sockets)
+            (
+                ends.src.ip(),
+                ends.ports,
+                kmtu.min(ends.path_mtu),
+                nh,
+                ends.sockets,
+            )
         }
         None => {
             let ip = cfg.dpdk.src_ip.or(cfg.bind.map(|b| b.ip())).ok_or_else(|| {
@@ -111,9 +117,11 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
                     info.driver
                 ))
             })?;
-            let base = cfg.bind.map(|b| b.port()).filter(|&p| p != 0).unwrap_or_else(|| {
-                49152 + (std::process::id() % 8192) as u16 * 2
-            });
+            let base = cfg
+                .bind
+                .map(|b| b.port())
+                .filter(|&p| p != 0)
+                .unwrap_or_else(|| 49152 + (std::process::id() % 8192) as u16 * 2);
             let ports = (0..nq as u16).map(|q| base.wrapping_add(q)).collect();
             let mtu = if info.mtu != 0 { info.mtu as u32 } else { 1500 };
             (ip, ports, mtu, cfg.peer.ip(), Vec::new())
@@ -164,8 +172,12 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     );
     // Per queue: the TX ring, the RX ring, bursts in our hands, and the pool's cache.
     let per_q = 2 * ring as u32 + 8 * BURST as u32 + 512;
-    let pool = Mempool::new(&pool_name, nq * per_q, 256, data_room)
-        .map_err(|e| unavailable(format!("mempool of {} mbufs of {data_room} bytes: {e}", nq * per_q)))?;
+    let pool = Mempool::new(&pool_name, nq * per_q, 256, data_room).map_err(|e| {
+        unavailable(format!(
+            "mempool of {} mbufs of {data_room} bytes: {e}",
+            nq * per_q
+        ))
+    })?;
     let pool = Arc::new(pool);
     let (eth, tx_desc, _rx_desc) = EthPort::start(port, nq as u16, ring, offloads, pool.clone())
         .map_err(|e| unavailable(format!("starting DPDK port {port} ({}): {e}", info.driver)))?;
@@ -186,7 +198,15 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     };
     let mut queues: Vec<DpdkQueue> = (0..nq as u16)
         .map(|q| {
-            DpdkQueue::new(eth.clone(), pool.clone(), q, caps, us, name.clone(), kif.clone())
+            DpdkQueue::new(
+                eth.clone(),
+                pool.clone(),
+                q,
+                caps,
+                us,
+                name.clone(),
+                kif.clone(),
+            )
         })
         .collect();
     let dst_mac = match cfg.dst_mac {

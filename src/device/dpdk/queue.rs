@@ -166,8 +166,7 @@ impl TxQueue for DpdkQueue {
         if let Some(b) = self.free.pop() {
             return Some(b);
         }
-        if self.pool.alloc_bulk(&mut self.free, BURST) || self.pool.alloc_bulk(&mut self.free, 1)
-        {
+        if self.pool.alloc_bulk(&mut self.free, BURST) || self.pool.alloc_bulk(&mut self.free, 1) {
             return self.free.pop();
         }
         None

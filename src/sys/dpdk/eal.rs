@@ -13,8 +13,6 @@ use super::ffi;
 pub(crate) struct EalInfo {
     /// The arguments EAL got (ours and the user's), without argv[0].
     pub(crate) args: Vec<String>,
-    /// Its runtime directory (removed at exit).
-    pub(crate) runtime_dir: PathBuf,
 }
 
 static EAL: OnceLock<Result<EalInfo, String>> = OnceLock::new();
@@ -174,7 +172,7 @@ fn init(user: &[String]) -> io::Result<EalInfo> {
     }
     // SAFETY: registers a plain extern "C" function with no captured state.
     unsafe { libc::atexit(cleanup) };
-    Ok(EalInfo { args, runtime_dir })
+    Ok(EalInfo { args })
 }
 
 static CLEANUP_DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -192,6 +190,7 @@ extern "C" fn cleanup() {
     // SAFETY: the EAL was initialised; nothing uses it after exit began.
     unsafe { ffi::rte_eal_cleanup() };
     if let Some(d) = CLEANUP_DIR.get() {
+        // (DPDK's base directory stays: another process may be starting in it.)
         let _ = std::fs::remove_dir_all(d);
     }
 }

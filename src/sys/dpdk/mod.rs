@@ -16,7 +16,7 @@ use std::ffi::CStr;
 use std::io;
 use std::ptr::NonNull;
 
-pub(crate) use eal::{eal_init, EalInfo};
+pub(crate) use eal::eal_init;
 
 #[allow(
     non_camel_case_types,
@@ -33,8 +33,6 @@ mod ffi {
 
 /// TX offload capabilities (`RTE_ETH_TX_OFFLOAD_*`; shim.c asserts the values).
 pub(crate) mod offload {
-    /// IPv4 header checksum.
-    pub(crate) const IPV4_CKSUM: u64 = 1 << 1;
     /// UDP checksum.
     pub(crate) const UDP_CKSUM: u64 = 1 << 2;
     /// TCP checksum.
@@ -76,16 +74,10 @@ pub(crate) struct PortInfo {
     /// Queue limits.
     pub(crate) max_tx_queues: u16,
     pub(crate) max_rx_queues: u16,
-    /// Descriptor limits.
-    pub(crate) tx_desc: (u16, u16),
     /// TX offloads the PMD offers (`offload::*`).
     pub(crate) tx_offload_capa: u64,
-    /// Largest frame it receives.
-    pub(crate) max_rx_pktlen: u32,
     /// MTU now (0 when the PMD does not say).
     pub(crate) mtu: u16,
-    /// Largest MTU it takes.
-    pub(crate) max_mtu: u16,
     /// Its MAC.
     pub(crate) mac: [u8; 6],
     /// Kernel interface index behind it (0: none said).
@@ -130,11 +122,8 @@ pub(crate) fn port_info(port: u16) -> io::Result<PortInfo> {
         name: s(&i.name),
         max_tx_queues: i.max_tx_queues,
         max_rx_queues: i.max_rx_queues,
-        tx_desc: (i.tx_desc_min, i.tx_desc_max),
         tx_offload_capa: i.tx_offload_capa,
-        max_rx_pktlen: i.max_rx_pktlen,
         mtu: i.mtu,
-        max_mtu: i.max_mtu,
         mac: i.mac,
         if_index: i.if_index,
     })
@@ -143,7 +132,6 @@ pub(crate) fn port_info(port: u16) -> io::Result<PortInfo> {
 /// A pool of packet buffers (`rte_pktmbuf_pool_create`), freed on drop.
 pub(crate) struct Mempool {
     mp: NonNull<ffi::rte_mempool>,
-    data_room: u16,
 }
 
 // SAFETY: DPDK mempools are multi-producer/multi-consumer; the pointer is shared by design.
@@ -162,14 +150,9 @@ impl Mempool {
         // SAFETY: a valid C string; DPDK copies the name. Returns NULL with rte_errno set.
         let mp = unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, room, -1) };
         match NonNull::new(mp) {
-            Some(mp) => Ok(Mempool { mp, data_room }),
+            Some(mp) => Ok(Mempool { mp }),
             None => Err(last_rte_error()),
         }
-    }
-
-    /// Bytes of frame one mbuf holds.
-    pub(crate) fn data_room(&self) -> u16 {
-        self.data_room
     }
 
     /// Fill `out` with `n` mbufs, all or none.
@@ -350,6 +333,7 @@ impl EthPort {
     }
 
     /// (frames sent, TX errors, frames received) as the port counts them.
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> io::Result<(u64, u64, u64)> {
         let (mut o, mut e, mut i) = (0, 0, 0);
         // SAFETY: pointers to locals.
