@@ -63,7 +63,7 @@ pub fn build(out: &Path) {
         .allowlist_function("rte_eal_cleanup")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_eth_dev_count_avail")
-        .allowlist_function("rte_pktmbuf_pool_create")
+        .allowlist_function("rte_pktmbuf_pool_create_by_ops")
         .allowlist_function("rte_mempool_free")
         .allowlist_function("rte_pktmbuf_free_bulk")
         .allowlist_function("rte_thread_register")

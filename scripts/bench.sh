@@ -3,7 +3,7 @@
 # interleaved repetitions; everything is counted at the receiver (the peer interface's rx
 # counters, or the receiving application). Writes bench-results/<date>-<name>.{md,json}.
 #
-#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|replay-drift|live|live-rate|ndr|rxport|payload|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
+#   scripts/bench.sh [--suite kernel|xdp|tcp|rate|mem|replay|replay-drift|live|live-rate|ndr|rxport|payload|dpdk|all] [--name NAME] [--reps N] [--seconds S] [--mtu M]
 #
 # Suites:
 #   kernel  TCP (xsend sendfile vs iperf3 -Z) and UDP (xsend sendmmsg vs iperf3 -u) into the
@@ -23,6 +23,11 @@
 #           net_af_packet PMDs, netsniff-ng trafgen. Two sinks on the peer: an XDP drop
 #           program (the sender's ceiling) and the kernel stack. Packets/s = rx counter delta
 #           of the peer interface over a steady-state window.
+#
+#   dpdk    the DPDK backend (--backend dpdk) next to dpdk-testpmd txonly: on net_null (no
+#           I/O: user-space cost per packet, ns/packet; both on CPU 1) at 64 and 1514 B, a
+#           chunked file on net_null (Gbit/s of file bytes), and on net_af_xdp over the lab's
+#           veth into the drop sink, next to xsend's own AF_XDP backend.
 #
 #   replay-drift  60 s of original timing (10 µs / 1 ms gaps) from xsend on live frames and
 #           tcpreplay: the run's drift against the capture's length, inter-arrival error.
@@ -703,6 +708,90 @@ PY
   NDR_PLOT=$WORK/ndr.png
 }
 
+# ---------------------------------------------------------------- dpdk suite
+# The DPDK backend next to dpdk-testpmd --forward-mode=txonly. net_null (no I/O, the cost of
+# making packets in user space): both on CPU 1, 64 and 1514 B, frames counted by each tool
+# over its run; and a chunked file send on net_null (Gbit/s of file bytes framed per core).
+# Then net_af_xdp on the lab's veth into the drop sink: xsend over DPDK, testpmd on the same
+# vdev, xsend's own AF_XDP backend, counted at the peer (window).
+null_run() { # rep size tool
+  local rep=$1 size=$2 tool=$3
+  case $tool in
+    xsend)
+      inA taskset -c 1 "$X" bench --backend dpdk --dpdk-args "--vdev=net_null0 -l 0" --src-ip 198.18.0.1 \
+        --dst-mac $MACB --to $PEER:9 --size "$size" --duration "$SECS" --json > "$WORK/n.json" 2>/dev/null
+      emit "$(python3 - "$rep" "$size" "$WORK/n.json" <<'PY'
+import json, sys
+rep, size, d = int(sys.argv[1]), int(sys.argv[2]), json.load(open(sys.argv[3]))
+pps = d["packets"] / d["seconds"]
+print(json.dumps({"test": f"dpdk null {size}", "tool": "xsend bench (DPDK net_null)", "rep": rep,
+  "size": size, "pps": pps, "gbps": pps * (size + 24) * 8 / 1e9, "ns_per_pkt": 1e9 / pps}))
+PY
+)" ;;
+    testpmd)
+      # (Its forwarding lcore is CPU 1; stats every second; the steady seconds' median.)
+      inA timeout -s INT $((SECS + 3)) dpdk-testpmd --no-huge --no-pci -m 512 -l 0-1 --log-level=error \
+        --file-prefix "$LAB" --vdev=net_null0 -- --forward-mode=txonly --txpkts="$size" --auto-start \
+        --stats-period=1 --nb-cores=1 --total-num-mbufs=16384 --burst=32 > "$WORK/tp.out" 2>&1 || true
+      rm -rf "/var/run/dpdk/$LAB"
+      emit "$(python3 - "$rep" "$size" "$WORK/tp.out" <<'PY'
+import json, re, statistics, sys
+rep, size = int(sys.argv[1]), int(sys.argv[2])
+v = [int(x) for x in re.findall(r"Tx-pps:\s+(\d+)", open(sys.argv[3], errors="replace").read())]
+v = [x for x in v[2:] if x > 0] or [x for x in v if x > 0] or [0]
+pps = statistics.median(v)
+print(json.dumps({"test": f"dpdk null {size}", "tool": "dpdk-testpmd txonly net_null", "rep": rep,
+  "size": size, "pps": pps, "gbps": pps * (size + 24) * 8 / 1e9, "ns_per_pkt": 1e9 / pps if pps else None}))
+PY
+)" ;;
+    file)
+      inA taskset -c 1 "$X" send "$WORK/file" --proto udp --chunk auto --backend dpdk --dpdk-args "--vdev=net_null0 -l 0" \
+        --src-ip 198.18.0.1 --dst-mac $MACB --to $PEER:9 --json > "$WORK/n.json" 2>/dev/null
+      emit "$(python3 - "$rep" "$WORK/n.json" <<'PY'
+import json, sys
+rep, d = int(sys.argv[1]), json.load(open(sys.argv[2]))
+print(json.dumps({"test": "dpdk null file", "tool": "xsend send chunked file (DPDK net_null)", "rep": rep,
+  "size": 1514, "pps": d["packets"] / d["seconds"], "gbps": d["bytes"] * 8 / d["seconds"] / 1e9}))
+PY
+)" ;;
+  esac
+}
+
+suite_dpdk() {
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/file"
+  cat "$WORK/file" > /dev/null
+  local i n
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: dpdk suite, repetition $rep/$REPS, net_null" >&2
+    for size in 64 1514; do
+      if [ $((rep % 2)) = 0 ]; then null_run "$rep" "$size" testpmd; null_run "$rep" "$size" xsend
+      else null_run "$rep" "$size" xsend; null_run "$rep" "$size" testpmd; fi
+    done
+    null_run "$rep" 1514 file
+  done
+  ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  local tools=(xsend_dpdk testpmd xsend_xdp)
+  for rep in $(seq "$REPS"); do
+    for size in 64 1514; do
+      echo "bench.sh: dpdk suite, repetition $rep/$REPS, net_af_xdp, $size-byte frames" >&2
+      n=${#tools[@]}
+      for i in $(seq 0 $((n - 1))); do
+        case ${tools[$(( (i + rep) % n ))]} in
+          xsend_dpdk) window "dpdk af_xdp $size drop" "xsend bench (DPDK net_af_xdp)" "$rep" "$size" \
+                        taskset -c 1 "$X" bench --backend dpdk --dpdk-args "--vdev=net_af_xdp0,iface=$IFA,busy_budget=0 -l 0" \
+                        --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+          testpmd) testpmd_cmd af_xdp "$size"; window "dpdk af_xdp $size drop" "dpdk-testpmd net_af_xdp" "$rep" "$size" "${TP[@]}"
+                   rm -rf "/var/run/dpdk/$LAB" ;;
+          xsend_xdp) window "dpdk af_xdp $size drop" "xsend bench (AF_XDP)" "$rep" "$size" \
+                       taskset -c 1 "$X" bench --backend xdp --to $PEER:9 --dst-mac $MACB --size "$size" --duration 120 ;;
+        esac
+      done
+    done
+  done
+  ip -n "$B" link set dev "$IFB" xdp off
+  rm -f "$WORK/file"
+}
+
 # ---------------------------------------------------------------- memory
 # Max resident size of `xsend send` for a 4 MiB and a 4 GiB file (UDP to a drop sink): the
 # UMEM and buffers are sized to the rings, so the two must be within a few MiB.
@@ -741,6 +830,7 @@ case $SUITE in
   rxport) suite_rxport ;;
   payload) suite_payload ;;
   replay-drift) suite_replay_drift ;;
+  dpdk) suite_dpdk ;;
   all) suite_kernel; suite_xdp; suite_tcp; suite_rate; suite_mem; suite_replay; suite_live ;;
   *) echo "bench.sh: unknown suite $SUITE" >&2; exit 2 ;;
 esac

@@ -66,6 +66,12 @@ for gen in sorted({r["gen"] for r in rxp}):
         ratios[f"rxport 64 B, {gen}: frames/s into the receiving port / into xdp_drop"] = med("rxport", "pps") / med("drop", "pps")
     if med("drop", "ns_per_frame") and med("rxport", "ns_per_frame") is not None:
         ratios[f"rxport 64 B, {gen}: ns per frame, receiving port / xdp_drop"] = med("rxport", "ns_per_frame") / med("drop", "ns_per_frame")
+# DPDK: xsend over DPDK against xsend's own AF_XDP backend on the same interface.
+for test in sorted({s["test"] for s in summary if s["test"].startswith("dpdk af_xdp")}):
+    dp = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench (DPDK net_af_xdp)"), None)
+    xd = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench (AF_XDP)"), None)
+    if dp and xd and xd["median_pps"] > 0:
+        ratios[f"{test}: {dp['tool']} / {xd['tool']}"] = dp["median_pps"] / xd["median_pps"]
 tgen = [r for r in rows if r["test"] == "xdp-trafficgen"]
 # This build against an older one (XSEND_OLD), per test and tool.
 new_old = {}
@@ -90,6 +96,10 @@ with open(out + ".md", "w") as f:
     if new_old:
         f.write("\n| this build / XSEND_OLD (ratio of medians: pps; Gbit/s for tcp) | value |\n|---|---|\n")
         f.write("".join(f"| {k} | {v:.3f} |\n" for k, v in sorted(new_old.items())))
+    nulls = [s for s in summary if s["test"].startswith("dpdk null") and s["median_pps"] > 0]
+    if nulls:
+        f.write("\n| DPDK net_null (no I/O) | tool | ns per packet (median) |\n|---|---|---|\n")
+        f.write("".join(f"| {s['test']} | {s['tool']} | {1e9 / s['median_pps']:.1f} |\n" for s in sorted(nulls, key=lambda s: (s["test"], s["tool"]))))
     for r in tgen:
         f.write(f"\nxdp-trafficgen udp: {'loads' if r['loads'] else 'does not load'} on this kernel: `{r['output'].strip()[:300]}`\n")
     us = lambda v, d=2: "n/a" if v is None else f"{v / 1e3:.{d}f}"

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::queue::{DpdkQueue, BURST};
+use super::queue::{DpdkQueue, PortShare, BURST};
 use crate::device::path::Endpoints;
 use crate::device::{net, Caps, Port, RxQueue};
 use crate::error::{Error, Result};
@@ -165,21 +165,27 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
 
     let ring = cfg.ring_size.clamp(64, 4096) as u16;
     static POOLS: AtomicU32 = AtomicU32::new(0);
-    let pool_name = format!(
-        "xs{}p{}",
-        std::process::id(),
-        POOLS.fetch_add(1, Ordering::Relaxed)
-    );
-    // Per queue: the TX ring, the RX ring, bursts in our hands, and the pool's cache.
-    let per_q = 2 * ring as u32 + 8 * BURST as u32 + 512;
-    let pool = Mempool::new(&pool_name, nq * per_q, 256, data_room).map_err(|e| {
-        unavailable(format!(
-            "mempool of {} mbufs of {data_room} bytes: {e}",
-            nq * per_q
-        ))
-    })?;
-    let pool = Arc::new(pool);
-    let (eth, tx_desc, _rx_desc) = EthPort::start(port, nq as u16, ring, offloads, pool.clone())
+    let pool = |what: &str, n: u32, single: bool| -> Result<Arc<Mempool>> {
+        let name = format!(
+            "xs{}{what}{}",
+            std::process::id(),
+            POOLS.fetch_add(1, Ordering::Relaxed)
+        );
+        Mempool::new(&name, n, 256, data_room, single)
+            .map(Arc::new)
+            .map_err(|e| unavailable(format!("mempool of {n} mbufs of {data_room} bytes: {e}")))
+    };
+    // RX (and ARP/ND answers): the RX rings and what is in flight, shared by the queues.
+    // Generous: a PMD may take its own TX buffers from it too (net_af_xdp's UMEM is this
+    // pool, and its copy-mode TX copies each frame into an mbuf of it).
+    let rx_pool = pool("r", nq * (2 * ring as u32 + 1024), false)?;
+    // TX: a pool per queue, allocated from and freed to (by tx_burst) by its one thread.
+    // Each holds the TX ring, bursts in our hands and the cache; a frame written into one
+    // of its mbufs keeps its bytes when the mbuf comes back (generators re-stamp them).
+    let tx_pools = (0..nq)
+        .map(|_| pool("t", ring as u32 + 8 * BURST as u32 + 512, true))
+        .collect::<Result<Vec<_>>>()?;
+    let (eth, tx_desc, _rx_desc) = EthPort::start(port, nq as u16, ring, offloads, rx_pool.clone())
         .map_err(|e| unavailable(format!("starting DPDK port {port} ({}): {e}", info.driver)))?;
     let eth = Arc::new(eth);
 
@@ -189,25 +195,25 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         csum_offload: offloads != 0,
         max_segs: 1,
         zero_copy: false,
-        persistent_bufs: false,
+        persistent_bufs: true,
     };
     let us = Us {
         mac: MacAddr(info.mac),
         ip: src_ip,
         vlan: cfg.vlan,
     };
-    let mut queues: Vec<DpdkQueue> = (0..nq as u16)
-        .map(|q| {
-            DpdkQueue::new(
-                eth.clone(),
-                pool.clone(),
-                q,
-                caps,
-                us,
-                name.clone(),
-                kif.clone(),
-            )
-        })
+    let share = PortShare {
+        port: eth.clone(),
+        rx_pool,
+        caps,
+        us,
+        name: name.clone(),
+        kernel_iface: kif.clone(),
+    };
+    let mut queues: Vec<DpdkQueue> = tx_pools
+        .into_iter()
+        .enumerate()
+        .map(|(q, tx_pool)| DpdkQueue::new(share.clone(), tx_pool, q as u16))
         .collect();
     let dst_mac = match cfg.dst_mac {
         Some(m) => m,

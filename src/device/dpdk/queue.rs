@@ -24,7 +24,10 @@ pub(crate) struct DpdkQueue {
     free: Vec<Mbuf>,
     pending: Vec<Mbuf>,
     port: Arc<EthPort>,
+    /// This queue's own TX pool (one thread allocates and frees).
     pool: Arc<Mempool>,
+    /// The port's shared pool: ARP/ND frames (never the TX pool's re-stamped frames).
+    rx_pool: Arc<Mempool>,
     queue: u16,
     caps: Caps,
     counters: TxCounters,
@@ -39,21 +42,34 @@ pub(crate) struct DpdkQueue {
     progress: Instant,
 }
 
+/// What every queue of a port shares.
+#[derive(Clone)]
+pub(super) struct PortShare {
+    pub(super) port: Arc<EthPort>,
+    pub(super) rx_pool: Arc<Mempool>,
+    pub(super) caps: Caps,
+    pub(super) us: Us,
+    /// Name for errors.
+    pub(super) name: String,
+    pub(super) kernel_iface: Option<String>,
+}
+
 impl DpdkQueue {
-    pub(super) fn new(
-        port: Arc<EthPort>,
-        pool: Arc<Mempool>,
-        queue: u16,
-        caps: Caps,
-        us: Us,
-        name: String,
-        kernel_iface: Option<String>,
-    ) -> Self {
+    pub(super) fn new(share: PortShare, pool: Arc<Mempool>, queue: u16) -> Self {
+        let PortShare {
+            port,
+            rx_pool,
+            caps,
+            us,
+            name,
+            kernel_iface,
+        } = share;
         DpdkQueue {
             free: Vec::with_capacity(2 * BURST),
             pending: Vec::with_capacity(2 * BURST),
             port,
             pool,
+            rx_pool,
             queue,
             caps,
             counters: TxCounters::default(),
@@ -115,14 +131,17 @@ impl DpdkQueue {
 
     /// Send one frame now (ARP/ND answers and requests); best effort.
     pub(super) fn send_now(&mut self, frame: &[u8]) {
-        let Some(mut m) = self.alloc() else { return };
+        let mut one = Vec::with_capacity(1);
+        if !self.rx_pool.alloc_bulk(&mut one, 1) {
+            return;
+        }
+        let m = &mut one[0];
         let room = m.room();
         if frame.len() > room.len() {
             return;
         }
         room[..frame.len()].copy_from_slice(frame);
         m.set_tx(frame.len() as u16, 0, 0, 0);
-        let mut one = vec![m];
         for _ in 0..1000 {
             if sys::tx_burst(self.port.id(), self.queue, &mut one) == 1 {
                 self.counters.published += 1;
@@ -248,6 +267,11 @@ impl TxQueue for DpdkQueue {
                 self.stalled()?;
                 std::thread::yield_now();
             }
+        }
+        // What the PMD holds is its own to send; a few empty bursts make the ones that
+        // kick or clean per burst finish (a port closed right after would drop it).
+        for _ in 0..4 {
+            sys::tx_nudge(self.port.id(), self.queue);
         }
         self.check_link()
     }

@@ -107,7 +107,12 @@ impl UdpFramer {
     #[inline]
     pub fn restamp(&mut self, frame: &mut [u8], payload_len: usize, prefix: &[u8]) {
         let start = self.hdr_len;
-        frame[start..start + prefix.len()].copy_from_slice(prefix);
+        // (A whole probe header, the common case, is copied and summed as a fixed 16 bytes.)
+        let fixed: Option<&[u8; 16]> = prefix.try_into().ok();
+        match fixed {
+            Some(p) => frame[start..start + 16].copy_from_slice(p),
+            None => frame[start..start + prefix.len()].copy_from_slice(prefix),
+        }
         let udp_len = (udp::HEADER_LEN + payload_len) as u16;
         self.ip.patch(frame, udp_len);
         if self.offload {
@@ -115,7 +120,11 @@ impl UdpFramer {
             return;
         }
         // Zeros add nothing to the sum: only the prefix counts.
-        let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + checksum::sum(prefix));
+        let psum = match fixed {
+            Some(p) => checksum::sum(p),
+            None => checksum::sum(prefix),
+        };
+        let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + psum);
         let l4 = self.ip.l4();
         frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
     }

@@ -141,38 +141,54 @@ unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// `n` mbufs of `data_room` bytes after the headroom, a per-lcore cache of `cache`.
-    pub(crate) fn new(name: &str, n: u32, cache: u32, data_room: u16) -> io::Result<Mempool> {
+    /// `single` (one thread allocates and the same thread's `tx_burst` frees): the pool's
+    /// ring is single-producer/single-consumer.
+    pub(crate) fn new(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        single: bool,
+    ) -> io::Result<Mempool> {
         let cname = std::ffi::CString::new(name)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a pool name"))?;
         let room = data_room
             .checked_add(128)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mbuf data room"))?;
-        // SAFETY: a valid C string; DPDK copies the name. Returns NULL with rte_errno set.
-        let mp = unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, room, -1) };
+        let ops: &CStr = if single { c"ring_sp_sc" } else { c"ring_mp_mc" };
+        // SAFETY: valid C strings; DPDK copies them. Returns NULL with rte_errno set.
+        let mp = unsafe {
+            ffi::rte_pktmbuf_pool_create_by_ops(cname.as_ptr(), n, cache, 0, room, -1, ops.as_ptr())
+        };
         match NonNull::new(mp) {
             Some(mp) => Ok(Mempool { mp }),
             None => Err(last_rte_error()),
         }
     }
 
-    /// Fill `out` with `n` mbufs, all or none.
+    /// Append `n` (at most 64) mbufs to `out`, all or none.
     pub(crate) fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> bool {
         register_thread();
-        let start = out.len();
-        out.reserve(n);
-        let mut raw: [*mut ffi::rte_mbuf; 64] = [std::ptr::null_mut(); 64];
+
         let n = n.min(64);
-        // SAFETY: `raw` has room for `n` pointers; the pool is alive.
-        let rc = unsafe { ffi::xs_alloc_bulk(self.mp.as_ptr(), raw.as_mut_ptr(), n as u32) };
+        out.reserve(n);
+        let len = out.len();
+        // Mbuf is a transparent NonNull<rte_mbuf>: the spare capacity is room for `n`
+        // mbuf pointers.
+        let spare = out.spare_capacity_mut().as_mut_ptr() as *mut *mut ffi::rte_mbuf;
+        // SAFETY: `spare` has room for `n` pointers; the pool is alive. The mbufs come as
+        // they were freed (not reset): `Mbuf::set_tx` sets every field a TX reads, and the
+        // data offset is reset below.
+        let rc = unsafe { ffi::xs_get_bulk(self.mp.as_ptr(), spare, n as u32) };
         if rc != 0 {
             return false;
         }
-        for &m in &raw[..n] {
-            if let Some(m) = NonNull::new(m) {
-                out.push(Mbuf(m));
-            }
+        // SAFETY: on success all `n` entries were written with valid (non-null) mbufs.
+        unsafe { out.set_len(len + n) };
+        for m in &mut out[len..] {
+            m.reset_headroom();
         }
-        out.len() - start == n
+        true
     }
 }
 
@@ -192,25 +208,69 @@ pub(crate) struct Mbuf(NonNull<ffi::rte_mbuf>);
 // pipelines work.
 unsafe impl Send for Mbuf {}
 
+/// `RTE_PKTMBUF_HEADROOM` (asserted in shim.c).
+const HEADROOM: u16 = 128;
+
+/// Byte offsets of the `rte_mbuf` fields used in place (shim.c asserts them).
+mod field {
+    pub(super) const BUF_ADDR: usize = 0;
+    pub(super) const DATA_OFF: usize = 16;
+    pub(super) const NB_SEGS: usize = 20;
+    pub(super) const OL_FLAGS: usize = 24;
+    pub(super) const PKT_LEN: usize = 36;
+    pub(super) const DATA_LEN: usize = 40;
+    pub(super) const BUF_LEN: usize = 54;
+    pub(super) const NEXT: usize = 64;
+    pub(super) const TX_OFFLOAD: usize = 72;
+    /// `RTE_MBUF_F_EXTERNAL`: kept when flags are set.
+    pub(super) const F_EXTERNAL: u64 = 1 << 61;
+}
+
 impl Mbuf {
-    /// The bytes from the data offset to the end of the buffer.
-    pub(crate) fn room(&mut self) -> &mut [u8] {
-        // SAFETY: the mbuf is ours; data and room describe its own buffer, borrowed as long
-        // as the mbuf is.
+    fn at<T>(&self, off: usize) -> *mut T {
+        // SAFETY: in bounds of the 128-byte rte_mbuf (offsets asserted in shim.c).
+        unsafe { (self.0.as_ptr() as *mut u8).add(off) as *mut T }
+    }
+
+    /// The data offset back to the default headroom (as `rte_pktmbuf_reset_headroom`).
+    #[inline]
+    fn reset_headroom(&mut self) {
+        // SAFETY: our own mbuf's fields at their asserted offsets.
         unsafe {
-            let p = ffi::xs_mbuf_data(self.0.as_ptr()) as *mut u8;
-            let n = ffi::xs_mbuf_room(self.0.as_ptr()) as usize;
-            std::slice::from_raw_parts_mut(p, n)
+            let len = *self.at::<u16>(field::BUF_LEN);
+            *self.at::<u16>(field::DATA_OFF) = len.min(HEADROOM);
+        }
+    }
+
+    /// The bytes from the data offset to the end of the buffer.
+    #[inline]
+    pub(crate) fn room(&mut self) -> &mut [u8] {
+        // SAFETY: the mbuf is ours; buf_addr, data_off and buf_len describe its own buffer,
+        // borrowed as long as the mbuf is. Fields read at their asserted offsets.
+        unsafe {
+            let base = *self.at::<*mut u8>(field::BUF_ADDR);
+            let off = *self.at::<u16>(field::DATA_OFF) as usize;
+            let len = *self.at::<u16>(field::BUF_LEN) as usize;
+            std::slice::from_raw_parts_mut(base.add(off), len.saturating_sub(off))
         }
     }
 
     /// Make it a one-segment frame of `len` bytes with TX offload `flags` and header lengths.
+    #[inline]
     pub(crate) fn set_tx(&mut self, len: u16, flags: u64, l2: u16, l3: u16) {
-        // SAFETY: the mbuf is ours.
-        unsafe { ffi::xs_mbuf_set_tx(self.0.as_ptr(), len, flags, l2, l3) }
+        // SAFETY: the mbuf is ours; writes of its own fields at their asserted offsets.
+        unsafe {
+            *self.at::<u16>(field::DATA_LEN) = len;
+            *self.at::<u32>(field::PKT_LEN) = len as u32;
+            *self.at::<u16>(field::NB_SEGS) = 1;
+            *self.at::<*mut ffi::rte_mbuf>(field::NEXT) = std::ptr::null_mut();
+            let old = *self.at::<u64>(field::OL_FLAGS);
+            *self.at::<u64>(field::OL_FLAGS) = (old & field::F_EXTERNAL) | flags;
+            *self.at::<u64>(field::TX_OFFLOAD) = (l2 as u64 & 0x7f) | ((l3 as u64 & 0x1ff) << 7);
+        }
     }
 
-    /// The offload flags set (tests).
+    /// The fields as the C side reads them (tests).
     #[cfg(test)]
     pub(crate) fn tx_fields(&self) -> (u64, u16, u16, u16, u32) {
         let m = self.0.as_ptr();
@@ -222,6 +282,19 @@ impl Mbuf {
                 ffi::xs_mbuf_l3_len(m),
                 ffi::xs_mbuf_data_len(m),
                 ffi::xs_mbuf_pkt_len(m),
+            )
+        }
+    }
+
+    /// The data pointer and room as the C side computes them (tests).
+    #[cfg(test)]
+    pub(crate) fn c_room(&self) -> (*mut u8, usize) {
+        let m = self.0.as_ptr();
+        // SAFETY: reads of our own mbuf's fields.
+        unsafe {
+            (
+                ffi::xs_mbuf_data(m) as *mut u8,
+                ffi::xs_mbuf_room(m) as usize,
             )
         }
     }
@@ -256,6 +329,14 @@ pub(crate) fn tx_burst(port: u16, queue: u16, pkts: &mut Vec<Mbuf>) -> usize {
         std::mem::forget(m);
     }
     sent
+}
+
+/// An empty burst: PMDs that kick the kernel or clean their TX ring on every burst
+/// (net_af_xdp) put what they hold on the wire.
+pub(crate) fn tx_nudge(port: u16, queue: u16) {
+    let mut none: [*mut ffi::rte_mbuf; 1] = [std::ptr::null_mut()];
+    // SAFETY: a burst of 0 packets reads none of the array.
+    unsafe { ffi::xs_tx_burst(port, queue, none.as_mut_ptr(), 0) };
 }
 
 /// Receive up to 32 frames from `port`'s RX queue `queue` and hand each (its first
@@ -381,4 +462,12 @@ fn register_thread() {
         );
     }
     REG.with(|_| ());
+}
+
+/// This thread's EAL lcore id, if it has one (mempool caches are per lcore).
+#[cfg(test)]
+pub(crate) fn lcore_id() -> Option<u32> {
+    // SAFETY: reads a thread-local.
+    let id = unsafe { ffi::xs_lcore_id() };
+    (id < 128).then_some(id)
 }

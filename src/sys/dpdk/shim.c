@@ -2,6 +2,7 @@
  * arguments and owns the objects. */
 #include "shim.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* The flag and offload values src/sys/dpdk/ffi.rs hard-codes. */
@@ -11,6 +12,17 @@ _Static_assert(RTE_ETH_TX_OFFLOAD_TCP_CKSUM == (1ULL << 3), "TCP_CKSUM");
 _Static_assert(RTE_ETH_TX_OFFLOAD_MULTI_SEGS == (1ULL << 15), "MULTI_SEGS");
 _Static_assert(RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE == (1ULL << 16), "MBUF_FAST_FREE");
 _Static_assert(RTE_PKTMBUF_HEADROOM == 128, "headroom");
+/* The rte_mbuf fields src/sys/dpdk/mbuf.rs reads and writes in place (no call per packet). */
+_Static_assert(offsetof(struct rte_mbuf, buf_addr) == 0, "buf_addr");
+_Static_assert(offsetof(struct rte_mbuf, data_off) == 16, "data_off");
+_Static_assert(offsetof(struct rte_mbuf, nb_segs) == 20, "nb_segs");
+_Static_assert(offsetof(struct rte_mbuf, ol_flags) == 24, "ol_flags");
+_Static_assert(offsetof(struct rte_mbuf, pkt_len) == 36, "pkt_len");
+_Static_assert(offsetof(struct rte_mbuf, data_len) == 40, "data_len");
+_Static_assert(offsetof(struct rte_mbuf, buf_len) == 54, "buf_len");
+_Static_assert(offsetof(struct rte_mbuf, next) == 64, "next");
+_Static_assert(offsetof(struct rte_mbuf, tx_offload) == 72, "tx_offload");
+_Static_assert(RTE_MBUF_F_EXTERNAL == (1ULL << 61), "EXTERNAL");
 
 int xs_port_info(uint16_t port, struct xs_port_info *out)
 {
@@ -133,6 +145,11 @@ int xs_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned n)
 
 void xs_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 
+int xs_get_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned n)
+{
+    return rte_mempool_get_bulk(mp, (void **)pkts, n);
+}
+
 void *xs_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
 
 uint16_t xs_mbuf_room(const struct rte_mbuf *m) { return (uint16_t)(m->buf_len - m->data_off); }
@@ -140,6 +157,7 @@ uint16_t xs_mbuf_room(const struct rte_mbuf *m) { return (uint16_t)(m->buf_len -
 void xs_mbuf_set_tx(struct rte_mbuf *m, uint16_t len, uint64_t ol_flags, uint16_t l2_len,
                     uint16_t l3_len)
 {
+    rte_pktmbuf_reset_headroom(m);
     m->data_len = len;
     m->pkt_len = len;
     m->nb_segs = 1;
@@ -163,3 +181,5 @@ uint64_t xs_tx_csum_flags(int ipv6, int tcp)
     return (ipv6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4) |
            (tcp ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
 }
+
+unsigned xs_lcore_id(void) { return rte_lcore_id(); }

@@ -59,6 +59,9 @@ uint16_t xs_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint
 /* 0 on success (all `n` allocated), negative when the pool has fewer. */
 int xs_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned n);
 void xs_free(struct rte_mbuf *m);
+/* `n` mbufs straight from the pool, not reset (the caller sets every field a TX needs:
+ * xs_mbuf_set_tx's); 0 or negative. */
+int xs_get_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned n);
 
 /* The first data byte of an mbuf, and the room from there to the end of its buffer. */
 void *xs_mbuf_data(struct rte_mbuf *m);
@@ -78,5 +81,8 @@ uint16_t xs_mbuf_l3_len(const struct rte_mbuf *m);
 /* The TX offload flags asking the PMD for the L4 checksum of an IPv4/IPv6 UDP/TCP frame
  * (the checksum field holding the pseudo-header sum). */
 uint64_t xs_tx_csum_flags(int ipv6, int tcp);
+
+/* This thread's lcore id (RTE_MAX_LCORE and above: none). */
+unsigned xs_lcore_id(void);
 
 #endif

@@ -69,15 +69,19 @@ fn mbufs_bursts_and_fields_over_net_null() {
     let info = port_info(0).unwrap();
     assert_eq!(info.driver, "net_null");
     assert!(port_info(99).is_err());
-    let pool = std::sync::Arc::new(Mempool::new("xs_test_pool", 1023, 32, 2048).unwrap());
+    let pool = std::sync::Arc::new(Mempool::new("xs_test_pool", 1023, 32, 2048, false).unwrap());
     let (port, tx, rx) = EthPort::start(0, 1, 512, 0, pool.clone()).unwrap();
     assert!(tx > 0 && rx > 0);
     let mut v = Vec::new();
     assert!(pool.alloc_bulk(&mut v, 8));
+    // The allocating thread got an lcore of its own (so mempool caches work for it).
+    assert!(lcore_id().is_some());
     assert_eq!(v.len(), 8);
     for (i, m) in v.iter_mut().enumerate() {
+        let c = m.c_room();
         let room = m.room();
         assert!(room.len() >= 2048, "{}", room.len());
+        assert_eq!((room.as_mut_ptr(), room.len()), c);
         room[..60].fill(i as u8);
         m.set_tx(
             60 + i as u16,
@@ -104,7 +108,7 @@ fn mbufs_bursts_and_fields_over_net_null() {
     let (o, e, _) = port.stats().unwrap();
     assert_eq!((o, e), (8, 0));
     // A pool too small for a whole burst hands out nothing.
-    let small = Mempool::new("xs_test_small", 3, 0, 128).unwrap();
+    let small = Mempool::new("xs_test_small", 3, 0, 128, true).unwrap();
     let mut w = Vec::new();
     assert!(!small.alloc_bulk(&mut w, 8));
     assert!(w.is_empty());
