@@ -330,6 +330,19 @@ fn loops_oversize_frames_and_strict() {
     let out = replay(&lab, &pb, &extra);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was sent"));
+    // Just over the link: an untagged 1515-byte frame (MTU + 15; the 4 bytes beyond MTU + 14
+    // are for a VLAN tag only) is refused too.
+    let (edge, _) = frames(&lab, &[100, 1515]);
+    let pe = dir.path().join("edge.pcap");
+    write_pcap(&pe, &edge, 1000, false, 65535, 1);
+    let out = replay(&lab, &pe, &extra);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("largest 1515"));
     let cap = dir.path().join("big.cap");
     let mut dump = capture(&lab, &cap, 2);
     let out = replay(&lab, &pb, &rewrite_args(&lab));
@@ -414,6 +427,9 @@ fn bad_captures_are_clear_errors_and_send_nothing() {
     std::fs::write(d.join("cut.pcap"), &whole[..whole.len() - 150]).unwrap();
     write_pcap(&d.join("snap.pcap"), &captured, 1000, false, 150, 1);
     write_pcap(&d.join("rawip.pcap"), &captured, 1000, false, 65535, 101);
+    let mut tiny = captured.clone();
+    tiny.insert(1, vec![0u8; 10]);
+    write_pcap(&d.join("tiny.pcap"), &tiny, 1000, false, 65535, 1);
     let fifo = d.join("fifo");
     assert!(std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -425,6 +441,10 @@ fn bad_captures_are_clear_errors_and_send_nothing() {
         ("cut.pcap", "truncated"),
         ("snap.pcap", "longer than the snap length 150"),
         ("rawip.pcap", "not Ethernet"),
+        (
+            "tiny.pcap",
+            "record 2: 10 bytes captured, less than an Ethernet header",
+        ),
         ("missing.pcap", "not found"),
         ("fifo", "fifo"),
     ] {

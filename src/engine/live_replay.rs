@@ -185,8 +185,7 @@ fn fill<R: Records>(
         let mut any = false;
         while let Some(rec) = records.next_record()? {
             let len = rec.data.len();
-            let tagged = rec.data.get(12..14) == Some(&[0x81, 0x00][..]);
-            if len > max_frame - if tagged { 0 } else { 4 } || len > REC_DATA {
+            if crate::sansio::wire::ethernet::over_limit(rec.data, max_frame) || len > REC_DATA {
                 out.oversize += 1;
                 continue;
             }

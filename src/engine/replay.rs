@@ -124,9 +124,7 @@ pub(crate) fn replay<D: TxQueue, R: Records>(
                 Err(e) => break 'all Err(e),
             };
             let len = rec.data.len();
-            // The device's limit holds one VLAN tag; an untagged frame may be 4 bytes less.
-            let tagged = rec.data.get(12..14) == Some(&[0x81, 0x00][..]);
-            if len > max - if tagged { 0 } else { 4 } {
+            if crate::sansio::wire::ethernet::over_limit(rec.data, max) {
                 out.oversize += 1;
                 continue;
             }

@@ -96,7 +96,7 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
                 self.info.backend
             ))),
             PayloadChoice::Auto if !self.queues.iter().all(|q| q.caps().zero_copy) => Ok(Err(
-                "copy-mode queues: the kernel copies every descriptor, and a header plus file descriptors cost it more than one preadv into one buffer (measured 0.65x); asked for with zero-copy".into(),
+                "copy-mode queues: the kernel copies every descriptor, and a header plus file descriptors cost it more than one preadv into one buffer (measured 0.65x); --payload zero-copy takes it anyway".into(),
             )),
             _ => self.find(job),
         };

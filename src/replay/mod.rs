@@ -173,7 +173,6 @@ const LIVE_SLOTS: u32 = 4096;
 const LIVE_BATCH_TOPSPEED: u32 = 64;
 const LIVE_BATCH_TIMED: u32 = 1;
 
-/// Replay on live frames.
 /// Replay on live frames. `auto`: refuse (`BackendUnavailable`, before sending) a capture
 /// with frames the interface carries but a ring record does not, so that another backend
 /// sends them.
@@ -205,6 +204,16 @@ fn go_live(
         )));
     }
     if spec.strict && scan.oversize > 0 {
+        if max < link_max && scan.largest > max {
+            return Err(Error::InvalidOption(format!(
+                "{}: {} of {} frames are over the {max} bytes a live-frames record holds (largest {}; {} carries {link_max}); nothing was sent (--backend xdp or kernel sends them; without --strict they are skipped and counted)",
+                spec.file.display(),
+                scan.oversize,
+                scan.packets,
+                scan.largest,
+                spec.iface
+            )));
+        }
         return Err(oversize_refused(spec, &scan, max));
     }
     let mut prog = live::ReplayProg::load(t.target.ifindex, LIVE_SLOTS).map_err(fall)?;

@@ -213,6 +213,8 @@ fn describe<I: std::fmt::Debug>(e: &PcapError<I>) -> String {
     match e {
         PcapError::HeaderNotRecognized => "header not recognized".into(),
         PcapError::UnexpectedEof => "unexpected end of file".into(),
+        PcapError::Eof => "end of file".into(),
+        PcapError::Incomplete(n) => format!("incomplete record ({n} more bytes needed)"),
         PcapError::ReadError => "read error".into(),
         PcapError::NomError(_, k) => format!("{k:?}"),
         PcapError::OwnedNomError(_, k) => format!("{k:?}"),
@@ -302,6 +304,9 @@ pub(crate) struct Scan {
     pub(crate) largest: usize,
 }
 
+/// The shortest record that is a frame: an Ethernet header.
+const MIN_FRAME: usize = 14;
+
 /// Read a whole capture once (constant memory): counts, timestamps, and every malformation
 /// reported before anything is sent.
 pub(crate) fn scan(path: &Path, max_frame: usize) -> Result<Scan> {
@@ -315,7 +320,17 @@ pub(crate) fn scan(path: &Path, max_frame: usize) -> Result<Scan> {
         s.bytes += rec.data.len() as u64;
         s.last_ts = s.last_ts.max(rec.ts_ns);
         s.largest = s.largest.max(rec.data.len());
-        if rec.data.len() > max_frame {
+        if rec.data.len() < MIN_FRAME {
+            return Err(at(
+                path,
+                s.packets - 1,
+                format!(
+                    "{} bytes captured, less than an Ethernet header ({MIN_FRAME}): not a frame that can be sent",
+                    rec.data.len()
+                ),
+            ));
+        }
+        if crate::sansio::wire::ethernet::over_limit(rec.data, max_frame) {
             s.oversize += 1;
         }
     }

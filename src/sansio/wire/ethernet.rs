@@ -112,6 +112,13 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 }
 
+/// Whether `frame` is over a device's limit `max` (MTU + 18), which holds one VLAN tag: an
+/// untagged frame may be 4 bytes less (the link carries MTU + 14, or MTU + 18 tagged).
+pub fn over_limit(frame: &[u8], max: usize) -> bool {
+    let tagged = frame.get(12..14) == Some(&ETHERTYPE_VLAN.to_be_bytes()[..]);
+    frame.len() > max.saturating_sub(if tagged { 0 } else { VLAN_TAG_LEN })
+}
+
 /// Parsed Ethernet header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr {
