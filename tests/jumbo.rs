@@ -150,10 +150,13 @@ fn datagrams_of_8972_arrive_whole_and_8973_is_refused_before_sending() {
         r => panic!("8973 bytes at MTU 9000: {r:?}"),
     }
     let (a1, b1) = (lab.stats(Side::A).unwrap(), lab.stats(Side::B).unwrap());
-    assert_eq!(
-        (a1.tx_packets, b1.rx_packets),
-        (a0.tx_packets, b0.rx_packets),
-        "nothing may reach the wire"
+    // (The kernel's own chatter of a fresh lab — IPv6 router solicitations, MLD reports —
+    // may leave meanwhile: nothing near the datagram's size may.)
+    let rx = b1.rx_bytes - b0.rx_bytes;
+    assert!(
+        rx < 1000 && a1.tx_packets - a0.tx_packets < 3,
+        "nothing may reach the wire: {rx} bytes at the peer, {} frames sent",
+        a1.tx_packets - a0.tx_packets
     );
     sink.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
