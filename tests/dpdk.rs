@@ -57,15 +57,6 @@ fn no_runtime_dirs_left() {
     assert!(left.is_empty(), "left in /var/run/dpdk: {left:?}");
 }
 
-fn xdp_attached(lab: &Lab) -> bool {
-    let out = lab
-        .command(Side::A, "ip")
-        .args(["-d", "link", "show", "dev", &lab.if_a])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-}
-
 #[test]
 fn chunked_udp_256mib_verified_over_af_xdp_and_af_packet() {
     need_root!();
@@ -117,7 +108,7 @@ fn chunked_udp_256mib_verified_over_af_xdp_and_af_packet() {
         assert_eq!(r["verified"], true, "{pmd}: {r}");
         assert_eq!(r["lost"], 0, "{pmd}: {r}");
         assert!(
-            !xdp_attached(&lab),
+            !xdp_attached(&lab, Side::A),
             "{pmd}: the PMD's XDP program is still attached"
         );
     }
@@ -415,7 +406,10 @@ fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     unsafe { libc::kill(guard.0.as_ref().unwrap().id() as i32, libc::SIGINT) };
     let out = guard.wait_output();
     assert_eq!(out.status.code(), Some(130));
-    assert!(!xdp_attached(&lab), "XDP program left after Ctrl-C");
+    assert!(
+        !xdp_attached(&lab, Side::A),
+        "XDP program left after Ctrl-C"
+    );
     no_runtime_dirs_left();
 
     // The interface deleted during a long send: an error naming it, not a hang.

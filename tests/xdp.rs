@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -54,23 +54,6 @@ fn udp_errors(lab: &Lab) -> u64 {
     .iter()
     .map(|n| k[*n].as_u64().unwrap_or(0))
     .sum()
-}
-
-/// True if an XDP program is attached to the side's interface.
-fn xdp_attached(lab: &Lab, side: Side) -> bool {
-    let out = Command::new("ip")
-        .args([
-            "-n",
-            lab.ns(side),
-            "-j",
-            "link",
-            "show",
-            "dev",
-            lab.iface(side),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("\"xdp\"")
 }
 
 #[test]

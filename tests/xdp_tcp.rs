@@ -33,15 +33,6 @@ fn send_all(conn: &Connection, path: &Path) -> SendStats {
     conn.last_stats()
 }
 
-fn xdp_attached(lab: &Lab, side: Side) -> bool {
-    let out = lab
-        .command(side, "ip")
-        .args(["-j", "link", "show", "dev", lab.iface(side)])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("\"xdp\"")
-}
-
 #[test]
 fn sizes_arrive_byte_exact_at_a_kernel_socket_and_socat() {
     need_root!();

@@ -354,3 +354,13 @@ pub fn drop_acks(lab: &Lab) {
         ],
     );
 }
+
+/// True if an XDP program is attached to the side's interface.
+pub fn xdp_attached(lab: &Lab, side: Side) -> bool {
+    let out = lab
+        .command(side, "ip")
+        .args(["-j", "link", "show", "dev", lab.iface(side)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("\"xdp\"")
+}
