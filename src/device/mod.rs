@@ -165,6 +165,38 @@ pub(crate) trait TxQueue: Send {
             }
         }
     }
+
+    /// Append up to `n` free buffers to `out` (a burst): at least one, flushing and waiting
+    /// as [`TxQueue::alloc_wait`] does when none is free. Devices with a bulk allocator take
+    /// the whole burst at once.
+    fn alloc_burst(&mut self, out: &mut Vec<Self::Buf>, n: usize) -> Result<()> {
+        out.push(self.alloc_wait()?);
+        while out.len() < n {
+            match self.alloc() {
+                Some(b) => out.push(b),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Submit every buffer of `bufs`, in order, each holding a frame of `len` bytes (as
+    /// [`TxQueue::submit`]); `bufs` is left empty. On an error the rest are freed.
+    fn submit_burst(
+        &mut self,
+        bufs: &mut Vec<Self::Buf>,
+        len: usize,
+        csum: Option<CsumRequest>,
+    ) -> Result<()> {
+        let mut rest = bufs.drain(..);
+        while let Some(b) = rest.next() {
+            if let Err(e) = self.submit(b, len, csum) {
+                rest.for_each(|b| self.free(b));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One receive queue of a device.

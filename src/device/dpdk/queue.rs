@@ -38,8 +38,9 @@ pub(crate) struct DpdkQueue {
     /// The kernel interface behind a vdev: PMDs on one do not all notice it going away.
     kernel_iface: Option<String>,
     bursts: u32,
-    /// When frames were last taken by the PMD (or none were waiting).
-    progress: Instant,
+    /// Since when frames have been waiting with none taken by the PMD (None: it is taking
+    /// them; no clock read per burst on the fast path).
+    stuck_since: Option<Instant>,
 }
 
 /// What every queue of a port shares.
@@ -77,27 +78,41 @@ impl DpdkQueue {
             name,
             kernel_iface,
             bursts: 0,
-            progress: Instant::now(),
+            stuck_since: None,
         }
     }
 
     /// Hand waiting frames to the PMD (one burst); returns how many it took.
     fn push_out(&mut self) -> Result<usize> {
         if self.pending.is_empty() {
-            self.progress = Instant::now();
+            self.stuck_since = None;
             return Ok(0);
         }
         let n = sys::tx_burst(self.port.id(), self.queue, &mut self.pending);
         self.counters.published += n as u64;
         self.counters.completed += n as u64;
         if n > 0 {
-            self.progress = Instant::now();
+            self.stuck_since = None;
+        } else if self.stuck_since.is_none() {
+            self.stuck_since = Some(Instant::now());
         }
         self.bursts = self.bursts.wrapping_add(1);
         if self.bursts % LINK_CHECK_EVERY == 0 {
             self.check_link()?;
         }
         Ok(n)
+    }
+
+    /// A frame of `len` bytes fits one of our mbufs and the port.
+    fn check_len(&self, len: usize) -> Result<()> {
+        if len > self.caps.buf_capacity || len > self.caps.max_frame || len == 0 {
+            let cap = self.caps.buf_capacity.min(self.caps.max_frame);
+            return Err(Error::io(
+                format!("framing for DPDK on {}", self.name),
+                std::io::Error::other(format!("frame of {len} bytes: 1..={cap} fit")),
+            ));
+        }
+        Ok(())
     }
 
     fn check_link(&self) -> Result<()> {
@@ -115,7 +130,8 @@ impl DpdkQueue {
     }
 
     fn stalled(&self) -> Result<()> {
-        if !self.pending.is_empty() && self.progress.elapsed() > STALL {
+        let stuck = self.stuck_since.is_some_and(|t| t.elapsed() > STALL);
+        if !self.pending.is_empty() && stuck {
             self.check_link()?;
             return Err(Error::io(
                 format!("DPDK TX on {} queue {}", self.name, self.queue),
@@ -174,6 +190,25 @@ impl DpdkQueue {
     }
 }
 
+/// The mbuf offload fields (flags, L2 and L3 lengths) for a checksum request on the frame
+/// in `buf`.
+fn offload_fields(buf: &mut Mbuf, csum: Option<CsumRequest>) -> (u64, u16, u16) {
+    let Some((l4_off, _)) = csum else {
+        return (0, 0, 0);
+    };
+    let d = buf.room();
+    let mut et = u16::from_be_bytes([d[12], d[13]]);
+    let mut l2 = ethernet::HEADER_LEN;
+    if et == ethernet::ETHERTYPE_VLAN {
+        et = u16::from_be_bytes([d[16], d[17]]);
+        l2 += ethernet::VLAN_TAG_LEN;
+    }
+    let v6 = et == ethernet::ETHERTYPE_IPV6;
+    let proto = if v6 { d[l2 + 6] } else { d[l2 + 9] };
+    let l3 = (l4_off as usize).saturating_sub(l2);
+    (sys::tx_csum_flags(v6, proto == 6), l2 as u16, l3 as u16)
+}
+
 impl TxQueue for DpdkQueue {
     type Buf = Mbuf;
 
@@ -198,34 +233,56 @@ impl TxQueue for DpdkQueue {
     }
 
     fn submit(&mut self, mut buf: Mbuf, len: usize, csum: Option<CsumRequest>) -> Result<()> {
-        if len > self.caps.buf_capacity || len > self.caps.max_frame || len == 0 {
-            let cap = self.caps.buf_capacity.min(self.caps.max_frame);
+        if let Err(e) = self.check_len(len) {
             self.free(buf);
-            return Err(Error::io(
-                format!("framing for DPDK on {}", self.name),
-                std::io::Error::other(format!("frame of {len} bytes: 1..={cap} fit")),
-            ));
+            return Err(e);
         }
-        let (flags, l2, l3) = match csum {
-            Some((l4_off, _)) => {
-                let d = buf.room();
-                let mut et = u16::from_be_bytes([d[12], d[13]]);
-                let mut l2 = ethernet::HEADER_LEN;
-                if et == ethernet::ETHERTYPE_VLAN {
-                    et = u16::from_be_bytes([d[16], d[17]]);
-                    l2 += ethernet::VLAN_TAG_LEN;
-                }
-                let v6 = et == ethernet::ETHERTYPE_IPV6;
-                let proto = if v6 { d[l2 + 6] } else { d[l2 + 9] };
-                let l3 = (l4_off as usize).saturating_sub(l2);
-                (sys::tx_csum_flags(v6, proto == 6), l2 as u16, l3 as u16)
-            }
-            None => (0, 0, 0),
-        };
+        let (flags, l2, l3) = offload_fields(&mut buf, csum);
         buf.set_tx(len as u16, flags, l2, l3);
         self.pending.push(buf);
         if self.pending.len() >= BURST {
             self.push_out()?;
+        }
+        Ok(())
+    }
+
+    fn alloc_burst(&mut self, out: &mut Vec<Mbuf>, n: usize) -> Result<()> {
+        if self.free.is_empty() && self.pool.alloc_bulk(out, n) {
+            return Ok(());
+        }
+        out.push(self.alloc_wait()?);
+        while out.len() < n {
+            match self.alloc() {
+                Some(b) => out.push(b),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn submit_burst(
+        &mut self,
+        bufs: &mut Vec<Mbuf>,
+        len: usize,
+        csum: Option<CsumRequest>,
+    ) -> Result<()> {
+        if let Err(e) = self.check_len(len) {
+            bufs.drain(..).for_each(|b| self.free(b));
+            return Err(e);
+        }
+        // One frame layout for the burst: the offload fields are read from the first.
+        let Some(first) = bufs.first_mut() else {
+            return Ok(());
+        };
+        let (flags, l2, l3) = offload_fields(first, csum);
+        for b in bufs.iter_mut() {
+            b.set_tx(len as u16, flags, l2, l3);
+        }
+        self.pending.append(bufs);
+        while self.pending.len() >= BURST {
+            if self.push_out()? == 0 {
+                break;
+            }
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ pub use self::tcp::{parse_segment, TcpFramer};
 pub use self::udp::UdpFramer;
 use super::wire::checksum::{self, Accumulator};
 use super::wire::ethernet::{self, MacAddr};
-use super::wire::{ipv4, ipv6};
+use super::wire::{ipv4, ipv6, probe};
 
 /// Largest header: Ethernet + VLAN + IPv6 + UDP.
 pub const MAX_HEADER: usize =
@@ -263,7 +263,7 @@ impl IpTemplate {
 
     /// Patch the IP header of `frame` for an L4 segment of `l4_len` bytes: the IPv6 payload
     /// length, or the IPv4 total length, the next identification and the header checksum.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn patch(&mut self, frame: &mut [u8], l4_len: u16) {
         let l3 = self.l3;
         if self.v6 {
@@ -278,6 +278,20 @@ impl IpTemplate {
             frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         }
     }
+}
+
+/// Write a whole probe header at `frame[at..]` from its words (straight from registers: a
+/// header built in memory and copied as one 16-byte load stalls on store forwarding every
+/// packet); returns its one's-complement partial sum (unfolded; as [`checksum::sum`] of its
+/// bytes once folded).
+#[inline(always)]
+pub(crate) fn put_probe(frame: &mut [u8], at: usize, p: &probe::Repr) -> u64 {
+    let [a, b] = p.words();
+    frame[at..at + 8].copy_from_slice(&a.to_be_bytes());
+    frame[at + 8..at + 16].copy_from_slice(&b.to_be_bytes());
+    // Big-endian 32-bit words added unfolded: the same partial sum of 16-bit words once
+    // folded.
+    (a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32)
 }
 
 /// Check that a frame of `total` bytes fits `frame`.

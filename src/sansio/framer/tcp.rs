@@ -2,9 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{check_room, Flow, FrameError, IpTemplate, PayloadWriter};
+use super::{check_room, put_probe, Flow, FrameError, IpTemplate, PayloadWriter};
 use crate::sansio::wire::checksum;
-use crate::sansio::wire::{ethernet, ipv4, ipv6, tcp};
+use crate::sansio::wire::{ethernet, ipv4, ipv6, probe, tcp};
 
 /// A TCP flow's Ethernet + IP header template; per segment the TCP header (with options) is
 /// written from a [`tcp::Repr`] and the checksum summed while the payload is copied.
@@ -106,10 +106,30 @@ impl TcpFramer {
     /// patches the IPv4 ID and checksum and the TCP checksum (stateless generators).
     #[inline]
     pub fn restamp(&mut self, frame: &mut [u8], seg: &tcp::Repr, prefix: &[u8]) {
+        let start = self.ip.l4() + tcp::HEADER_LEN;
+        frame[start..start + prefix.len()].copy_from_slice(prefix);
+        let psum = if self.offload {
+            0
+        } else {
+            checksum::sum(prefix)
+        };
+        self.restamped(frame, seg, psum);
+    }
+
+    /// [`TcpFramer::restamp`] with a whole probe header as the prefix (a payload of at least
+    /// [`probe::HEADER_LEN`] bytes), written from registers.
+    #[inline]
+    pub fn restamp_probe(&mut self, frame: &mut [u8], seg: &tcp::Repr, p: &probe::Repr) {
+        let psum = put_probe(frame, self.ip.l4() + tcp::HEADER_LEN, p);
+        self.restamped(frame, seg, psum);
+    }
+
+    /// Sequence number and headers of a re-stamped segment whose payload sums to `psum`.
+    #[inline(always)]
+    fn restamped(&mut self, frame: &mut [u8], seg: &tcp::Repr, psum: u64) {
         let l4 = self.ip.l4();
         let start = l4 + tcp::HEADER_LEN;
         frame[l4 + 4..l4 + 8].copy_from_slice(&seg.seq.to_be_bytes());
-        frame[start..start + prefix.len()].copy_from_slice(prefix);
         let tcp_len = (tcp::HEADER_LEN + seg.payload_len) as u16;
         self.ip.patch(frame, tcp_len);
         if self.offload {
@@ -118,7 +138,7 @@ impl TcpFramer {
         }
         frame[l4 + 16..l4 + 18].fill(0);
         let hsum = checksum::sum(&frame[l4..start]);
-        let c = checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + checksum::sum(prefix));
+        let c = checksum::finish(self.pseudo_base + tcp_len as u64 + hsum + psum);
         frame[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
     }
 }

@@ -326,3 +326,43 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    /// A probe header written from its words (`restamp_probe`) gives the same frame, checksums
+    /// included, as one copied from its bytes (`restamp`), valid for etherparse.
+    #[test]
+    fn probe_restamp_matches_byte_restamp(
+        stream in 0u32..1024,
+        seq: u64,
+        time: u32,
+        tseq: u32,
+        v6: bool,
+        vlan: bool,
+        payload in 16usize..1400,
+    ) {
+        use crate::sansio::wire::probe;
+        use crate::wire::tcp::{Flags, Repr};
+        let f = flow(v6, vlan.then_some(9));
+        let p = probe::Repr { stream, seq, time };
+        // UDP
+        let mut fr = UdpFramer::new(&f, 1500);
+        let mut a = vec![0u8; 2048];
+        let n = fr.emit(&mut a, payload, |w| w.put_zeros(payload)).unwrap();
+        let mut b = a.clone();
+        let mut fr2 = fr.clone();
+        fr.restamp(&mut a[..n], payload, &p.to_bytes());
+        fr2.restamp_probe(&mut b[..n], payload, &p);
+        proptest::prop_assert_eq!(&a[..n], &b[..n]);
+        let got = check(&b[..n], &f);
+        proptest::prop_assert_eq!(probe::Repr::parse(&got).unwrap().seq, seq & ((1 << 40) - 1));
+        // TCP
+        let seg = Repr { seq: tseq, ack: 1, flags: Flags::ACK | Flags::PSH, window: 100, payload_len: payload, ..Default::default() };
+        let mut fr = TcpFramer::new(&f, 1500);
+        let n = fr.emit(&mut a, &seg, |w| w.put_zeros(payload)).unwrap();
+        b.copy_from_slice(&a);
+        let mut fr2 = fr.clone();
+        fr.restamp(&mut a[..n], &seg, &p.to_bytes());
+        fr2.restamp_probe(&mut b[..n], &seg, &p);
+        proptest::prop_assert_eq!(&a[..n], &b[..n]);
+    }
+}

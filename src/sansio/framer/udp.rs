@@ -1,8 +1,8 @@
 //! UDP datagrams of one flow.
 
-use super::{check_room, FrameError, IpTemplate, PayloadWriter};
+use super::{check_room, put_probe, FrameError, IpTemplate, PayloadWriter};
 use crate::sansio::wire::checksum;
-use crate::sansio::wire::{ipv4, udp};
+use crate::sansio::wire::{ipv4, probe, udp};
 
 /// A UDP flow's header template and per-datagram state.
 #[derive(Debug, Clone)]
@@ -107,12 +107,26 @@ impl UdpFramer {
     #[inline]
     pub fn restamp(&mut self, frame: &mut [u8], payload_len: usize, prefix: &[u8]) {
         let start = self.hdr_len;
-        // (A whole probe header, the common case, is copied and summed as a fixed 16 bytes.)
-        let fixed: Option<&[u8; 16]> = prefix.try_into().ok();
-        match fixed {
-            Some(p) => frame[start..start + 16].copy_from_slice(p),
-            None => frame[start..start + prefix.len()].copy_from_slice(prefix),
-        }
+        frame[start..start + prefix.len()].copy_from_slice(prefix);
+        let psum = if self.offload {
+            0
+        } else {
+            checksum::sum(prefix)
+        };
+        self.restamped(frame, payload_len, psum);
+    }
+
+    /// [`UdpFramer::restamp`] with a whole probe header as the prefix (a payload of at least
+    /// [`probe::HEADER_LEN`] bytes), written from registers.
+    #[inline]
+    pub fn restamp_probe(&mut self, frame: &mut [u8], payload_len: usize, p: &probe::Repr) {
+        let psum = put_probe(frame, self.hdr_len, p);
+        self.restamped(frame, payload_len, psum);
+    }
+
+    /// The headers of a re-stamped datagram whose payload sums to `psum`.
+    #[inline(always)]
+    fn restamped(&mut self, frame: &mut [u8], payload_len: usize, psum: u64) {
         let udp_len = (udp::HEADER_LEN + payload_len) as u16;
         self.ip.patch(frame, udp_len);
         if self.offload {
@@ -120,10 +134,6 @@ impl UdpFramer {
             return;
         }
         // Zeros add nothing to the sum: only the prefix counts.
-        let psum = match fixed {
-            Some(p) => checksum::sum(p),
-            None => checksum::sum(prefix),
-        };
         let c = udp::checksum_field(self.pseudo_base + 2 * udp_len as u64 + psum);
         let l4 = self.ip.l4();
         frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());

@@ -39,14 +39,21 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// The header as two 64-bit words, in order, each to be written big-endian: what
+    /// [`Repr::to_bytes`] holds, for writers that store it straight from registers.
+    #[inline]
+    pub fn words(&self) -> [u64; 2] {
+        let id = ((self.stream as u64 & (MAX_STREAMS as u64 - 1)) << 40) | (self.seq & SEQ_MASK);
+        [id, ((self.time as u64) << 32) | MAGIC as u64]
+    }
+
     /// The header's bytes.
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut b = [0u8; HEADER_LEN];
-        let id = ((self.stream as u64 & (MAX_STREAMS as u64 - 1)) << 40) | (self.seq & SEQ_MASK);
-        b[0..8].copy_from_slice(&id.to_be_bytes());
-        b[8..12].copy_from_slice(&self.time.to_be_bytes());
-        b[12..16].copy_from_slice(&MAGIC.to_be_bytes());
-        b
+        let [a, b] = self.words();
+        let mut out = [0u8; HEADER_LEN];
+        out[0..8].copy_from_slice(&a.to_be_bytes());
+        out[8..16].copy_from_slice(&b.to_be_bytes());
+        out
     }
 
     /// Write the header's first `buf.len()` bytes (at most [`HEADER_LEN`]).

@@ -222,8 +222,6 @@ mod field {
     pub(super) const BUF_LEN: usize = 54;
     pub(super) const NEXT: usize = 64;
     pub(super) const TX_OFFLOAD: usize = 72;
-    /// `RTE_MBUF_F_EXTERNAL`: kept when flags are set.
-    pub(super) const F_EXTERNAL: u64 = 1 << 61;
 }
 
 impl Mbuf {
@@ -238,7 +236,7 @@ impl Mbuf {
         // SAFETY: our own mbuf's fields at their asserted offsets.
         unsafe {
             let len = *self.at::<u16>(field::BUF_LEN);
-            *self.at::<u16>(field::DATA_OFF) = len.min(HEADROOM);
+            set_if_changed(self.at::<u16>(field::DATA_OFF), len.min(HEADROOM));
         }
     }
 
@@ -256,17 +254,21 @@ impl Mbuf {
     }
 
     /// Make it a one-segment frame of `len` bytes with TX offload `flags` and header lengths.
+    /// (Our mbufs own their data rooms: no `RTE_MBUF_F_EXTERNAL` flag to keep.) Fields that
+    /// already hold these values are not written: a recycled mbuf of a generator usually
+    /// holds them from its last frame, and the stores cost more than the frame's stamping.
     #[inline]
     pub(crate) fn set_tx(&mut self, len: u16, flags: u64, l2: u16, l3: u16) {
-        // SAFETY: the mbuf is ours; writes of its own fields at their asserted offsets.
+        let offload = (l2 as u64 & 0x7f) | ((l3 as u64 & 0x1ff) << 7);
+        // SAFETY: the mbuf is ours; reads and writes of its own fields at their asserted
+        // offsets.
         unsafe {
-            *self.at::<u16>(field::DATA_LEN) = len;
-            *self.at::<u32>(field::PKT_LEN) = len as u32;
-            *self.at::<u16>(field::NB_SEGS) = 1;
-            *self.at::<*mut ffi::rte_mbuf>(field::NEXT) = std::ptr::null_mut();
-            let old = *self.at::<u64>(field::OL_FLAGS);
-            *self.at::<u64>(field::OL_FLAGS) = (old & field::F_EXTERNAL) | flags;
-            *self.at::<u64>(field::TX_OFFLOAD) = (l2 as u64 & 0x7f) | ((l3 as u64 & 0x1ff) << 7);
+            set_if_changed(self.at::<u16>(field::DATA_LEN), len);
+            set_if_changed(self.at::<u32>(field::PKT_LEN), len as u32);
+            set_if_changed(self.at::<u16>(field::NB_SEGS), 1);
+            set_if_changed(self.at::<usize>(field::NEXT), 0);
+            set_if_changed(self.at::<u64>(field::OL_FLAGS), flags);
+            set_if_changed(self.at::<u64>(field::TX_OFFLOAD), offload);
         }
     }
 
@@ -296,6 +298,20 @@ impl Mbuf {
                 ffi::xs_mbuf_data(m) as *mut u8,
                 ffi::xs_mbuf_room(m) as usize,
             )
+        }
+    }
+}
+
+/// Store `v` at `p` unless it holds `v` already.
+///
+/// # Safety
+/// `p` is valid for reads and writes of a `T`.
+#[inline(always)]
+unsafe fn set_if_changed<T: PartialEq + Copy>(p: *mut T, v: T) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        if *p != v {
+            *p = v;
         }
     }
 }
