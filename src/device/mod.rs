@@ -170,14 +170,7 @@ pub(crate) trait TxQueue: Send {
     /// as [`TxQueue::alloc_wait`] does when none is free. Devices with a bulk allocator take
     /// the whole burst at once.
     fn alloc_burst(&mut self, out: &mut Vec<Self::Buf>, n: usize) -> Result<()> {
-        out.push(self.alloc_wait()?);
-        while out.len() < n {
-            match self.alloc() {
-                Some(b) => out.push(b),
-                None => break,
-            }
-        }
-        Ok(())
+        alloc_each(self, out, n)
     }
 
     /// Submit every buffer of `bufs`, in order, each holding a frame of `len` bytes (as
@@ -197,6 +190,23 @@ pub(crate) trait TxQueue: Send {
         }
         Ok(())
     }
+}
+
+/// [`TxQueue::alloc_burst`] one buffer at a time: one as [`TxQueue::alloc_wait`] gives it,
+/// then as many more (up to `n` in `out`) as are free right now.
+pub(crate) fn alloc_each<Q: TxQueue + ?Sized>(
+    q: &mut Q,
+    out: &mut Vec<Q::Buf>,
+    n: usize,
+) -> Result<()> {
+    out.push(q.alloc_wait()?);
+    while out.len() < n {
+        match q.alloc() {
+            Some(b) => out.push(b),
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// One receive queue of a device.

@@ -309,14 +309,27 @@ pub(crate) fn generate<D: TxQueue>(
         }
     };
     dev.set_paced(false);
+    finish(dev, result, &mut clock, stats, &mut reported, totals)?;
+    Ok((stats, [clock.hist, inter, late]))
+}
+
+/// End a run: after an error, buffers written but not submitted go back to the queue;
+/// otherwise wait until every frame has left. Then the last completions and totals.
+fn finish<D: TxQueue>(
+    dev: &mut D,
+    result: Result<()>,
+    clock: &mut CompletionClock,
+    stats: SendStats,
+    reported: &mut SendStats,
+    totals: &Totals,
+) -> Result<()> {
     if result.is_err() {
-        // Buffers written but not submitted go back to the queue.
         dev.abandon();
     }
     result.and_then(|()| dev.drain())?;
     clock.note(dev.counters());
-    totals.add(stats, &mut reported);
-    Ok((stats, [clock.hist, inter, late]))
+    totals.add(stats, reported);
+    Ok(())
 }
 
 /// Write every buffer of the queue once with a frame of flow 0 and `payload` zero bytes.

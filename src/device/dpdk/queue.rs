@@ -250,14 +250,7 @@ impl TxQueue for DpdkQueue {
         if self.free.is_empty() && self.pool.alloc_bulk(out, n) {
             return Ok(());
         }
-        out.push(self.alloc_wait()?);
-        while out.len() < n {
-            match self.alloc() {
-                Some(b) => out.push(b),
-                None => break,
-            }
-        }
-        Ok(())
+        crate::device::alloc_each(self, out, n)
     }
 
     fn submit_burst(

@@ -128,11 +128,6 @@ fn stamp_loop<D: TxQueue>(
     for b in bufs.drain(..) {
         dev.free(b);
     }
-    if result.is_err() {
-        dev.abandon();
-    }
-    result.and_then(|()| dev.drain())?;
-    clock.note(dev.counters());
-    totals.add(stats, &mut reported);
+    super::finish(dev, result, &mut clock, stats, &mut reported, totals)?;
     Ok((stats, [clock.hist, stats::histogram(), stats::histogram()]))
 }
