@@ -46,14 +46,19 @@ pub struct NdrRow {
     pub ndr_pps: f64,
     /// NDR in Gbit/s on the wire (frame + 24 bytes of preamble, FCS and gap).
     pub ndr_gbps: f64,
+    /// A final trial confirmed the NDR (`false`: every final trial failed, and `ndr_pps` is
+    /// the best search trial that passed below them).
+    pub ndr_confirmed: bool,
     /// Partial drop rate, packets/s.
     pub pdr_pps: f64,
     /// PDR in Gbit/s on the wire.
     pub pdr_gbps: f64,
+    /// A final trial confirmed the PDR (see `ndr_confirmed`).
+    pub pdr_confirmed: bool,
     /// NDR as % of the line rate, if known.
     pub ndr_line_pct: Option<f64>,
-    /// One-way latency p50 at the NDR (its final trial), µs, as the receiving port measured
-    /// it (`None` if no frame came through).
+    /// One-way latency p50 at the NDR (its final trial, or the search trial of an unconfirmed
+    /// NDR), µs, as the receiving port measured it (`None` if no frame came through).
     pub latency_p50_us: Option<f64>,
     /// One-way latency p99 at the NDR, µs.
     pub latency_p99_us: Option<f64>,
@@ -155,19 +160,15 @@ pub fn run(
             size: label,
             ndr_pps: result.ndr.rate,
             ndr_gbps: wire(result.ndr.rate),
+            ndr_confirmed: result.ndr.is_confirmed(),
             pdr_pps: result.pdr.rate,
             pdr_gbps: wire(result.pdr.rate),
+            pdr_confirmed: result.pdr.is_confirmed(),
             ndr_line_pct: spec
                 .line_bps
                 .map(|l| wire(result.ndr.rate) * 1e9 / l * 100.0),
-            latency_p50_us: result
-                .ndr
-                .confirmed_by
-                .and_then(|c| c.outcome.latency_p50_us),
-            latency_p99_us: result
-                .ndr
-                .confirmed_by
-                .and_then(|c| c.outcome.latency_p99_us),
+            latency_p50_us: result.ndr.record().and_then(|c| c.outcome.latency_p50_us),
+            latency_p99_us: result.ndr.record().and_then(|c| c.outcome.latency_p99_us),
             trials: result.trials.len(),
             generator_ceiling: result.generator_ceiling,
             max_rate: max,

@@ -225,6 +225,8 @@ fn ndr_finds_the_policed_rate_of_the_dut() {
         "ndr_gbps",
         "pdr_pps",
         "pdr_gbps",
+        "ndr_confirmed",
+        "pdr_confirmed",
         "latency_p50_us",
         "latency_p99_us",
         "trials",
@@ -236,7 +238,7 @@ fn ndr_finds_the_policed_rate_of_the_dut() {
     // The policer's bucket holds 10 ms of its rate: a trial passes at most 1 % over it.
     assert!(
         ndr <= rate * 1.01 && ndr > rate / 2.0,
-        "NDR {ndr} for a DUT policed at {rate}"
+        "NDR {ndr} for a DUT policed at {rate}; the search: {r}"
     );
     assert!(pdr >= ndr, "PDR {pdr} below NDR {ndr}");
     let p50 = r["latency_p50_us"].as_f64().unwrap_or(-1.0);

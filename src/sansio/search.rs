@@ -125,10 +125,35 @@ pub struct Record {
 /// A found rate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Found {
-    /// Packets per second (the achieved rate of the confirming trial; 0 if none passed).
+    /// Packets per second: the achieved rate of the confirming final trial; when every final
+    /// trial failed, of the best search trial that passed below the lowest failed one
+    /// (unconfirmed); 0 if no trial passed at all.
     pub rate: f64,
     /// The final trial that confirmed it, if one did.
     pub confirmed_by: Option<Record>,
+    /// No final trial confirmed a rate: the search trial whose rate is reported instead.
+    pub unconfirmed: Option<Record>,
+}
+
+impl Found {
+    /// Nothing passed.
+    fn none() -> Self {
+        Found {
+            rate: 0.0,
+            confirmed_by: None,
+            unconfirmed: None,
+        }
+    }
+
+    /// The trial the rate comes from (confirming or not), if any.
+    pub fn record(&self) -> Option<&Record> {
+        self.confirmed_by.as_ref().or(self.unconfirmed.as_ref())
+    }
+
+    /// A final trial confirmed the rate (or nothing passed: 0 needs no confirmation).
+    pub fn is_confirmed(&self) -> bool {
+        self.unconfirmed.is_none()
+    }
 }
 
 /// What the search found.
@@ -228,14 +253,23 @@ impl Bracket {
     }
 }
 
-/// The highest rate that passed `loss` in a measured trial, strictly below `hi`.
-fn best_pass_below(trials: &[Record], loss: f64, hi: f64) -> Option<f64> {
+/// The rate a measured trial counts for: what it achieved, never above what was asked.
+fn counted_rate(r: &Record) -> f64 {
+    r.outcome.rate().min(r.trial.rate)
+}
+
+/// The measured trial with the highest rate that passed `loss`, strictly below `hi`.
+fn best_pass_below(trials: &[Record], loss: f64, hi: f64) -> Option<&Record> {
     trials
         .iter()
-        .filter(|r| !r.shortfall && r.outcome.loss() <= loss)
-        .map(|r| r.outcome.rate().min(r.trial.rate))
-        .filter(|&rate| rate < hi)
-        .reduce(f64::max)
+        .filter(|r| !r.shortfall && r.outcome.loss() <= loss && counted_rate(r) < hi)
+        .reduce(|a, b| {
+            if counted_rate(b) > counted_rate(a) {
+                b
+            } else {
+                a
+            }
+        })
 }
 
 /// The search state machine.
@@ -326,7 +360,7 @@ impl Search {
             if b.lo.is_none() && b.hi_failed {
                 // A fail below the bracket's pass (a final trial, or noise): search on from
                 // the best pass below the fail, not from zero.
-                b.lo = best_pass_below(&self.trials, b.loss, b.hi);
+                b.lo = best_pass_below(&self.trials, b.loss, b.hi).map(counted_rate);
             }
         }
         if let Some(t) = trial.validates {
@@ -339,11 +373,20 @@ impl Search {
                 b.done = Some(Found {
                     rate,
                     confirmed_by: Some(rec),
+                    unconfirmed: None,
                 });
             } else if b.validations >= self.cfg.max_validations {
-                b.done = Some(Found {
-                    rate: 0.0,
-                    confirmed_by: None,
+                // Every final trial failed (a shared machine's stall, a DUT whose buffer
+                // hides an excess for a short trial): what passed below the lowest failed
+                // final is still the best measurement there is, reported as unconfirmed.
+                // Only when nothing passed at all is the result 0.
+                b.done = Some(match best_pass_below(&self.trials, b.loss, b.hi) {
+                    Some(best) => Found {
+                        rate: counted_rate(best),
+                        confirmed_by: None,
+                        unconfirmed: Some(*best),
+                    },
+                    None => Found::none(),
                 });
             }
         }
@@ -357,10 +400,7 @@ impl Search {
         // Nothing passes down to the precision: the result is 0.
         for b in self.b.iter_mut().filter(|b| b.done.is_none()) {
             if b.lo.is_none() && b.hi_failed && b.hi <= self.cfg.precision {
-                b.done = Some(Found {
-                    rate: 0.0,
-                    confirmed_by: None,
-                });
+                b.done = Some(Found::none());
             }
         }
     }

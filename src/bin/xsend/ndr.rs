@@ -234,6 +234,15 @@ pub(crate) fn run(a: NdrArgs) -> anyhow::Result<ExitCode> {
                     .map(|c| format!("  (generator ceiling {c:.0} packets/s)"))
                     .unwrap_or_default()
             );
+            for (what, ok) in [("NDR", r.ndr_confirmed), ("PDR", r.pdr_confirmed)] {
+                if !ok {
+                    println!(
+                        "{:>8} {what} unconfirmed: every final trial failed; the best search \
+                         trial that passed below them is shown",
+                        ""
+                    );
+                }
+            }
         }
     }
     if stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -225,3 +225,68 @@ fn a_failed_final_trial_resumes_from_the_best_pass_below_it_not_from_zero() {
         "{after_final_fail:?}"
     );
 }
+
+#[test]
+fn when_every_final_trial_fails_the_best_pass_below_them_is_reported_unconfirmed() {
+    // Search trials pass up to 200k; every final trial loses a frame (a machine that stalls
+    // once in every longer trial). The result is not 0: it is the best measured pass below
+    // the lowest failed final, marked as unconfirmed, with the trial it comes from.
+    let cap = 200e3;
+    let mut c = cfg(1e6, 1.0);
+    c.relative = 0.01;
+    c.trial = Duration::from_secs(1);
+    c.final_trial = Duration::from_secs(2);
+    let mut s = Search::new(c);
+    let mut failed_finals = Vec::new();
+    let r = loop {
+        match s.next() {
+            Next::Done(r) => break r,
+            Next::Run(t) => {
+                let secs = t.duration.as_secs_f64();
+                let sent = (t.rate * secs) as u64;
+                let mut received = ((cap * secs) as u64).min(sent);
+                if t.validates.is_some() {
+                    received = received.saturating_sub(1);
+                    failed_finals.push(t.rate);
+                }
+                s.record(
+                    t,
+                    Outcome {
+                        sent,
+                        received,
+                        seconds: secs,
+                        ..Default::default()
+                    },
+                );
+                assert!(s.records().len() < 80, "{:?}", s.records());
+            }
+        }
+    };
+    // (The PDR's finals pass: one frame is within its 0.1 %.)
+    assert!(r.pdr.is_confirmed() && r.pdr.rate >= r.ndr.rate);
+    {
+        let f = &r.ndr;
+        assert!(!f.is_confirmed() && f.confirmed_by.is_none(), "{f:?}");
+        let rec = f.record().expect("the trial behind the rate");
+        assert!(rec.trial.validates.is_none() && rec.outcome.loss() == 0.0);
+        let ndr_finals: Vec<_> = r
+            .trials
+            .iter()
+            .filter(|t| t.trial.validates == Some(Target::Ndr))
+            .map(|t| t.trial.rate)
+            .collect();
+        let lowest = ndr_finals.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            f.rate < lowest && f.rate > cap * 0.9,
+            "{f:?} {ndr_finals:?}"
+        );
+    }
+    assert!(failed_finals.len() >= 3);
+}
+
+#[test]
+fn a_confirmed_result_says_so() {
+    let r = run(cfg(1e6, 1e3), 300e3, f64::INFINITY, |_| 0);
+    assert!(r.ndr.is_confirmed() && r.ndr.unconfirmed.is_none());
+    assert_eq!(r.ndr.record(), r.ndr.confirmed_by.as_ref());
+}
