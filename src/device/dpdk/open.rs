@@ -164,29 +164,36 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     };
 
     let ring = cfg.ring_size.clamp(64, 4096) as u16;
-    static POOLS: AtomicU32 = AtomicU32::new(0);
     let pool = |what: &str, n: u32, single: bool| -> Result<Arc<Mempool>> {
-        let name = format!(
-            "xs{}{what}{}",
-            std::process::id(),
-            POOLS.fetch_add(1, Ordering::Relaxed)
-        );
-        Mempool::new(&name, n, 256, data_room, single)
+        Mempool::new(&pool_name(what), n, POOL_CACHE, data_room, single)
             .map(Arc::new)
             .map_err(|e| unavailable(format!("mempool of {n} mbufs of {data_room} bytes: {e}")))
     };
-    // RX (and ARP/ND answers): the RX rings and what is in flight, shared by the queues.
-    // Generous: a PMD may take its own TX buffers from it too (net_af_xdp's UMEM is this
-    // pool, and its copy-mode TX copies each frame into an mbuf of it).
-    let rx_pool = pool("r", nq * (2 * ring as u32 + 1024), false)?;
+    // RX (and ARP/ND answers): the RX rings and what is in flight.
+    let rx_need = 2 * ring as u32 + 1024;
     // TX: a pool per queue, allocated from and freed to (by tx_burst) by its one thread.
     // Each holds the TX ring, bursts in our hands and the cache; a frame written into one
     // of its mbufs keeps its bytes when the mbuf comes back (generators re-stamp them).
-    let tx_pools = (0..nq)
-        .map(|_| pool("t", ring as u32 + 8 * BURST as u32 + 512, true))
-        .collect::<Result<Vec<_>>>()?;
-    let (eth, tx_desc, _rx_desc) = EthPort::start(port, nq as u16, ring, offloads, rx_pool.clone())
-        .map_err(|e| unavailable(format!("starting DPDK port {port} ({}): {e}", info.driver)))?;
+    let tx_need = ring as u32 + 8 * BURST as u32 + 512;
+    // net_af_xdp's UMEM is the pool its RX queue is set up with, and it sends without a
+    // copy only mbufs of that pool (any other is copied into one of its mbufs and freed,
+    // per frame): there each queue gets one pool for its RX and its TX. The queue's thread
+    // is then the only one using it, and nothing is received into it while a generator
+    // runs (the generator never polls RX), so its frames still keep their bytes.
+    let (rx_pools, tx_pools, data_room) = if info.driver == "net_af_xdp" {
+        let (p, room) = umem_pools(nq, rx_need + tx_need, max_frame)?;
+        (p.clone(), p, room)
+    } else {
+        let rx = pool("r", nq * rx_need, false)?;
+        let tx = (0..nq)
+            .map(|_| pool("t", tx_need, true))
+            .collect::<Result<Vec<_>>>()?;
+        (vec![rx], tx, data_room)
+    };
+    let (eth, tx_desc, _rx_desc) =
+        EthPort::start(port, nq as u16, ring, offloads, rx_pools.clone()).map_err(|e| {
+            unavailable(format!("starting DPDK port {port} ({}): {e}", info.driver))
+        })?;
     let eth = Arc::new(eth);
 
     let caps = Caps {
@@ -204,7 +211,6 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     };
     let share = PortShare {
         port: eth.clone(),
-        rx_pool,
         caps,
         us,
         name: name.clone(),
@@ -213,7 +219,10 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     let mut queues: Vec<DpdkQueue> = tx_pools
         .into_iter()
         .enumerate()
-        .map(|(q, tx_pool)| DpdkQueue::new(share.clone(), tx_pool, q as u16))
+        .map(|(q, tx_pool)| {
+            let rx_pool = rx_pools[q.min(rx_pools.len() - 1)].clone();
+            DpdkQueue::new(share.clone(), tx_pool, rx_pool, q as u16)
+        })
         .collect();
     let dst_mac = match cfg.dst_mac {
         Some(m) => m,
@@ -288,6 +297,51 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         info: info_r,
         hold: Box::new((sockets, eth, blind)),
     })
+}
+
+/// Per-lcore cache of every pool.
+const POOL_CACHE: u32 = 256;
+
+/// A pool name unique in the process.
+fn pool_name(what: &str) -> String {
+    static POOLS: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "xs{}{what}{}",
+        std::process::id(),
+        POOLS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// net_af_xdp's UMEMs: a pool of `n` mbufs per queue, in objects of 2048 bytes when a
+/// `max_frame` frame fits their data room, else 4096 (a UMEM chunk is at most a page).
+/// Returns the pools and their data room.
+fn umem_pools(nq: u32, n: u32, max_frame: usize) -> Result<(Vec<Arc<Mempool>>, u16)> {
+    let err = |obj: u32, e: std::io::Error| {
+        unavailable(format!(
+            "net_af_xdp's UMEM: a pool of {n} mbufs in {obj}-byte objects: {e}"
+        ))
+    };
+    let mut obj = 2048;
+    let (first, room) = loop {
+        let (p, room) =
+            Mempool::new_packed(&pool_name("u"), n, POOL_CACHE, obj).map_err(|e| err(obj, e))?;
+        if room as usize >= max_frame {
+            break (p, room);
+        }
+        if obj == 4096 {
+            return Err(unavailable(format!(
+                "net_af_xdp: a {max_frame}-byte frame does not fit a UMEM chunk ({room} bytes of data room in a 4096-byte mbuf; the PMD has no multi-buffer frames)"
+            )));
+        }
+        obj = 4096;
+    };
+    let mut pools = vec![Arc::new(first)];
+    for _ in 1..nq {
+        let (p, _) =
+            Mempool::new_packed(&pool_name("u"), n, POOL_CACHE, obj).map_err(|e| err(obj, e))?;
+        pools.push(Arc::new(p));
+    }
+    Ok((pools, room))
 }
 
 /// The next hop's MAC, asked over the port (ARP or an NS every 200 ms, up to 3 s).

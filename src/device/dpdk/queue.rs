@@ -26,7 +26,8 @@ pub(crate) struct DpdkQueue {
     port: Arc<EthPort>,
     /// This queue's own TX pool (one thread allocates and frees).
     pool: Arc<Mempool>,
-    /// The port's shared pool: ARP/ND frames (never the TX pool's re-stamped frames).
+    /// The pool this queue's RX fills from: ARP/ND frames (on most PMDs not the TX pool,
+    /// whose frames are re-stamped; on net_af_xdp the same one, its UMEM).
     rx_pool: Arc<Mempool>,
     queue: u16,
     caps: Caps,
@@ -47,7 +48,6 @@ pub(crate) struct DpdkQueue {
 #[derive(Clone)]
 pub(super) struct PortShare {
     pub(super) port: Arc<EthPort>,
-    pub(super) rx_pool: Arc<Mempool>,
     pub(super) caps: Caps,
     pub(super) us: Us,
     /// Name for errors.
@@ -56,10 +56,14 @@ pub(super) struct PortShare {
 }
 
 impl DpdkQueue {
-    pub(super) fn new(share: PortShare, pool: Arc<Mempool>, queue: u16) -> Self {
+    pub(super) fn new(
+        share: PortShare,
+        pool: Arc<Mempool>,
+        rx_pool: Arc<Mempool>,
+        queue: u16,
+    ) -> Self {
         let PortShare {
             port,
-            rx_pool,
             caps,
             us,
             name,

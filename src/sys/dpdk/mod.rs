@@ -166,6 +166,36 @@ impl Mempool {
         }
     }
 
+    /// `n` mbufs in objects of exactly `obj_size` bytes (2048 or 4096) laid out as one
+    /// array, as net_af_xdp needs of the pool that is its UMEM (see `xs_pool_create_packed`
+    /// in shim.h); returns the pool and the data room each mbuf has after its headroom.
+    pub(crate) fn new_packed(
+        name: &str,
+        n: u32,
+        cache: u32,
+        obj_size: u32,
+    ) -> io::Result<(Mempool, u16)> {
+        let cname = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a pool name"))?;
+        let mut room = 0u16;
+        // SAFETY: valid C strings (DPDK copies them) and a pointer to a local. Returns NULL
+        // with rte_errno set.
+        let mp = unsafe {
+            ffi::xs_pool_create_packed(
+                cname.as_ptr(),
+                n,
+                cache,
+                obj_size,
+                c"ring_mp_mc".as_ptr(),
+                &mut room,
+            )
+        };
+        match NonNull::new(mp) {
+            Some(mp) => Ok((Mempool { mp }, room)),
+            None => Err(last_rte_error()),
+        }
+    }
+
     /// Append `n` (at most 64) mbufs to `out`, all or none.
     pub(crate) fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> bool {
         register_thread();
@@ -385,27 +415,37 @@ pub(crate) fn rx_burst(port: u16, queue: u16, mut f: impl FnMut(&[u8], u32, u16)
 /// A started port (configured, queues set up); stopped and closed on drop.
 pub(crate) struct EthPort {
     id: u16,
-    /// The pool its RX queues fill from: freed only after the port is closed.
-    _pool: std::sync::Arc<Mempool>,
+    /// The pools its RX queues fill from: freed only after the port is closed.
+    _pools: Vec<std::sync::Arc<Mempool>>,
 }
 
 impl EthPort {
     /// Configure `port` with `nq` queue pairs of about `desc` descriptors, TX offloads
-    /// `offloads`, RX from `pool`, and start it. Returns the TX and RX descriptor counts used.
+    /// `offloads`, RX queue q from `pools[q]` (one pool for all when `pools` has one), and
+    /// start it. Returns the TX and RX descriptor counts used.
     pub(crate) fn start(
         port: u16,
         nq: u16,
         desc: u16,
         offloads: u64,
-        pool: std::sync::Arc<Mempool>,
+        pools: Vec<std::sync::Arc<Mempool>>,
     ) -> io::Result<(EthPort, u16, u16)> {
+        if pools.is_empty() || (pools.len() != 1 && pools.len() != nq as usize) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} RX pools for {nq} queues", pools.len()),
+            ));
+        }
+        let mps: Vec<*mut ffi::rte_mempool> = (0..nq as usize)
+            .map(|q| pools[q.min(pools.len() - 1)].mp.as_ptr())
+            .collect();
         let (mut tx, mut rx) = (desc, desc);
-        // SAFETY: valid pointers to locals; the pool outlives the port (held below).
-        let rc =
-            unsafe { ffi::xs_port_setup(port, nq, &mut tx, &mut rx, offloads, pool.mp.as_ptr()) };
+        // SAFETY: valid pointers to locals; `mps` holds `nq` pool pointers, and the pools
+        // outlive the port (held below).
+        let rc = unsafe { ffi::xs_port_setup(port, nq, &mut tx, &mut rx, offloads, mps.as_ptr()) };
         let p = EthPort {
             id: port,
-            _pool: pool,
+            _pools: pools,
         };
         if let Ok(mut open) = eal::OPEN_PORTS.lock() {
             open.push(port);

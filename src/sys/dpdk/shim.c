@@ -62,7 +62,7 @@ int xs_port_info(uint16_t port, struct xs_port_info *out)
 }
 
 int xs_port_setup(uint16_t port, uint16_t nq, uint16_t *tx_desc, uint16_t *rx_desc,
-                  uint64_t tx_offloads, struct rte_mempool *mp)
+                  uint64_t tx_offloads, struct rte_mempool *const *mps)
 {
     struct rte_eth_conf conf;
     struct rte_eth_dev_info info;
@@ -84,7 +84,8 @@ int xs_port_setup(uint16_t port, uint16_t nq, uint16_t *tx_desc, uint16_t *rx_de
     txconf = info.default_txconf;
     txconf.offloads = tx_offloads;
     for (q = 0; q < nq; q++) {
-        rc = rte_eth_rx_queue_setup(port, q, *rx_desc, rte_eth_dev_socket_id(port), NULL, mp);
+        rc = rte_eth_rx_queue_setup(port, q, *rx_desc, rte_eth_dev_socket_id(port), NULL,
+                                    mps[q]);
         if (rc != 0)
             return rc;
         rc = rte_eth_tx_queue_setup(port, q, *tx_desc, rte_eth_dev_socket_id(port), &txconf);
@@ -183,3 +184,98 @@ uint64_t xs_tx_csum_flags(int ipv6, int tcp)
 }
 
 unsigned xs_lcore_id(void) { return rte_lcore_id(); }
+
+struct packed_check {
+    uintptr_t first;
+    size_t stride;
+    unsigned bad;
+};
+
+static void packed_obj(struct rte_mempool *mp, void *arg, void *obj, unsigned idx)
+{
+    struct packed_check *c = arg;
+    /* The object pointer is past the mempool header; the UMEM counts from the header. */
+    uintptr_t at = (uintptr_t)obj - mp->header_size;
+    (void)mp;
+    if (at != c->first + (uintptr_t)idx * c->stride)
+        c->bad++;
+}
+
+static void packed_free(struct rte_mempool_memhdr *memhdr, void *opaque)
+{
+    (void)memhdr;
+    rte_memzone_free(opaque);
+}
+
+struct rte_mempool *xs_pool_create_packed(const char *name, unsigned n, unsigned cache,
+                                          unsigned obj_size, const char *ops,
+                                          uint16_t *data_room)
+{
+    struct rte_pktmbuf_pool_private priv;
+    struct rte_mempool_objsz sz;
+    struct rte_mempool *mp;
+    struct rte_mempool_memhdr *hdr;
+    const struct rte_memzone *mz;
+    struct packed_check c;
+    char mzname[RTE_MEMZONE_NAMESIZE];
+    size_t elt, room;
+    int rc;
+
+    (void)rte_mempool_calc_obj_size(0, RTE_MEMPOOL_F_NO_SPREAD, &sz);
+    if (obj_size <= sz.header_size + sz.trailer_size + sizeof(struct rte_mbuf) +
+                        RTE_PKTMBUF_HEADROOM) {
+        rte_errno = EINVAL;
+        return NULL;
+    }
+    elt = obj_size - sz.header_size - sz.trailer_size;
+    room = elt - sizeof(struct rte_mbuf);
+    if (room > UINT16_MAX || elt % RTE_MEMPOOL_ALIGN != 0 ||
+        snprintf(mzname, sizeof(mzname), "%s_m", name) >= (int)sizeof(mzname)) {
+        rte_errno = EINVAL;
+        return NULL;
+    }
+    /* Not spread over memory channels: objects of exactly obj_size bytes. */
+    mp = rte_mempool_create_empty(name, n, (unsigned)elt, cache, sizeof(priv), SOCKET_ID_ANY,
+                                  RTE_MEMPOOL_F_NO_SPREAD);
+    if (mp == NULL)
+        return NULL;
+    rc = rte_mempool_set_ops_byname(mp, ops, NULL);
+    if (rc != 0)
+        goto fail;
+    memset(&priv, 0, sizeof(priv));
+    priv.mbuf_data_room_size = (uint16_t)room;
+    rte_pktmbuf_pool_init(mp, &priv);
+    /* One page-aligned zone of exactly n objects: the first at its start, none crossing a
+     * page; freed with the pool. */
+    mz = rte_memzone_reserve_aligned(mzname, (size_t)n * obj_size, SOCKET_ID_ANY, 0, 4096);
+    if (mz == NULL) {
+        rc = -rte_errno;
+        goto fail;
+    }
+    rc = rte_mempool_populate_iova(mp, mz->addr, mz->iova, mz->len, packed_free, (void *)mz);
+    if (rc < 0) {
+        rte_memzone_free(mz);
+        goto fail;
+    }
+    (void)rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+    hdr = STAILQ_FIRST(&mp->mem_list);
+    c.first = hdr ? (uintptr_t)hdr->addr : 0;
+    c.stride = rte_mempool_calc_obj_size(mp->elt_size, mp->flags, NULL);
+    c.bad = 0;
+    if (c.stride != obj_size || mp->populated_size != n || mp->nb_mem_chunks != 1 ||
+        (c.first & 4095) != 0) {
+        c.bad = 1;
+    } else {
+        (void)rte_mempool_obj_iter(mp, packed_obj, &c);
+    }
+    if (c.bad != 0) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    *data_room = (uint16_t)(room - RTE_PKTMBUF_HEADROOM);
+    return mp;
+fail:
+    rte_mempool_free(mp);
+    rte_errno = rc < 0 ? -rc : EINVAL;
+    return NULL;
+}

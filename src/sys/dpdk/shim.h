@@ -38,9 +38,22 @@ int xs_port_info(uint16_t port, struct xs_port_info *out);
 
 /* Configure `port` with `nq` RX and TX queues of `nb_desc` descriptors (adjusted to the
  * PMD's limits; the values used come back in *tx_desc / *rx_desc), the TX offloads
- * `tx_offloads`, RX buffers from `mp`, then start it. 0 or a negative errno. */
+ * `tx_offloads`, RX queue q's buffers from `mps[q]` (`nq` pools, which may repeat), then
+ * start it. 0 or a negative errno. */
 int xs_port_setup(uint16_t port, uint16_t nq, uint16_t *tx_desc, uint16_t *rx_desc,
-                  uint64_t tx_offloads, struct rte_mempool *mp);
+                  uint64_t tx_offloads, struct rte_mempool *const *mps);
+
+/* A pktmbuf pool of `n` mbufs whose mempool objects are exactly `obj_size` bytes (2048 or
+ * 4096), checked after populating to lie as one array of equal objects (the first at the
+ * first chunk's start, one stride apart): what net_af_xdp takes as its UMEM (it maps the
+ * first chunk for `populated × object size` bytes, so a pool populated with page padding
+ * between objects, as `--no-huge` memory is for 2368-byte objects, leaves mbufs outside the
+ * UMEM whose frames the kernel drops). A page holds a whole number of such objects, so none
+ * crosses a page. The data room left after the headroom comes back in *data_room. NULL with
+ * rte_errno set (EINVAL: the layout is not one array). */
+struct rte_mempool *xs_pool_create_packed(const char *name, unsigned n, unsigned cache,
+                                          unsigned obj_size, const char *ops,
+                                          uint16_t *data_room);
 
 /* Stop and close `port` (errors ignored: this is the way out). */
 void xs_port_close(uint16_t port);

@@ -70,7 +70,7 @@ fn mbufs_bursts_and_fields_over_net_null() {
     assert_eq!(info.driver, "net_null");
     assert!(port_info(99).is_err());
     let pool = std::sync::Arc::new(Mempool::new("xs_test_pool", 1023, 32, 2048, false).unwrap());
-    let (port, tx, rx) = EthPort::start(0, 1, 512, 0, pool.clone()).unwrap();
+    let (port, tx, rx) = EthPort::start(0, 1, 512, 0, vec![pool.clone()]).unwrap();
     assert!(tx > 0 && rx > 0);
     let mut v = Vec::new();
     assert!(pool.alloc_bulk(&mut v, 8));
@@ -112,4 +112,37 @@ fn mbufs_bursts_and_fields_over_net_null() {
     let mut w = Vec::new();
     assert!(!small.alloc_bulk(&mut w, 8));
     assert!(w.is_empty());
+}
+
+/// net_af_xdp's UMEM pools: every mbuf of the pool lies in one array of equal objects from a
+/// page boundary (what the PMD maps as its UMEM), none crossing a page, each with the data
+/// room reported; pools that cannot be laid out so are refused.
+#[test]
+fn packed_pools_are_one_array_of_page_sized_objects() {
+    if eal().is_none() {
+        return;
+    }
+    for (obj, n) in [(2048u32, 1000u32), (4096, 300)] {
+        let (pool, room) = Mempool::new_packed(&format!("pk{obj}"), n, 0, obj).unwrap();
+        let mut all = Vec::new();
+        while pool.alloc_bulk(&mut all, 1) {}
+        assert_eq!(all.len(), n as usize, "every mbuf of the pool");
+        // The mempool header (64 bytes) sits in front of each mbuf.
+        let mut at: Vec<usize> = all.iter_mut().map(|m| m.0.as_ptr() as usize - 64).collect();
+        at.sort_unstable();
+        assert_eq!(at[0] % 4096, 0, "the first object starts a page");
+        for (i, a) in at.iter().enumerate() {
+            assert_eq!(*a, at[0] + i * obj as usize, "object {i} one stride on");
+            assert!(a % 4096 + obj as usize <= 4096, "object {i} crosses a page");
+        }
+        for m in all.iter_mut() {
+            let data = m.room().as_ptr() as usize;
+            let start = m.0.as_ptr() as usize - 64;
+            assert_eq!(m.room().len(), room as usize);
+            assert!(data + room as usize <= start + obj as usize);
+        }
+        assert!(room >= if obj == 2048 { 1518 } else { 3000 }, "{room}");
+    }
+    // Not a size a mbuf fits in.
+    assert!(Mempool::new_packed("pkbad", 10, 0, 256).is_err());
 }
