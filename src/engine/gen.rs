@@ -196,6 +196,9 @@ pub(crate) fn generate<D: TxQueue>(
     // and buffers keep their bytes.
     let restamp = single.is_some() && nflows == 1 && dev.caps().persistent_bufs;
     if let (Some(frame_len), true) = (single, restamp) {
+        // Buffers still held by the device (an ARP request a DPDK PMD has not reaped yet,
+        // a previous run's tail) come home first, so that priming writes every one.
+        dev.drain()?;
         prime(dev, &mut framers, &mut seg, frame_len - hdr)?;
     }
     if let (Some(frame_len), true, None) = (single, restamp, &run.pacer) {

@@ -318,13 +318,30 @@ impl Search {
                 },
             });
         }
-        let ndr = self.b[0].done.expect("searched");
-        let pdr = self.b[1].done.expect("searched");
+        let mut ndr = self.b[0].done.expect("searched");
+        let mut pdr = self.b[1].done.expect("searched");
+        if pdr.rate < ndr.rate {
+            if ndr.is_confirmed() {
+                // What passes with no loss passes with some: never a PDR below the NDR (a
+                // noisy final trial of the PDR cannot take it under the NDR's confirmed rate).
+                pdr = ndr;
+            } else {
+                // An unconfirmed NDR above the PDR: the NDR is the best pass at or below the
+                // PDR's rate (unconfirmed too), never a PDR taken down by it.
+                let at_pdr = pdr.rate * (1.0 + 1e-12) + f64::MIN_POSITIVE;
+                ndr = match best_pass_below(&self.trials, self.cfg.ndr_loss, at_pdr) {
+                    Some(r) => Found {
+                        rate: counted_rate(r),
+                        confirmed_by: None,
+                        unconfirmed: Some(*r),
+                    },
+                    None => Found::none(),
+                };
+            }
+        }
         Next::Done(Box::new(SearchResult {
             ndr,
-            // What passes with no loss passes with some: never a PDR below the NDR (a noisy
-            // final trial of the PDR cannot take it under the NDR's confirmed rate).
-            pdr: if pdr.rate < ndr.rate { ndr } else { pdr },
+            pdr,
             trials: self.trials.clone(),
             generator_ceiling: self.ceiling,
         }))
@@ -393,7 +410,11 @@ impl Search {
         // The NDR's confirmed rate is a floor for the PDR (its loss is within the PDR's too).
         if let (Some(n), true) = (self.b[0].done, self.b[1].done.is_none()) {
             let p = &mut self.b[1];
-            if n.rate > 0.0 && p.lo.is_none_or(|lo| lo < n.rate) && n.rate < p.hi {
+            if n.is_confirmed()
+                && n.rate > 0.0
+                && p.lo.is_none_or(|lo| lo < n.rate)
+                && n.rate < p.hi
+            {
                 p.lo = Some(n.rate);
             }
         }

@@ -312,34 +312,26 @@ fn pool_name(what: &str) -> String {
     )
 }
 
-/// net_af_xdp's UMEMs: a pool of `n` mbufs per queue, in objects of 2048 bytes when a
-/// `max_frame` frame fits their data room, else 4096 (a UMEM chunk is at most a page).
-/// Returns the pools and their data room.
+/// net_af_xdp's UMEMs: a pool of `n` mbufs per queue, in 4096-byte objects (a UMEM chunk is
+/// at most a page; in 2048-byte ones the kernel could receive at most 1472 bytes of a frame,
+/// past the PMD's headroom and XDP's). Returns the pools and their data room.
 fn umem_pools(nq: u32, n: u32, max_frame: usize) -> Result<(Vec<Arc<Mempool>>, u16)> {
-    let err = |obj: u32, e: std::io::Error| {
-        unavailable(format!(
-            "net_af_xdp's UMEM: a pool of {n} mbufs in {obj}-byte objects: {e}"
-        ))
-    };
-    let mut obj = 2048;
-    let (first, room) = loop {
-        let (p, room) =
-            Mempool::new_packed(&pool_name("u"), n, POOL_CACHE, obj).map_err(|e| err(obj, e))?;
-        if room as usize >= max_frame {
-            break (p, room);
-        }
-        if obj == 4096 {
-            return Err(unavailable(format!(
-                "net_af_xdp: a {max_frame}-byte frame does not fit a UMEM chunk ({room} bytes of data room in a 4096-byte mbuf; the PMD has no multi-buffer frames)"
-            )));
-        }
-        obj = 4096;
-    };
-    let mut pools = vec![Arc::new(first)];
-    for _ in 1..nq {
-        let (p, _) =
-            Mempool::new_packed(&pool_name("u"), n, POOL_CACHE, obj).map_err(|e| err(obj, e))?;
+    const OBJ: u32 = 4096;
+    let mut pools = Vec::with_capacity(nq as usize);
+    let mut room = 0;
+    for _ in 0..nq {
+        let (p, r) = Mempool::new_packed(&pool_name("u"), n, POOL_CACHE, OBJ).map_err(|e| {
+            unavailable(format!(
+                "net_af_xdp's UMEM: a pool of {n} mbufs in {OBJ}-byte objects: {e}"
+            ))
+        })?;
+        room = r;
         pools.push(Arc::new(p));
+    }
+    if (room as usize) < max_frame {
+        return Err(unavailable(format!(
+            "net_af_xdp: a {max_frame}-byte frame does not fit a UMEM chunk ({room} bytes of data room in a {OBJ}-byte mbuf; the PMD has no multi-buffer frames)"
+        )));
     }
     Ok((pools, room))
 }

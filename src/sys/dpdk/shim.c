@@ -196,7 +196,6 @@ static void packed_obj(struct rte_mempool *mp, void *arg, void *obj, unsigned id
     struct packed_check *c = arg;
     /* The object pointer is past the mempool header; the UMEM counts from the header. */
     uintptr_t at = (uintptr_t)obj - mp->header_size;
-    (void)mp;
     if (at != c->first + (uintptr_t)idx * c->stride)
         c->bad++;
 }
@@ -252,9 +251,12 @@ struct rte_mempool *xs_pool_create_packed(const char *name, unsigned n, unsigned
         rc = -rte_errno;
         goto fail;
     }
+    /* (The IOVA is not used: net_af_xdp hands the kernel virtual addresses.) */
     rc = rte_mempool_populate_iova(mp, mz->addr, mz->iova, mz->len, packed_free, (void *)mz);
-    if (rc < 0) {
+    if (rc <= 0) {
+        /* Nothing populated: the zone is not the pool's yet. */
         rte_memzone_free(mz);
+        rc = rc < 0 ? rc : -EINVAL;
         goto fail;
     }
     (void)rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
