@@ -196,7 +196,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         let tx = (0..nq)
             .map(|_| pool("t", tx_need, true))
             .collect::<Result<Vec<_>>>()?;
-        (vec![rx], tx, data_room)
+        (vec![rx; nq as usize], tx, data_room)
     };
     let (eth, tx_desc, _rx_desc) =
         EthPort::start(port, nq as u16, ring, offloads, rx_pools.clone()).map_err(|e| {
@@ -227,10 +227,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     let mut queues: Vec<DpdkQueue> = tx_pools
         .into_iter()
         .enumerate()
-        .map(|(q, tx_pool)| {
-            let rx_pool = rx_pools[q.min(rx_pools.len() - 1)].clone();
-            DpdkQueue::new(share.clone(), tx_pool, rx_pool, q as u16)
-        })
+        .map(|(q, tx_pool)| DpdkQueue::new(share.clone(), tx_pool, rx_pools[q].clone(), q as u16))
         .collect();
     let dst_mac = match cfg.dst_mac {
         Some(m) => m,

@@ -129,6 +129,12 @@ pub(crate) fn port_info(port: u16) -> io::Result<PortInfo> {
     })
 }
 
+/// A pool name as DPDK takes it.
+fn pool_cname(name: &str) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a pool name"))
+}
+
 /// A pool of packet buffers (`rte_pktmbuf_pool_create`), freed on drop.
 pub(crate) struct Mempool {
     mp: NonNull<ffi::rte_mempool>,
@@ -150,8 +156,7 @@ impl Mempool {
         data_room: u16,
         single: bool,
     ) -> io::Result<Mempool> {
-        let cname = std::ffi::CString::new(name)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a pool name"))?;
+        let cname = pool_cname(name)?;
         let room = data_room
             .checked_add(128)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mbuf data room"))?;
@@ -160,10 +165,14 @@ impl Mempool {
         let mp = unsafe {
             ffi::rte_pktmbuf_pool_create_by_ops(cname.as_ptr(), n, cache, 0, room, -1, ops.as_ptr())
         };
-        match NonNull::new(mp) {
-            Some(mp) => Ok(Mempool { mp }),
-            None => Err(last_rte_error()),
-        }
+        Mempool::from_raw(mp)
+    }
+
+    /// A pool DPDK created, or its error (NULL with rte_errno set).
+    fn from_raw(mp: *mut ffi::rte_mempool) -> io::Result<Mempool> {
+        NonNull::new(mp)
+            .map(|mp| Mempool { mp })
+            .ok_or_else(last_rte_error)
     }
 
     /// `n` mbufs in objects of exactly `obj_size` bytes (2048 or 4096) laid out as one
@@ -175,8 +184,7 @@ impl Mempool {
         cache: u32,
         obj_size: u32,
     ) -> io::Result<(Mempool, u16)> {
-        let cname = std::ffi::CString::new(name)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a pool name"))?;
+        let cname = pool_cname(name)?;
         let mut room = 0u16;
         // SAFETY: valid C strings (DPDK copies them) and a pointer to a local. Returns NULL
         // with rte_errno set.
@@ -190,10 +198,7 @@ impl Mempool {
                 &mut room,
             )
         };
-        match NonNull::new(mp) {
-            Some(mp) => Ok((Mempool { mp }, room)),
-            None => Err(last_rte_error()),
-        }
+        Ok((Mempool::from_raw(mp)?, room))
     }
 
     /// Append `n` (at most 64) mbufs to `out`, all or none.
@@ -421,8 +426,8 @@ pub(crate) struct EthPort {
 
 impl EthPort {
     /// Configure `port` with `nq` queue pairs of about `desc` descriptors, TX offloads
-    /// `offloads`, RX queue q from `pools[q]` (one pool for all when `pools` has one), and
-    /// start it. Returns the TX and RX descriptor counts used.
+    /// `offloads`, RX queue q from `pools[q]` (one per queue; they may repeat), and start
+    /// it. Returns the TX and RX descriptor counts used.
     pub(crate) fn start(
         port: u16,
         nq: u16,
@@ -430,15 +435,13 @@ impl EthPort {
         offloads: u64,
         pools: Vec<std::sync::Arc<Mempool>>,
     ) -> io::Result<(EthPort, u16, u16)> {
-        if pools.is_empty() || (pools.len() != 1 && pools.len() != nq as usize) {
+        if pools.len() != nq as usize {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} RX pools for {nq} queues", pools.len()),
             ));
         }
-        let mps: Vec<*mut ffi::rte_mempool> = (0..nq as usize)
-            .map(|q| pools[q.min(pools.len() - 1)].mp.as_ptr())
-            .collect();
+        let mps: Vec<*mut ffi::rte_mempool> = pools.iter().map(|p| p.mp.as_ptr()).collect();
         let (mut tx, mut rx) = (desc, desc);
         // SAFETY: valid pointers to locals; `mps` holds `nq` pool pointers, and the pools
         // outlive the port (held below).
