@@ -18,6 +18,15 @@ use common::*;
 
 const PMDS: [&str; 2] = ["net_af_xdp", "net_af_packet"];
 
+/// The payload road `auto` takes for a file of 1 MiB or more on `pmd`.
+fn zero_copy_of(pmd: &str) -> &'static str {
+    if pmd == "net_af_xdp" {
+        "copy"
+    } else {
+        "zero-copy"
+    }
+}
+
 fn vdev(pmd: &str, lab: &Lab) -> String {
     format!("--vdev={pmd}0,iface={}", lab.if_a)
 }
@@ -98,7 +107,8 @@ fn chunked_udp_256mib_verified_over_af_xdp_and_af_packet() {
         assert_eq!(v["driver"], pmd, "{v}");
         assert_eq!(v["dpdk_port"], 0, "{v}");
         assert_eq!(v["mode"], format!("{pmd}/copy"), "{v}");
-        assert_eq!(v["payload"], "copy", "{v}");
+        // net_af_packet gathers chained mbufs: the file's pages go as they are.
+        assert_eq!(v["payload"], zero_copy_of(pmd), "{v}");
         assert_eq!(v["bytes"], 256u64 << 20, "{v}");
         // The next hop was resolved over the port itself.
         assert_eq!(v["dst_mac"], "02:58:53:00:00:0b", "{v}");
@@ -246,6 +256,7 @@ fn tcp_byte_exact_over_af_xdp_and_af_packet_also_with_loss() {
                 ));
                 assert_eq!(v["backend"], "dpdk", "{v}");
                 assert_eq!(v["bytes"], len, "{v}");
+                assert_eq!(v["payload"], zero_copy_of(pmd), "{v}");
                 let got = sink.join().unwrap().remove(0);
                 assert_eq!(got.len, len, "{pmd} loss {loss}");
                 if len == (1 << 20) + 7 {
@@ -328,35 +339,43 @@ fn net_pcap_frames_of_a_generator_run_and_a_chunked_file() {
         let p = probe::Repr::parse(payload).unwrap();
         assert_eq!((p.stream, p.seq), (0, next as u64));
     }
-    // A chunked file: payloads are the file's bytes, in order.
-    let pcap2 = dir.path().join("file.pcap");
-    let eal2 = format!("--vdev=net_pcap0,tx_pcap={}", pcap2.display());
-    let (path, data) = file(dir.path(), "f", 1_000_000, 3);
-    let mut args = vec![
-        "send",
-        path.to_str().unwrap(),
-        "--proto",
-        "udp",
-        "--chunk",
-        "auto",
-    ];
-    args.extend(common);
-    let v = ok(&dpdk_in_a(&lab, &eal2, &args));
-    assert_eq!(v["bytes"], 1_000_000, "{v}");
-    let mut got = vec![0u8; data.len()];
-    let mut ends = 0;
-    for (len, payload) in udp_frames(&pcap2) {
-        assert!(len <= 1514);
-        let h = xhdr::Packet::new_checked(&payload[..]).unwrap();
-        if h.flags() & xhdr::FLAG_END != 0 {
-            ends += 1;
-            continue;
+    // A chunked file, copied into mbufs and sent from the file's pages (chained mbufs):
+    // payloads are the file's bytes, in order, every datagram in one frame.
+    let (path, data) = file(dir.path(), "f", 3_000_007, 3);
+    for payload in ["copy", "zero-copy"] {
+        let pcap2 = dir.path().join(format!("file-{payload}.pcap"));
+        let eal2 = format!("--vdev=net_pcap0,tx_pcap={}", pcap2.display());
+        let mut args = vec![
+            "send",
+            path.to_str().unwrap(),
+            "--proto",
+            "udp",
+            "--chunk",
+            "auto",
+            "--payload",
+            payload,
+        ];
+        args.extend(common);
+        let v = ok(&dpdk_in_a(&lab, &eal2, &args));
+        assert_eq!(v["bytes"], 3_000_007, "{v}");
+        assert_eq!(v["payload"], payload, "{v}");
+        let mut got = vec![0u8; data.len()];
+        let (mut ends, mut frames) = (0, 0);
+        for (len, p) in udp_frames(&pcap2) {
+            assert!(len <= 1514);
+            let h = xhdr::Packet::new_checked(&p[..]).unwrap();
+            if h.flags() & xhdr::FLAG_END != 0 {
+                ends += 1;
+                continue;
+            }
+            frames += 1;
+            let off = h.offset() as usize;
+            got[off..off + h.payload().len()].copy_from_slice(h.payload());
         }
-        let off = h.offset() as usize;
-        got[off..off + h.payload().len()].copy_from_slice(h.payload());
+        assert_eq!(ends, 3, "{payload}");
+        assert_eq!(frames, v["packets"].as_u64().unwrap(), "{payload}: {v}");
+        assert!(got == data, "{payload}: payload differs from the file");
     }
-    assert_eq!(ends, 3);
-    assert!(got == data, "payload differs from the file");
     no_runtime_dirs_left();
 }
 
@@ -413,6 +432,29 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         assert!(err.contains(want), "{eal} {extra:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // Zero-copy asked for where the PMD sends only a chain's first segment: refused before
+    // anything is sent, saying why.
+    let (big, _) = file(dir.path(), "big", 2 << 20, 5);
+    let out = dpdk_in_a(
+        &lab,
+        &vdev("net_af_xdp", &lab),
+        &[
+            "send",
+            big.to_str().unwrap(),
+            "--to",
+            &to,
+            "--proto",
+            "udp",
+            "--payload",
+            "zero-copy",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("zero-copy payload") && err.contains("first segment"),
+        "{err}"
+    );
     no_runtime_dirs_left();
 }
 
@@ -481,6 +523,69 @@ fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     assert!(
         rest.contains(&lab.if_a) && rest.contains("down or gone"),
         "{rest}"
+    );
+    no_runtime_dirs_left();
+}
+
+/// Frames the peer's interface has received so far.
+fn peer_rx_packets(lab: &Lab) -> u64 {
+    let out = lab
+        .command(Side::B, "ip")
+        .args(["-s", "-j", "link", "show", &lab.if_b])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
+}
+
+/// A file truncated while its pages are being sent as external buffers (net_af_packet
+/// copies them in its tx_burst): `FileTruncated` naming the new size, no SIGBUS, nothing left.
+#[test]
+fn zero_copy_file_truncated_mid_send_is_an_error_not_a_crash() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let to = format!("{}:9", lab.ip4_b);
+    let before = peer_rx_packets(&lab);
+    let c = lab
+        .command(Side::A, xsend_bin())
+        .args([
+            "send",
+            path.to_str().unwrap(),
+            "--to",
+            &to,
+            "--proto",
+            "udp",
+        ])
+        .args(["--payload", "zero-copy", "--backend", "dpdk"])
+        .args(["--dpdk-args", &vdev("net_af_packet", &lab)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = ChildGuard(Some(c));
+    // Truncated once the peer has seen the send going (event, not time).
+    while peer_rx_packets(&lab) < before + 2000 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let out = guard.wait_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("truncated while being sent") && err.contains("file now has 1048576"),
+        "{err}"
     );
     no_runtime_dirs_left();
 }

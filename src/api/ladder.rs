@@ -46,10 +46,10 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
 /// the TCP driver over the port's queues.
 #[cfg(feature = "dpdk")]
 fn open_dpdk(cfg: &ConnConfig) -> Result<Box<dyn Transport>> {
-    let port = crate::device::dpdk::open(cfg)?;
+    let (port, files) = crate::device::dpdk::open(cfg)?;
     Ok(match cfg.proto {
-        Proto::Udp => Box::new(UdpTransport::new(port).with_payload(cfg.payload)),
-        Proto::Tcp => Box::new(TcpTransport::connect(port, cfg)?),
+        Proto::Udp => Box::new(UdpTransport::new(port).with_files(Box::new(files), cfg.payload)),
+        Proto::Tcp => Box::new(TcpTransport::connect(port, cfg)?.with_files(Box::new(files))),
     })
 }
 

@@ -228,6 +228,10 @@ pub(crate) trait FileMapper<D>: Send {
         queues: &mut Vec<D>,
         file: &crate::payload::MappedFile,
     ) -> Result<std::result::Result<(), String>>;
+
+    /// Under `--payload auto`: why copying is the better road on these queues (measured),
+    /// or None when zero-copy is.
+    fn auto_refusal(&self, queues: &[D]) -> Option<String>;
 }
 
 /// An opened device: its queues, the flow each queue's frames carry, and what was obtained.

@@ -59,14 +59,6 @@ impl<D: TxQueue> UdpTransport<D> {
         }
     }
 
-    /// The payload choice of a device without a file mapper: `zero-copy` is refused when a
-    /// file is sent, the others copy (and the report says why).
-    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
-    pub(crate) fn with_payload(mut self, choice: PayloadChoice) -> Self {
-        self.payload = choice;
-        self
-    }
-
     /// Send file payloads without a copy where `files` can map them, as `choice` says.
     pub(crate) fn with_files(
         mut self,

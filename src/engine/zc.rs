@@ -95,10 +95,15 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
                 "{}: file bytes are copied into the device's own buffers (it has no zero-copy road for files)",
                 self.info.backend
             ))),
-            PayloadChoice::Auto if !self.queues.iter().all(|q| q.caps().zero_copy) => Ok(Err(
-                "copy-mode queues: the kernel copies every descriptor, and a header plus file descriptors cost it more than one preadv into one buffer (measured 0.65x); --payload zero-copy takes it anyway".into(),
-            )),
-            _ => self.find(job),
+            PayloadChoice::Auto => match self
+                .files
+                .as_deref()
+                .and_then(|f| f.auto_refusal(self.queues))
+            {
+                Some(why) => Ok(Err(why)),
+                None => self.find(job),
+            },
+            PayloadChoice::ZeroCopy => self.find(job),
         };
         let why = match found? {
             Ok(r) => {

@@ -149,7 +149,7 @@ impl Generator {
             GenBackend::Xdp => Engine::Xdp(open_xdp(&cfg, Vec::new())?),
             GenBackend::Live => Engine::Live(live_dev::open(&cfg, cfg.queues.max(1))?),
             #[cfg(feature = "dpdk")]
-            GenBackend::Dpdk => Engine::Dpdk(crate::device::dpdk::open(&cfg)?),
+            GenBackend::Dpdk => Engine::Dpdk(crate::device::dpdk::open(&cfg)?.0),
             #[cfg(not(feature = "dpdk"))]
             GenBackend::Dpdk => return Err(crate::device::dpdk::not_built()),
             GenBackend::Auto => match live_dev::open(&cfg, cfg.queues.max(1)) {

@@ -36,6 +36,12 @@ impl Drop for MappedFile {
     }
 }
 
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 impl MappedFile {
     /// Open and map `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
@@ -69,6 +75,13 @@ impl MappedFile {
             size,
             guard,
         })
+    }
+
+    /// A mapping of its own of the same open file, for a device whose frames point at the
+    /// file's pages after this one may be gone.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    pub(crate) fn remap(&self) -> Result<MappedFile> {
+        MappedFile::from_file(self.file.clone(), self.path.clone())
     }
 
     /// Size of the file when it was mapped.

@@ -7,12 +7,16 @@
 //! - `blind.rs`: an nftables rule that keeps the kernel's TCP from resetting a connection
 //!   whose packets a vdev only taps (`net_af_packet`);
 //! - `queue.rs`: [`DpdkQueue`], one queue pair behind the `TxQueue`/`RxQueue` seam, which also
-//!   answers ARP/ND for our address.
+//!   answers ARP/ND for our address;
+//! - `files.rs`: zero-copy file payloads (mbufs attached to the file's pages) on the PMDs
+//!   that gather chained mbufs.
 //!
 //! Without the feature, asking for DPDK is an error that says so.
 
 #[cfg(feature = "dpdk")]
 mod blind;
+#[cfg(feature = "dpdk")]
+mod files;
 #[cfg(feature = "dpdk")]
 mod open;
 #[cfg(feature = "dpdk")]

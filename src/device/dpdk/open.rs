@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::files::{gathers, DpdkFiles};
 use super::queue::{DpdkQueue, PortShare, BURST};
 use crate::device::path::Endpoints;
 use crate::device::{net, Caps, Port, RxQueue};
@@ -50,8 +51,9 @@ fn kernel_iface(cfg: &ConnConfig, info: &sys::PortInfo) -> Option<String> {
     })
 }
 
-/// Open DPDK port `cfg.dpdk.port`: UDP gets `cfg.queues` queue pairs, TCP one.
-pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
+/// Open DPDK port `cfg.dpdk.port`: UDP gets `cfg.queues` queue pairs, TCP one; and what maps
+/// files into its queues (zero-copy payloads).
+pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
     let nq = match cfg.proto {
         Proto::Udp => cfg.queues.max(1),
         Proto::Tcp => 1,
@@ -162,6 +164,14 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
             0
         }
     };
+    // Chained mbufs (file pages) where the PMD takes them and says so.
+    let gather = gathers(&info.driver);
+    let offloads = offloads
+        | if gather.is_ok() {
+            info.tx_offload_capa & offload::MULTI_SEGS
+        } else {
+            0
+        };
 
     let ring = cfg.ring_size.clamp(64, 4096) as u16;
     let pool = |what: &str, n: u32, single: bool| -> Result<Arc<Mempool>> {
@@ -207,7 +217,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
     let caps = Caps {
         buf_capacity: data_room as usize,
         max_frame,
-        csum_offload: offloads != 0,
+        csum_offload: offloads & l4 != 0,
         max_segs: 1,
         zero_copy: false,
         persistent_bufs: true,
@@ -260,20 +270,15 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         )?),
         _ => None,
     };
-    reasons.push(format!(
-        "payload: file bytes are copied into mbufs (one copy from the page cache; mbufs attached to the file's pages are not built){}",
-        if info.tx_offload_capa & offload::MULTI_SEGS == 0 {
-            format!("; {} does not gather multi-segment mbufs", info.driver)
-        } else {
-            String::new()
-        }
-    ));
     let mut offl = Vec::new();
     if offloads & offload::UDP_CKSUM != 0 {
         offl.push("udp_cksum".to_string());
     }
     if offloads & offload::TCP_CKSUM != 0 {
         offl.push("tcp_cksum".to_string());
+    }
+    if offloads & offload::MULTI_SEGS != 0 {
+        offl.push("multi_segs".to_string());
     }
     let info_r = BackendInfo {
         backend: "dpdk",
@@ -287,7 +292,14 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         ring_size: Some(tx_desc as u32),
         frame_size: Some(data_room as u32),
         segments: Some(1),
-        checksum: Some(if offloads != 0 { "offload" } else { "software" }.into()),
+        checksum: Some(
+            if offloads & l4 != 0 {
+                "offload"
+            } else {
+                "software"
+            }
+            .into(),
+        ),
         dst_mac: Some(dst_mac.to_string()),
         driver: Some(info.driver.clone()),
         dpdk_port: Some(port),
@@ -295,13 +307,21 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<Port<DpdkQueue>> {
         eal_args: eal.args.clone(),
         ..Default::default()
     };
-    Ok(Port {
-        queues,
-        flows,
-        mtu,
-        info: info_r,
-        hold: Box::new((sockets, eth, blind)),
-    })
+    let files = DpdkFiles {
+        gathers: gather,
+        segs_per_queue: tx_need,
+        pool_name,
+    };
+    Ok((
+        Port {
+            queues,
+            flows,
+            mtu,
+            info: info_r,
+            hold: Box::new((sockets, eth, blind)),
+        },
+        files,
+    ))
 }
 
 /// Per-lcore cache of every pool.

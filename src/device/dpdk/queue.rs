@@ -1,6 +1,7 @@
 //! One DPDK queue pair behind the device seam: mbufs lent from the port's mempool (a local
 //! cache refilled 32 at a time), submitted frames handed to the PMD in bursts, ARP/ND for
-//! our address answered from the RX side.
+//! our address answered from the RX side. With a file mapped (`files.rs`), a frame may be a
+//! header mbuf followed by one carrying the file's pages ([`TxQueue::submit_file`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use crate::device::{Caps, CsumRequest, RxQueue, TxCounters, TxQueue};
 use crate::error::{Error, Result};
 use crate::sansio::neigh::{self, Seen, Us};
 use crate::sansio::wire::ethernet;
-use crate::sys::dpdk::{self as sys, EthPort, Mbuf, Mempool};
+use crate::sys::dpdk::{self as sys, EthPort, ExtShared, Mbuf, Mempool};
 
 /// Frames handed to the PMD per `tx_burst` (and mbufs taken from the pool at once).
 pub(super) const BURST: usize = 32;
@@ -20,9 +21,12 @@ const LINK_CHECK_EVERY: u32 = 256;
 
 /// One queue pair of a started port.
 pub(crate) struct DpdkQueue {
-    // (Fields drop in order: the mbufs go back to the pool before the port and pool go.)
+    // (Fields drop in order: the mbufs go back to the pool before the port and pool go, and
+    // frames pointing at a mapped file before the file.)
     free: Vec<Mbuf>,
     pending: Vec<Mbuf>,
+    /// The file mapped for zero-copy payloads, if any.
+    pub(super) file: Option<QueueFile>,
     port: Arc<EthPort>,
     /// This queue's own TX pool (one thread allocates and frees).
     pool: Arc<Mempool>,
@@ -42,6 +46,46 @@ pub(crate) struct DpdkQueue {
     /// Since when frames have been waiting with none taken by the PMD (None: it is taking
     /// them; no clock read per burst on the fast path).
     stuck_since: Option<Instant>,
+}
+
+/// A file whose pages this queue's frames may carry (external buffers).
+pub(super) struct QueueFile {
+    /// Attached mbufs waiting to be used (dropped before the pool and shared info below).
+    free: Vec<Mbuf>,
+    /// The queue's own mapping of the file (frames still point at it after a job ends: the
+    /// shared info holds it as long as they do).
+    map: Arc<crate::payload::MappedFile>,
+    version: crate::payload::FileVersion,
+    /// The external buffers' shared info, holding the mapping.
+    shared: ExtShared,
+    /// Bare mbufs (no data room) that carry the file's pages.
+    segs: Arc<Mempool>,
+}
+
+impl QueueFile {
+    pub(super) fn new(
+        map: Arc<crate::payload::MappedFile>,
+        version: crate::payload::FileVersion,
+        segs: Arc<Mempool>,
+    ) -> std::io::Result<Self> {
+        let backing: sys::Backing = map.clone();
+        Ok(QueueFile {
+            free: Vec::with_capacity(2 * BURST),
+            shared: ExtShared::new(backing)?,
+            map,
+            version,
+            segs,
+        })
+    }
+}
+
+impl QueueFile {
+    /// Its pool of bare mbufs, for the next file (every frame of this one has left).
+    pub(super) fn into_segs(self) -> Arc<Mempool> {
+        let QueueFile { free, segs, .. } = self;
+        drop(free);
+        segs
+    }
 }
 
 /// What every queue of a port shares.
@@ -72,6 +116,7 @@ impl DpdkQueue {
         DpdkQueue {
             free: Vec::with_capacity(2 * BURST),
             pending: Vec::with_capacity(2 * BURST),
+            file: None,
             port,
             pool,
             rx_pool,
@@ -344,6 +389,85 @@ impl TxQueue for DpdkQueue {
     }
 
     fn set_paced(&mut self, _paced: bool) {}
+
+    fn mapped_file(&self) -> Option<crate::payload::FileVersion> {
+        self.file.as_ref().map(|f| f.version)
+    }
+
+    fn submit_file(
+        &mut self,
+        mut buf: Mbuf,
+        head: usize,
+        off: u64,
+        len: usize,
+        csum: Option<CsumRequest>,
+    ) -> Result<()> {
+        if let Err(e) = self.check_len(head + len) {
+            self.free(buf);
+            return Err(e);
+        }
+        let seg = match self.alloc_seg() {
+            Ok(s) => s,
+            Err(e) => {
+                self.free(buf);
+                return Err(e);
+            }
+        };
+        let Some(f) = &self.file else {
+            return Err(no_file());
+        };
+        let (flags, l2, l3) = offload_fields(&mut buf, csum);
+        let r = buf.chain_external(
+            head as u16,
+            seg,
+            &f.shared,
+            off as usize,
+            len,
+            flags,
+            l2,
+            l3,
+        );
+        if r.is_err() {
+            // The file was mapped shorter than the job's range: it changed since.
+            let e = f.map.truncated(off + len as u64);
+            self.free(buf);
+            return Err(e);
+        }
+        self.pending.push(buf);
+        if self.pending.len() >= BURST {
+            self.push_out()?;
+        }
+        Ok(())
+    }
+}
+
+fn no_file() -> Error {
+    Error::io(
+        "sending file pages without a copy",
+        std::io::Error::other("this queue has no file mapped"),
+    )
+}
+
+impl DpdkQueue {
+    /// A bare mbuf for a file's pages, handing waiting frames to the PMD (which frees the
+    /// bare mbufs of those it sent) when there is none.
+    fn alloc_seg(&mut self) -> Result<Mbuf> {
+        loop {
+            let Some(f) = &mut self.file else {
+                return Err(no_file());
+            };
+            if let Some(s) = f.free.pop() {
+                return Ok(s);
+            }
+            if f.segs.alloc_bulk(&mut f.free, BURST) || f.segs.alloc_bulk(&mut f.free, 1) {
+                continue;
+            }
+            if self.push_out()? == 0 {
+                self.stalled()?;
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 impl RxQueue for DpdkQueue {

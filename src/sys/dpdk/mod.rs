@@ -9,6 +9,7 @@
 //! by the next one.
 
 mod eal;
+mod extbuf;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,7 @@ use std::io;
 use std::ptr::NonNull;
 
 pub(crate) use eal::eal_init;
+pub(crate) use extbuf::{Backing, ExtShared};
 
 #[allow(
     non_camel_case_types,

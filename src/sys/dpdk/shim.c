@@ -3,6 +3,7 @@
 #include "shim.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The flag and offload values src/sys/dpdk/ffi.rs hard-codes. */
@@ -184,6 +185,58 @@ uint64_t xs_tx_csum_flags(int ipv6, int tcp)
 }
 
 unsigned xs_lcore_id(void) { return rte_lcore_id(); }
+
+static void ext_keep(void *addr, void *opaque)
+{
+    /* The file mapping owns the pages. */
+    (void)addr;
+    (void)opaque;
+}
+
+struct rte_mbuf_ext_shared_info *xs_ext_shinfo_new(void)
+{
+    struct rte_mbuf_ext_shared_info *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->free_cb = ext_keep;
+    s->fcb_opaque = NULL;
+    rte_mbuf_ext_refcnt_set(s, 1);
+    return s;
+}
+
+int xs_ext_shinfo_free(struct rte_mbuf_ext_shared_info *s)
+{
+    if (rte_mbuf_ext_refcnt_read(s) != 1)
+        return -EBUSY;
+    free(s);
+    return 0;
+}
+
+uint16_t xs_ext_shinfo_users(const struct rte_mbuf_ext_shared_info *s)
+{
+    return (uint16_t)(rte_mbuf_ext_refcnt_read(s) - 1);
+}
+
+int xs_iova_is_va(void) { return rte_eal_iova_mode() == RTE_IOVA_VA; }
+
+void xs_mbuf_chain_ext(struct rte_mbuf *head, uint16_t head_len, struct rte_mbuf *seg,
+                       void *addr, uint64_t iova, uint16_t len,
+                       struct rte_mbuf_ext_shared_info *shinfo, uint64_t ol_flags,
+                       uint16_t l2_len, uint16_t l3_len)
+{
+    /* One more user (the owner's 1 keeps the count from reaching 0 when mbufs go). */
+    rte_mbuf_ext_refcnt_update(shinfo, 1);
+    /* (`seg` comes straight from its pool: detached, refcnt 1, no next.) */
+    rte_pktmbuf_attach_extbuf(seg, addr, (rte_iova_t)iova, len, shinfo);
+    seg->data_len = len;
+    seg->pkt_len = len;
+    seg->nb_segs = 1;
+    seg->next = NULL;
+    xs_mbuf_set_tx(head, head_len, ol_flags, l2_len, l3_len);
+    head->pkt_len = (uint32_t)head_len + len;
+    head->nb_segs = 2;
+    head->next = seg;
+}
 
 struct packed_check {
     uintptr_t first;

@@ -91,6 +91,25 @@ uint64_t xs_mbuf_ol_flags(const struct rte_mbuf *m);
 uint16_t xs_mbuf_l2_len(const struct rte_mbuf *m);
 uint16_t xs_mbuf_l3_len(const struct rte_mbuf *m);
 
+/* External buffers (file pages sent without a copy). One shared info per queue: refcnt 1
+ * held by its owner plus one per attached mbuf, and a free callback that does nothing (the
+ * pages are the file mapping's). NULL when out of memory. */
+struct rte_mbuf_ext_shared_info *xs_ext_shinfo_new(void);
+/* Free `s` if no mbuf is attached to it any more: 0, else -EBUSY (left allocated). */
+int xs_ext_shinfo_free(struct rte_mbuf_ext_shared_info *s);
+/* 1 if IO addresses are virtual addresses (the EAL's IOVA-as-VA mode). */
+int xs_iova_is_va(void);
+/* Make `head`, whose first `head_len` bytes are a frame's headers, a two-segment frame of
+ * `head_len + len` bytes: `seg` (an mbuf of a pool without data room) is attached to the
+ * `len` bytes at `addr` (IO address `iova`) as an external buffer sharing `shinfo`, and
+ * chained after it. TX offload flags and header lengths as xs_mbuf_set_tx's. */
+void xs_mbuf_chain_ext(struct rte_mbuf *head, uint16_t head_len, struct rte_mbuf *seg,
+                       void *addr, uint64_t iova, uint16_t len,
+                       struct rte_mbuf_ext_shared_info *shinfo, uint64_t ol_flags,
+                       uint16_t l2_len, uint16_t l3_len);
+/* The number of mbufs attached to `s` (its refcnt less the owner's 1). */
+uint16_t xs_ext_shinfo_users(const struct rte_mbuf_ext_shared_info *s);
+
 /* The TX offload flags asking the PMD for the L4 checksum of an IPv4/IPv6 UDP/TCP frame
  * (the checksum field holding the pseudo-header sum). */
 uint64_t xs_tx_csum_flags(int ipv6, int tcp);

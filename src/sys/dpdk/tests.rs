@@ -146,3 +146,68 @@ fn packed_pools_are_one_array_of_page_sized_objects() {
     // Not a size a mbuf fits in.
     assert!(Mempool::new_packed("pkbad", 10, 0, 256).is_err());
 }
+
+/// A header mbuf with an external buffer chained after it: two segments, the second the
+/// given bytes themselves (no copy), the packet length their sum; the shared info counts one
+/// user per frame in flight and none once they are freed, and the bare pool's mbufs
+/// come back detached (reused for the next frames).
+#[test]
+fn external_buffers_chain_file_bytes_without_a_copy() {
+    let Some(_) = eal() else { return };
+    let heads = Mempool::new("xs_test_heads", 255, 0, 2048, true).unwrap();
+    let segs = Mempool::new_bare("xs_test_segs", 63, 0).unwrap();
+    let file: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    let backing: super::extbuf::Backing = std::sync::Arc::new(file.clone());
+    let shared = ExtShared::new(backing.clone()).unwrap();
+    let base = (*backing).as_ref().as_ptr();
+    for round in 0..3 {
+        let mut frames = Vec::new();
+        for i in 0..40usize {
+            let mut h = Vec::new();
+            assert!(heads.alloc_bulk(&mut h, 1));
+            let mut s = Vec::new();
+            assert!(segs.alloc_bulk(&mut s, 1), "round {round} frame {i}");
+            let mut h = h.pop().unwrap();
+            h.room()[..42].fill(0xab);
+            let off = i * 1000 + round;
+            h.chain_external(42, s.pop().unwrap(), &shared, off, 1400 + i, 0, 14, 20)
+                .unwrap();
+            let (segs_of, pkt) = h.segments();
+            assert_eq!(pkt, 42 + 1400 + i as u32);
+            assert_eq!(segs_of.len(), 2);
+            assert_eq!(segs_of[0].1, 42);
+            // SAFETY: in bounds of the backing.
+            let at = unsafe { base.add(off) };
+            assert_eq!(segs_of[1], (at, 1400 + i as u16), "the file's own bytes");
+            frames.push(h);
+        }
+        assert_eq!(shared.users(), 40);
+        // Freed as a PMD frees a sent frame (rte_pktmbuf_free: net_null's whole TX).
+        drop(frames.pop());
+        assert_eq!(shared.users(), 39);
+        drop(frames);
+        assert_eq!(shared.users(), 0, "round {round}");
+    }
+    // Outside the backing, or longer than a segment: refused, the bare mbuf back in its pool.
+    let mut h = Vec::new();
+    assert!(heads.alloc_bulk(&mut h, 1));
+    for (off, len) in [(99_999, 2), (usize::MAX, 2), (0, 70_000)] {
+        let mut s = Vec::new();
+        assert!(segs.alloc_bulk(&mut s, 1));
+        let e = h[0].chain_external(42, s.pop().unwrap(), &shared, off, len, 0, 14, 20);
+        assert!(e.is_err(), "{off} {len}");
+    }
+    assert_eq!(shared.users(), 0);
+    // Dropped with a frame still attached: the backing stays (leaked), not freed under it.
+    let mut s = Vec::new();
+    assert!(segs.alloc_bulk(&mut s, 1));
+    h[0].chain_external(42, s.pop().unwrap(), &shared, 0, 100, 0, 14, 20)
+        .unwrap();
+    let weak = std::sync::Arc::downgrade(&backing);
+    drop(backing);
+    drop(shared);
+    assert!(
+        weak.upgrade().is_some(),
+        "the backing of a frame in flight was freed"
+    );
+}

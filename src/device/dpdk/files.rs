@@ -1,0 +1,94 @@
+//! Zero-copy file payloads on DPDK: each frame is a header mbuf followed by a bare mbuf
+//! attached to the file's mapped pages as an external buffer (`rte_pktmbuf_attach_extbuf`),
+//! so no file byte is copied in user space; the PMD reads the pages when it sends.
+//!
+//! Only PMDs that gather a chain and are done with it inside `tx_burst` take files
+//! ([`gathers`]): `net_af_packet` (copies each segment into its ring), `net_pcap` (writes the
+//! chain to its file), `net_null` (frees it). A NIC's PMD reads the pages by DMA after
+//! `tx_burst` returned, which needs the mapping registered for DMA (`rte_extmem_register`,
+//! `rte_dev_dma_map`) and held until completion: not built, and not testable here.
+//! `net_af_xdp` (22.11) sends only a chain's first segment.
+//!
+//! A queue maps the file itself ([`MappedFile::remap`]): its frames point at its own mapping,
+//! which outlives them whichever job ends first. Truncation is checked around every batch as
+//! on every zero-copy road (`engine/zc.rs`); a page the PMD reads past the file's new end is
+//! read as zeros (`sys::sigbus`), and the size check after the batch fails the send.
+
+use std::sync::Arc;
+
+use super::queue::{DpdkQueue, QueueFile, BURST};
+use crate::device::{FileMapper, TxQueue};
+use crate::error::Result;
+use crate::payload::MappedFile;
+use crate::sys::dpdk::Mempool;
+
+/// PMDs that read (or drop) a whole mbuf chain within `tx_burst`.
+const GATHER_IN_BURST: [&str; 3] = ["net_af_packet", "net_pcap", "net_null"];
+
+/// Whether `driver` can send file pages from external buffers, or why not.
+pub(super) fn gathers(driver: &str) -> std::result::Result<(), String> {
+    if GATHER_IN_BURST.contains(&driver) {
+        return Ok(());
+    }
+    Err(match driver {
+        "net_af_xdp" => "net_af_xdp sends only the first segment of a chained mbuf (DPDK 22.11): file bytes are copied into its UMEM".to_string(),
+        d => format!(
+            "{d}: file pages would be read by DMA after tx_burst returns, which needs them registered for DMA and held until completion (not built): file bytes are copied into mbufs"
+        ),
+    })
+}
+
+/// Maps files into a port's queues for zero-copy payloads.
+pub(crate) struct DpdkFiles {
+    /// Whether the PMD takes files, or why not.
+    pub(super) gathers: std::result::Result<(), String>,
+    /// Bare mbufs per queue (frames in flight at once: the TX ring, bursts, cache).
+    pub(super) segs_per_queue: u32,
+    /// Names the bare pools.
+    pub(super) pool_name: fn(&str) -> String,
+}
+
+impl FileMapper<DpdkQueue> for DpdkFiles {
+    fn map(
+        &mut self,
+        queues: &mut Vec<DpdkQueue>,
+        file: &MappedFile,
+    ) -> Result<std::result::Result<(), String>> {
+        if let Err(why) = &self.gathers {
+            return Ok(Err(why.clone()));
+        }
+        if file.size() == 0 {
+            return Ok(Err("an empty file".into()));
+        }
+        let map = Arc::new(file.remap()?);
+        let version = file.version();
+        for q in queues.iter_mut() {
+            // Frames of the file mapped before still point at it: they leave first.
+            q.drain()?;
+            let segs = match q.file.take() {
+                Some(old) => old.into_segs(),
+                None => {
+                    let name = (self.pool_name)("x");
+                    match Mempool::new_bare(&name, self.segs_per_queue, BURST as u32 * 8) {
+                        Ok(p) => Arc::new(p),
+                        Err(e) => {
+                            return Ok(Err(format!(
+                                "a pool of {} mbufs for file pages: {e}",
+                                self.segs_per_queue
+                            )))
+                        }
+                    }
+                }
+            };
+            match QueueFile::new(map.clone(), version, segs) {
+                Ok(f) => q.file = Some(f),
+                Err(e) => return Ok(Err(format!("external buffers' shared info: {e}"))),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn auto_refusal(&self, _queues: &[DpdkQueue]) -> Option<String> {
+        None
+    }
+}
