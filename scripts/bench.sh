@@ -26,7 +26,8 @@
 #
 #   dpdk    the DPDK backend (--backend dpdk) next to dpdk-testpmd txonly: on net_null (no
 #           I/O: user-space cost per packet, ns/packet; both on CPU 1) at 64 and 1514 B, a
-#           chunked file on net_null (Gbit/s of file bytes), and on net_af_xdp over the lab's
+#           chunked file on net_null and net_af_packet, copied and from the file's pages
+#           (Gbit/s of file bytes), and on net_af_xdp over the lab's
 #           veth into the drop sink, next to xsend's own AF_XDP backend.
 #
 #   replay-drift  60 s of original timing (10 µs / 1 ms gaps) from xsend on live frames and
@@ -744,17 +745,27 @@ print(json.dumps({"test": f"dpdk null {size}", "tool": "dpdk-testpmd txonly net_
   "size": size, "pps": pps, "gbps": pps * (size + 24) * 8 / 1e9, "ns_per_pkt": 1e9 / pps if pps else None}))
 PY
 )" ;;
-    file)
-      inA taskset -c 1 "$X" send "$WORK/file" --proto udp --chunk auto --backend dpdk --dpdk-args "--vdev=net_null0 -l 0" \
-        --src-ip 198.18.0.1 --dst-mac $MACB --to $PEER:9 --json > "$WORK/n.json" 2>/dev/null
-      emit "$(python3 - "$rep" "$WORK/n.json" <<'PY'
+    file-copy|file-zero-copy)
+      dpdk_file "$rep" "dpdk null file" "net_null" "${tool#file-}" --dpdk-args "--vdev=net_null0 -l 0" \
+        --src-ip 198.18.0.1 --dst-mac $MACB ;;
+  esac
+}
+
+# A chunked UDP file send over DPDK, file bytes copied into mbufs or sent from the file's
+# pages (chained external buffers): rep test pmd payload [send args].
+dpdk_file() {
+  local rep=$1 test=$2 pmd=$3 payload=$4
+  shift 4
+  inA taskset -c 1 "$X" send "$WORK/file" --proto udp --chunk auto --backend dpdk --payload "$payload" \
+    --to $PEER:9 --json "$@" > "$WORK/n.json" 2>/dev/null
+  emit "$(python3 - "$rep" "$WORK/n.json" "$test" "$pmd" "$payload" <<'PY'
 import json, sys
-rep, d = int(sys.argv[1]), json.load(open(sys.argv[2]))
-print(json.dumps({"test": "dpdk null file", "tool": "xsend send chunked file (DPDK net_null)", "rep": rep,
+rep, d, test, pmd, payload = int(sys.argv[1]), json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4], sys.argv[5]
+assert d["payload"] == payload, d
+print(json.dumps({"test": test, "tool": f"xsend send chunked file (DPDK {pmd}, {payload})", "rep": rep,
   "size": 1514, "pps": d["packets"] / d["seconds"], "gbps": d["bytes"] * 8 / d["seconds"] / 1e9}))
 PY
-)" ;;
-  esac
+)"
 }
 
 suite_dpdk() {
@@ -767,9 +778,19 @@ suite_dpdk() {
       if [ $((rep % 2)) = 0 ]; then null_run "$rep" "$size" testpmd; null_run "$rep" "$size" xsend
       else null_run "$rep" "$size" xsend; null_run "$rep" "$size" testpmd; fi
     done
-    null_run "$rep" 1514 file
+    if [ $((rep % 2)) = 0 ]; then null_run "$rep" 1514 file-zero-copy; null_run "$rep" 1514 file-copy
+    else null_run "$rep" 1514 file-copy; null_run "$rep" 1514 file-zero-copy; fi
   done
   ip -n "$B" link set dev "$IFB" xdpdrv obj /usr/libexec/xdp-tools/xdp_drop.o sec xdp
+  # The file over net_af_packet on the veth into the drop sink, both payload roads.
+  for rep in $(seq "$REPS"); do
+    echo "bench.sh: dpdk suite, repetition $rep/$REPS, file over net_af_packet" >&2
+    local roads=(copy zero-copy)
+    [ $((rep % 2)) = 0 ] && roads=(zero-copy copy)
+    for road in "${roads[@]}"; do
+      dpdk_file "$rep" "dpdk af_packet file" "net_af_packet" "$road" --dpdk-args "--vdev=net_af_packet0,iface=$IFA -l 0" --dst-mac $MACB
+    done
+  done
   local tools=(xsend_dpdk testpmd xsend_xdp)
   for rep in $(seq "$REPS"); do
     for size in 64 1514; do

@@ -72,6 +72,12 @@ for test in sorted({s["test"] for s in summary if s["test"].startswith("dpdk af_
     xd = next((s for s in summary if s["test"] == test and s["tool"] == "xsend bench (AF_XDP)"), None)
     if dp and xd and xd["median_pps"] > 0:
         ratios[f"{test}: {dp['tool']} / {xd['tool']}"] = dp["median_pps"] / xd["median_pps"]
+# DPDK file payloads: from the file's pages (chained external buffers) against copied.
+for test in sorted({s["test"] for s in summary if s["test"].startswith("dpdk") and s["test"].endswith("file")}):
+    zc = next((s for s in summary if s["test"] == test and s["tool"].endswith(", zero-copy)")), None)
+    cp = next((s for s in summary if s["test"] == test and s["tool"].endswith(", copy)")), None)
+    if zc and cp and cp["median_gbps"] > 0:
+        ratios[f"{test}: {zc['tool']} / {cp['tool']} (Gbit/s)"] = zc["median_gbps"] / cp["median_gbps"]
 tgen = [r for r in rows if r["test"] == "xdp-trafficgen"]
 # This build against an older one (XSEND_OLD), per test and tool.
 new_old = {}

@@ -589,3 +589,37 @@ fn zero_copy_file_truncated_mid_send_is_an_error_not_a_crash() {
     );
     no_runtime_dirs_left();
 }
+
+/// A DPDK TCP sender killed with SIGKILL: the watchdog still makes the peer reset the
+/// connection (over net_af_packet the kernel-blinding nftables table goes with the process,
+/// so the kernel's TCP answers the peer; over net_af_xdp the PMD's XDP program, attached
+/// without a link, is detached by the same kind of switch), and neither table nor program
+/// is left.
+#[test]
+fn killed_tcp_sender_resets_the_peer_over_af_packet_and_af_xdp() {
+    need_root!();
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(dir.path(), "f", 256 << 20, 8);
+    for (i, pmd) in PMDS.into_iter().enumerate() {
+        let to = SocketAddr::from((lab.ip4_b, 12_300 + i as u16));
+        let eal = vdev(pmd, &lab);
+        let end = killed_sender_end(&lab, to, &path, &["--backend", "dpdk", "--dpdk-args", &eal]);
+        assert_eq!(
+            end, "ConnectionReset",
+            "{pmd}: the peer learned of the kill"
+        );
+        // net_af_xdp attaches its program without a link: the switch detached it.
+        assert!(
+            !xdp_attached(&lab, Side::A),
+            "{pmd}: the PMD's XDP program stayed after SIGKILL"
+        );
+        let t = lab
+            .command(Side::A, "nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap();
+        let t = String::from_utf8_lossy(&t.stdout);
+        assert!(!t.contains("xsend_"), "{pmd}: {t}");
+    }
+}

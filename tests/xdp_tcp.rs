@@ -421,60 +421,7 @@ fn killed_sender_resets_the_peer() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = file(dir.path(), "f", 256 << 20, 8);
-    let to = b4(&lab, 5480);
-    let l = lab
-        .run_in(Side::B, || TcpListener::bind(to))
-        .unwrap()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut got = 0usize;
-        let (mut told, mut idle) = (false, false);
-        // Read everything that comes; once nothing has come for a second (the sender is
-        // stopped), say so, then wait (a hang detector, not a timing check) for the end.
-        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => return "closed".to_string(),
-                Ok(n) => {
-                    got += n;
-                    if got >= 4 << 20 && !told {
-                        told = true;
-                        tx.send("4 MiB").unwrap();
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && told && !idle => {
-                    idle = true;
-                    tx.send("idle").unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                }
-                Err(e) => return format!("{:?}", e.kind()),
-            }
-        }
-    });
-    let mut sender = lab
-        .command(Side::A, xsend_bin())
-        .args([
-            "send",
-            path.to_str().unwrap(),
-            "--to",
-            &to.to_string(),
-            "--backend",
-            "xdp",
-        ])
-        .spawn()
-        .unwrap();
-    assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok("4 MiB"));
-    // Stopped, the sender still holds its XDP program: the peer's window updates reach it.
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(sender.id() as i32, libc::SIGSTOP) };
-    assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok("idle"));
-    // Now killed with an idle peer: nothing the peer sends would tell it.
-    sender.kill().unwrap();
-    sender.wait().unwrap();
-    let end = reader.join().unwrap();
+    let end = killed_sender_end(&lab, b4(&lab, 5480), &path, &["--backend", "xdp"]);
     assert_eq!(
         end, "ConnectionReset",
         "the peer learned of the killed sender"

@@ -29,6 +29,38 @@ pub(crate) fn link_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Re
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The XDP program attached to `ifindex` without a link (through netlink, as libbpf's and
+/// libxdp's AF_XDP setups do): its id and the mode flag it was attached with
+/// ([`XDP_FLAGS_DRV_MODE`] or [`XDP_FLAGS_SKB_MODE`]), or None.
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+pub(crate) fn xdp_attached(ifindex: u32) -> io::Result<Option<(u32, u32)>> {
+    // SAFETY: plain old data; `sz` tells libbpf which fields we know of.
+    let mut opts: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+    // SAFETY: opts is valid and writable for the call.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if rc < 0 {
+        return Err(io::Error::from_raw_os_error(-rc));
+    }
+    Ok(match opts.attach_mode as u32 {
+        libbpf_sys::XDP_ATTACHED_DRV => Some((opts.drv_prog_id, XDP_FLAGS_DRV_MODE)),
+        libbpf_sys::XDP_ATTACHED_SKB => Some((opts.skb_prog_id, XDP_FLAGS_SKB_MODE)),
+        _ => None,
+    })
+}
+
+/// A descriptor of the loaded BPF program `id`.
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain bpf(2) wrapper; returns a new descriptor or a negative errno.
+    let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: run an XDP program over a page_pool of real frames whose
 /// verdicts are carried out (redirects sent).
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 2;

@@ -1,6 +1,8 @@
-//! A dead man's switch for a connection whose TCP lives in this process (AF_XDP): if the
-//! process dies without closing it (SIGKILL, a crash), a small child process makes the peer
-//! learn of it, instead of leaving it ESTABLISHED forever.
+//! A dead man's switch for a connection whose TCP lives in this process (AF_XDP, DPDK): if
+//! the process dies without closing it (SIGKILL, a crash), a small child process makes the
+//! peer learn of it, instead of leaving it ESTABLISHED forever. The same switch can send a
+//! netlink message instead ([`Watchdog::arm_netlink`]): DPDK's net_af_xdp attaches its XDP
+//! program without a link, and a killed process would leave it on the interface.
 //!
 //! How: the child holds the read end of a pipe whose write end only this process holds. When
 //! the process is gone, the read returns end-of-file; the child then sends the peer, through
@@ -44,9 +46,20 @@ pub(crate) struct Watchdog {
 #[derive(Debug)]
 struct Args {
     rd: i32,
-    raw: i32,
-    seg: Vec<u8>,
-    dst: socket2::SockAddr,
+    /// Descriptors the child keeps (the pipe's read end among them), ascending.
+    keep: Vec<i32>,
+    /// What it sends once the parent is gone, in time order.
+    events: Vec<Event>,
+}
+
+/// One message the child sends `at_ms` after the parent is gone.
+#[derive(Debug)]
+struct Event {
+    at_ms: u64,
+    fd: i32,
+    msg: Vec<u8>,
+    /// The destination address (a raw `sockaddr`).
+    dst: Vec<u8>,
 }
 
 /// The child's stack.
@@ -57,16 +70,16 @@ const STACK: usize = 64 << 10;
 /// to be detached once the process is gone).
 const SEND_AFTER_MS: [u64; 3] = [200, 900, 2000];
 
+/// The bytes of a socket address.
+fn sockaddr_bytes(sa: &socket2::SockAddr) -> Vec<u8> {
+    // SAFETY: `as_ptr` points at `len` initialised bytes of the address's storage.
+    unsafe { std::slice::from_raw_parts(sa.as_ptr().cast::<u8>(), sa.len() as usize).to_vec() }
+}
+
 impl Watchdog {
     /// Arm a switch that sends `segment` (a whole TCP segment, checksum included) from
     /// `local` to `peer` if this process dies before [`Watchdog::disarm`].
     pub(crate) fn arm(segment: &[u8], local: SocketAddr, peer: SocketAddr) -> io::Result<Self> {
-        if !cfg!(target_arch = "x86_64") {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the watchdog's raw system calls are written for x86_64",
-            ));
-        }
         let domain = if peer.is_ipv4() {
             libc::AF_INET
         } else {
@@ -85,17 +98,76 @@ impl Watchdog {
         let local_sa = socket2::SockAddr::from(SocketAddr::new(local.ip(), 0));
         // SAFETY: the address points at a live sockaddr of the length given.
         cvt(unsafe { libc::bind(raw.as_raw_fd(), local_sa.as_ptr().cast(), local_sa.len()) })?;
-        let dst = socket2::SockAddr::from(SocketAddr::new(peer.ip(), 0));
+        let dst = sockaddr_bytes(&socket2::SockAddr::from(SocketAddr::new(peer.ip(), 0)));
+        let events = SEND_AFTER_MS
+            .iter()
+            .map(|&at_ms| Event {
+                at_ms,
+                fd: raw.as_raw_fd(),
+                msg: segment.to_vec(),
+                dst: dst.clone(),
+            })
+            .collect();
+        Self::spawn(vec![raw], events)
+    }
+
+    /// Arm a switch that sends `msg` to the kernel over a `NETLINK_ROUTE` socket of this
+    /// thread's network namespace as soon as this process is gone (e.g. detaching an XDP
+    /// program a library attached without a link); `keep` stays open in the switch (a
+    /// descriptor the message names: its number is the same there).
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    pub(crate) fn arm_netlink(msg: Vec<u8>, keep: OwnedFd) -> io::Result<Self> {
+        // SAFETY: plain socket(2); the descriptor is owned right below.
+        let nl = cvt(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        })?;
+        // SAFETY: a new descriptor nothing else owns.
+        let nl = unsafe { OwnedFd::from_raw_fd(nl) };
+        // SAFETY: an all-zero sockaddr_nl addresses the kernel (pid 0).
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: `sa` is plain old data of the size given.
+        let dst = unsafe {
+            std::slice::from_raw_parts(
+                (&sa as *const libc::sockaddr_nl).cast::<u8>(),
+                std::mem::size_of::<libc::sockaddr_nl>(),
+            )
+            .to_vec()
+        };
+        let events = vec![Event {
+            at_ms: 0,
+            fd: nl.as_raw_fd(),
+            msg,
+            dst,
+        }];
+        Self::spawn(vec![nl, keep], events)
+    }
+
+    /// Start the child with `keep` (its copies; ours close) and `events`.
+    fn spawn(keep: Vec<OwnedFd>, mut events: Vec<Event>) -> io::Result<Self> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the watchdog's raw system calls are written for x86_64",
+            ));
+        }
+        events.sort_by_key(|e| e.at_ms);
         let mut fds = [0; 2];
         // SAFETY: pipe2 writes two descriptors into the array.
         cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
         // SAFETY: both are new descriptors nothing else owns.
         let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut kept: Vec<i32> = keep.iter().map(|f| f.as_raw_fd()).collect();
+        kept.push(rd.as_raw_fd());
+        kept.sort_unstable();
         let args = Box::new(Args {
             rd: rd.as_raw_fd(),
-            raw: raw.as_raw_fd(),
-            seg: segment.to_vec(),
-            dst,
+            keep: kept,
+            events,
         });
         let stack = Mapping::anonymous(STACK)?;
         // All signals blocked across the clone: the child starts (and stays) with every
@@ -125,8 +197,8 @@ impl Watchdog {
         // SAFETY: restores this thread's mask from the live copy.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         let pid = pid?;
-        // The child has its own copies of these two; ours close now.
-        drop((rd, raw));
+        // The child has its own copies of these; ours close now.
+        drop((rd, keep));
         Ok(Watchdog {
             pipe: Some(wr),
             child: pid,
@@ -173,10 +245,6 @@ impl Drop for Watchdog {
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `Args` the parent keeps alive until this child has exited.
     let a = unsafe { &*(arg as *const Args) };
-    let (rd, raw) = (a.rd, a.raw);
-    // Keep only the pipe and the raw socket: in particular no AF_XDP socket or BPF link, so
-    // they go away with the parent.
-    let (lo, hi) = (rd.min(raw), rd.max(raw));
     // SAFETY: raw system calls (no libc wrapper: those would write errno into the parent
     // thread's TLS) on this child's own descriptor table and on memory the parent keeps
     // alive (see above); none allocates or takes a lock.
@@ -184,24 +252,21 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         // Out of the parent's session and process group: a Ctrl-C or a group signal meant
         // for the parent does not reach the watchdog.
         raw_syscall(libc::SYS_setsid, [0; 6]);
-        if lo > 0 {
-            raw_syscall(libc::SYS_close_range, [0, (lo - 1) as usize, 0, 0, 0, 0]);
+        // Keep only our descriptors (ascending): in particular no AF_XDP socket or BPF
+        // link, so they go away with the parent.
+        let mut from = 0usize;
+        for &k in &a.keep {
+            if (k as usize) > from {
+                raw_syscall(libc::SYS_close_range, [from, k as usize - 1, 0, 0, 0, 0]);
+            }
+            from = k as usize + 1;
         }
-        if hi - lo > 1 {
-            raw_syscall(
-                libc::SYS_close_range,
-                [(lo + 1) as usize, (hi - 1) as usize, 0, 0, 0, 0],
-            );
-        }
-        raw_syscall(
-            libc::SYS_close_range,
-            [(hi + 1) as usize, u32::MAX as usize, 0, 0, 0, 0],
-        );
+        raw_syscall(libc::SYS_close_range, [from, u32::MAX as usize, 0, 0, 0, 0]);
         let mut b = 0u8;
         let n = loop {
             let n = raw_syscall(
                 libc::SYS_read,
-                [rd as usize, &mut b as *mut u8 as usize, 1, 0, 0, 0],
+                [a.rd as usize, &mut b as *mut u8 as usize, 1, 0, 0, 0],
             );
             if n != -(libc::EINTR as isize) {
                 break n;
@@ -210,26 +275,28 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         if n == 0 {
             // End of file: the parent is gone without disarming.
             let mut waited = 0;
-            for at in SEND_AFTER_MS {
-                let ms = at - waited;
-                let ts = libc::timespec {
-                    tv_sec: (ms / 1000) as libc::time_t,
-                    tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
-                };
-                raw_syscall(
-                    libc::SYS_nanosleep,
-                    [&ts as *const libc::timespec as usize, 0, 0, 0, 0, 0],
-                );
-                waited = at;
+            for e in &a.events {
+                let ms = e.at_ms - waited;
+                if ms > 0 {
+                    let ts = libc::timespec {
+                        tv_sec: (ms / 1000) as libc::time_t,
+                        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+                    };
+                    raw_syscall(
+                        libc::SYS_nanosleep,
+                        [&ts as *const libc::timespec as usize, 0, 0, 0, 0, 0],
+                    );
+                }
+                waited = e.at_ms;
                 raw_syscall(
                     libc::SYS_sendto,
                     [
-                        raw as usize,
-                        a.seg.as_ptr() as usize,
-                        a.seg.len(),
+                        e.fd as usize,
+                        e.msg.as_ptr() as usize,
+                        e.msg.len(),
                         0,
-                        a.dst.as_ptr() as usize,
-                        a.dst.len() as usize,
+                        e.dst.as_ptr() as usize,
+                        e.dst.len(),
                     ],
                 );
             }

@@ -364,3 +364,56 @@ pub fn xdp_attached(lab: &Lab, side: Side) -> bool {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("\"xdp\"")
 }
+
+/// A TCP sender (`xsend send PATH --to TO SEND_ARGS` in side A) stopped once the peer (a
+/// plain kernel socket in side B) has 4 MiB, then, with the peer idle, killed with SIGKILL:
+/// how the peer's connection ended ("closed", or the error kind, e.g. "ConnectionReset").
+pub fn killed_sender_end(lab: &Lab, to: SocketAddr, path: &Path, send_args: &[&str]) -> String {
+    let l = lab
+        .run_in(Side::B, || TcpListener::bind(to))
+        .unwrap()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0usize;
+        let (mut told, mut idle) = (false, false);
+        // Read everything that comes; once nothing has come for a second (the sender is
+        // stopped), say so, then wait (a hang detector, not a timing check) for the end.
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return "closed".to_string(),
+                Ok(n) => {
+                    got += n;
+                    if got >= 4 << 20 && !told {
+                        told = true;
+                        tx.send("4 MiB").unwrap();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && told && !idle => {
+                    idle = true;
+                    tx.send("idle").unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                }
+                Err(e) => return format!("{:?}", e.kind()),
+            }
+        }
+    });
+    let mut sender = lab
+        .command(Side::A, xsend_bin())
+        .args(["send", path.to_str().unwrap(), "--to", &to.to_string()])
+        .args(send_args)
+        .spawn()
+        .unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok("4 MiB"));
+    // Stopped, the sender still holds its port: the peer's window updates reach it.
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(sender.id() as i32, libc::SIGSTOP) };
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok("idle"));
+    // Now killed with an idle peer: nothing the peer sends would tell it.
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+    reader.join().unwrap()
+}

@@ -208,11 +208,15 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
             .collect::<Result<Vec<_>>>()?;
         (vec![rx; nq as usize], tx, data_room)
     };
+    // The program on the kernel interface before the PMD starts (a PMD's own is guarded).
+    let kifindex = kif.as_deref().and_then(netdev::if_nametoindex);
+    let prog_before = kifindex.and_then(|i| crate::sys::bpf::xdp_attached(i).ok().flatten());
     let (eth, tx_desc, _rx_desc) =
         EthPort::start(port, nq as u16, ring, offloads, rx_pools.clone()).map_err(|e| {
             unavailable(format!("starting DPDK port {port} ({}): {e}", info.driver))
         })?;
     let eth = Arc::new(eth);
+    let xdp_guard = kifindex.and_then(|i| guard_pmd_program(i, prog_before));
 
     let caps = Caps {
         buf_capacity: data_room as usize,
@@ -318,10 +322,32 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
             flows,
             mtu,
             info: info_r,
-            hold: Box::new((sockets, eth, blind)),
+            hold: Box::new((sockets, eth, blind, xdp_guard)),
         },
         files,
     ))
+}
+
+/// A switch that detaches the XDP program a PMD attached to `ifindex` without a link
+/// (net_af_xdp: libxdp's `xsk_def_prog`, attached by netlink) if this process dies without
+/// closing the port (SIGKILL): the program would otherwise stay, and keep the peer's
+/// answers from the kernel's TCP (the dead sockets' rings live as long as the TCP
+/// watchdog does). Only that very program is detached (`XDP_FLAGS_REPLACE`). None when no
+/// program is attached, it is `before` (there before the PMD started), or the switch
+/// cannot be made (best effort, as the TCP watchdog).
+fn guard_pmd_program(
+    ifindex: u32,
+    before: Option<(u32, u32)>,
+) -> Option<crate::sys::watchdog::Watchdog> {
+    use std::os::fd::AsRawFd;
+    let (id, mode) = crate::sys::bpf::xdp_attached(ifindex).ok()??;
+    if before.is_some_and(|(b, _)| b == id) {
+        // Not the PMD's: it was there before.
+        return None;
+    }
+    let fd = crate::sys::bpf::prog_fd_by_id(id).ok()?;
+    let msg = net::rtnl::xdp_detach_request(ifindex, mode, fd.as_raw_fd(), 1);
+    crate::sys::watchdog::Watchdog::arm_netlink(msg, fd).ok()
 }
 
 /// Per-lcore cache of every pool.

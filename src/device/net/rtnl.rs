@@ -113,6 +113,35 @@ pub(crate) fn link_request(ifindex: u32, seq: u32) -> Vec<u8> {
     finish(b)
 }
 
+/// `RTM_SETLINK` detaching the XDP program of `ifindex` attached in `mode`
+/// (`XDP_FLAGS_DRV_MODE`/`SKB_MODE`), only if it is still the one `expected_fd` refers to
+/// (`XDP_FLAGS_REPLACE` with `IFLA_XDP_EXPECTED_FD`: a program attached since stays).
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+pub(crate) fn xdp_detach_request(ifindex: u32, mode: u32, expected_fd: i32, seq: u32) -> Vec<u8> {
+    const RTM_SETLINK: u16 = 19;
+    const IFLA_XDP: u16 = 43;
+    const NLA_F_NESTED: u16 = 0x8000;
+    const IFLA_XDP_FD: u16 = 1;
+    const IFLA_XDP_FLAGS: u16 = 3;
+    const IFLA_XDP_EXPECTED_FD: u16 = 8;
+    const XDP_FLAGS_REPLACE: u32 = 1 << 4;
+    let mut b = Vec::with_capacity(64);
+    header(&mut b, RTM_SETLINK, NLM_F_REQUEST, seq);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.extend_from_slice(&(ifindex as i32).to_ne_bytes());
+    b.extend_from_slice(&[0; 8]);
+    let mut xdp = Vec::with_capacity(24);
+    attr(&mut xdp, IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+    attr(
+        &mut xdp,
+        IFLA_XDP_FLAGS,
+        &(XDP_FLAGS_REPLACE | mode).to_ne_bytes(),
+    );
+    attr(&mut xdp, IFLA_XDP_EXPECTED_FD, &expected_fd.to_ne_bytes());
+    attr(&mut b, NLA_F_NESTED | IFLA_XDP, &xdp);
+    finish(b)
+}
+
 /// The counters in the reply to [`link_request`].
 pub(crate) fn parse_link_stats(b: &[u8]) -> io::Result<super::LinkStats> {
     for m in messages(b) {
@@ -364,6 +393,30 @@ mod tests {
         let m6 = route_request("2001:db8::2".parse().unwrap(), 1);
         assert_eq!(m6.len(), 16 + 12 + 20);
         assert_eq!(m6[17], 128);
+    }
+
+    #[test]
+    fn xdp_detach_request_layout() {
+        let m = xdp_detach_request(7, 4, 33, 2);
+        // header + ifinfomsg + IFLA_XDP nest of three 8-byte attributes.
+        assert_eq!(m.len(), 16 + 16 + 4 + 24);
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 60);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), 19);
+        assert_eq!(i32::from_ne_bytes(m[20..24].try_into().unwrap()), 7);
+        let nest = &m[32..];
+        assert_eq!(u16::from_ne_bytes([nest[0], nest[1]]), 28);
+        assert_eq!(u16::from_ne_bytes([nest[2], nest[3]]), 0x8000 | 43);
+        let a = |i: usize| {
+            let at = 4 + i * 8;
+            (
+                u16::from_ne_bytes([nest[at + 2], nest[at + 3]]),
+                i32::from_ne_bytes(nest[at + 4..at + 8].try_into().unwrap()),
+            )
+        };
+        // The program's fd -1 (detach), REPLACE | native mode, the expected program.
+        assert_eq!(a(0), (1, -1));
+        assert_eq!(a(1), (3, 16 | 4));
+        assert_eq!(a(2), (8, 33));
     }
 
     #[test]
