@@ -125,6 +125,64 @@ fn chunked_udp_256mib_verified_over_af_xdp_and_af_packet() {
     no_runtime_dirs_left();
 }
 
+/// Two queue pairs (one thread each) on both PMDs: xsend gives the vdev its queue count
+/// (`qpairs=`, `queue_count=`), and the two queues' datagrams reassemble at the receiver.
+#[test]
+fn chunked_udp_over_two_queues_verified() {
+    need_root!();
+    let _wire = udp_lock();
+    let lab = lab_with(xsend::lab::LabConfig {
+        queues: 2,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_file(dir.path(), 64 << 20);
+    let sha = sha256_file(&path);
+    for (i, pmd) in PMDS.into_iter().enumerate() {
+        let listen = format!("{}:{}", lab.ip4_b, 12_400 + i);
+        let recv = spawn_recv(
+            &lab,
+            &[
+                "--listen",
+                &listen,
+                "--proto",
+                "udp",
+                "--expect-sha256",
+                &sha,
+                "--json",
+            ],
+        );
+        let v = ok(&dpdk_in_a(
+            &lab,
+            &vdev(pmd, &lab),
+            &[
+                "send",
+                path.to_str().unwrap(),
+                "--to",
+                &listen,
+                "--proto",
+                "udp",
+                "--queues",
+                "2",
+                "--json",
+            ],
+        ));
+        assert_eq!(v["queues"], 2, "{v}");
+        let key = if pmd == "net_af_xdp" {
+            "queue_count=2"
+        } else {
+            "qpairs=2"
+        };
+        assert!(v["eal_args"].to_string().contains(key), "{v}");
+        let out = recv.wait_output();
+        let r = json(&out.stdout);
+        assert!(out.status.success(), "{pmd}: {r}");
+        assert_eq!(r["verified"], true, "{pmd}: {r}");
+        assert_eq!(r["lost"], 0, "{pmd}: {r}");
+    }
+    no_runtime_dirs_left();
+}
+
 /// The generator over both PMDs, one size (frames written once and re-stamped: every mbuf of
 /// the pool goes out) and a mix: the peer's receiving port counts every frame of its probe
 /// stream, none lost. (net_af_xdp maps its pool as the UMEM; a pool laid out with padding
@@ -229,7 +287,7 @@ fn tcp_byte_exact_over_af_xdp_and_af_packet_also_with_loss() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let (small, small_data) = file(dir.path(), "s", (1 << 20) + 7, 9);
-    let big = big_file(dir.path(), 64 << 20);
+    let big = big_file(dir.path(), 256 << 20);
     let big_sha = sha256_file(&big);
     let mut port = 12_200;
     for loss in [false, true] {
@@ -237,7 +295,7 @@ fn tcp_byte_exact_over_af_xdp_and_af_packet_also_with_loss() {
             drop_data(&lab, "lossy_data_1pct.bpf.o");
         }
         for pmd in PMDS {
-            for (path, len) in [(&small, (1u64 << 20) + 7), (&big, 64 << 20)] {
+            for (path, len) in [(&small, (1u64 << 20) + 7), (&big, 256 << 20)] {
                 port += 1;
                 let dst = SocketAddr::from((lab.ip4_b, port));
                 let sink = tcp_sink(&lab, dst, 1);

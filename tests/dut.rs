@@ -25,7 +25,7 @@ fn bench_in_a(lab: &DutLab, args: &[&str]) -> serde_json::Value {
 /// policer dropped; `lab down` removes all three namespaces.
 #[test]
 fn frames_cross_the_dut_and_the_policer_accounts_for_every_loss() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let to = "198.19.0.2:9";
     {
@@ -95,7 +95,7 @@ fn frames_cross_the_dut_and_the_policer_accounts_for_every_loss() {
 /// DUT's nft dropping every 10th frame, its loss and sequence gaps are exactly what nft dropped.
 #[test]
 fn the_receiving_port_counts_what_the_dut_forwards_and_drops() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let lab = DutLab::up(&DutConfig::default()).unwrap();
     let rx = [

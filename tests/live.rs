@@ -74,7 +74,7 @@ fn fold(mut s: u32) -> u16 {
 /// the report, the interface and the peer's sink agree.
 #[test]
 fn live_frames_are_stamped_like_the_generator_and_counted_honestly() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let dir = tempfile::tempdir().unwrap();
     for (v6, tcp, vlan) in [
@@ -212,7 +212,7 @@ fn live_frames_are_stamped_like_the_generator_and_counted_honestly() {
 /// all equal N, with several runners and with a rate.
 #[test]
 fn live_counts_are_exact_at_the_drop_sink() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let lab = lab_with(LabConfig {
         ipv6: false,
@@ -251,7 +251,7 @@ fn live_counts_are_exact_at_the_drop_sink() {
 /// per runner and flow, then detaches.
 #[test]
 fn the_receiving_port_on_the_peer_counts_every_live_frame() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let lab = lab_with(LabConfig {
         ipv6: false,
@@ -309,7 +309,7 @@ fn the_receiving_port_on_the_peer_counts_every_live_frame() {
 /// program attached.
 #[test]
 fn auto_falls_back_and_nothing_is_left_attached() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let lab = quiet_lab(false);
     let to = format!("{}:9", lab.ip4_b);
@@ -388,7 +388,7 @@ fn auto_falls_back_and_nothing_is_left_attached() {
 /// holds one page per frame), and `auto` takes AF_XDP for them, saying why.
 #[test]
 fn frames_over_a_page_go_to_af_xdp() {
-    need_root!();
+    need_live!();
     let _wire = udp_lock();
     let lab = lab_with(LabConfig {
         ipv6: false,

@@ -206,7 +206,7 @@ fn replay(lab: &Lab, file: &Path, extra: &[String]) -> std::process::Output {
 
 #[test]
 fn replayed_frames_arrive_byte_for_byte_in_order() {
-    need_root!();
+    need_live!();
     let _l = udp_lock();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -260,7 +260,7 @@ fn replayed_frames_arrive_byte_for_byte_in_order() {
 
 #[test]
 fn loops_oversize_frames_and_strict() {
-    need_root!();
+    need_live!();
     let _l = udp_lock();
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
@@ -510,7 +510,7 @@ fn a_two_gib_capture_replays_with_flat_memory() {
 /// hang.
 #[test]
 fn live_replay_stops_on_ctrl_c_and_when_the_interface_goes() {
-    need_root!();
+    need_live!();
     let _l = udp_lock();
     let lab = lab();
     let sink = lab.sink(Side::B, true).unwrap();

@@ -168,6 +168,13 @@ impl Generator {
         })
     }
 
+    /// Whether this kernel runs XDP programs over live frames for this process (the `live`
+    /// backend's precondition beyond the target interface): `BackendUnavailable` saying
+    /// why not. Probed once per process; nothing is sent.
+    pub fn live_frames_supported() -> Result<()> {
+        live_dev::kernel_runs_live_frames()
+    }
+
     /// What was obtained.
     pub fn info(&self) -> &BackendInfo {
         match &self.engine {

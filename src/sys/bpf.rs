@@ -61,6 +61,33 @@ pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Load the smallest XDP program, `return XDP_DROP` (probes of what the kernel allows).
+pub(crate) fn load_xdp_drop() -> io::Result<OwnedFd> {
+    // SAFETY: bpf_insn is plain old data; all-zero is `r0 = r0 + 0`-like padding we overwrite.
+    let mut insns: [libbpf_sys::bpf_insn; 2] = unsafe { std::mem::zeroed() };
+    // r0 = 1 (XDP_DROP): BPF_ALU64 | BPF_MOV | BPF_K, registers 0.
+    insns[0].code = 0xb7;
+    insns[0].imm = 1;
+    // exit: BPF_JMP | BPF_EXIT.
+    insns[1].code = 0x95;
+    // SAFETY: valid C strings and two instructions; returns a new descriptor or -errno.
+    let fd = unsafe {
+        libbpf_sys::bpf_prog_load(
+            libbpf_sys::BPF_PROG_TYPE_XDP,
+            c"xs_probe".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            std::ptr::null_mut(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: run an XDP program over a page_pool of real frames whose
 /// verdicts are carried out (redirects sent).
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 2;

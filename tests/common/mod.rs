@@ -30,6 +30,31 @@ pub fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// True if this kernel runs XDP programs over live frames here. Otherwise: in CI a panic
+/// (a test that cannot run must fail there), elsewhere a loud notice and an early return.
+pub fn live_or_skip(test: &str) -> bool {
+    let Err(e) = xsend::gen::Generator::live_frames_supported() else {
+        return true;
+    };
+    let msg = format!("{test}: needs live frames and is NOT RUNNING: {e}");
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    false
+}
+
+/// `return` from the test unless it can run: root, and live frames.
+#[macro_export]
+macro_rules! need_live {
+    () => {
+        need_root!();
+        if !common::live_or_skip(module_path!()) {
+            return;
+        }
+    };
+}
+
 /// `return` from the test unless it can run.
 #[macro_export]
 macro_rules! need_root {

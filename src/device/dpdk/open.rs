@@ -63,7 +63,8 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
             "{nq} queues: at most {MAX_QUEUES}"
         )));
     }
-    let eal = sys::eal_init(&cfg.dpdk.eal_args).map_err(|e| unavailable(format!("EAL: {e}")))?;
+    let user_args = with_queue_devargs(&cfg.dpdk.eal_args, nq);
+    let eal = sys::eal_init(&user_args).map_err(|e| unavailable(format!("EAL: {e}")))?;
     let count = sys::port_count();
     let port = cfg.dpdk.port;
     if count == 0 {
@@ -350,6 +351,40 @@ fn guard_pmd_program(
     crate::sys::watchdog::Watchdog::arm_netlink(msg, fd).ok()
 }
 
+/// The user's EAL arguments with the queue count `nq` (above 1) given to the vdevs whose
+/// PMDs take it as a device argument and were not told one: `qpairs=` (net_af_packet),
+/// `queue_count=` (net_af_xdp). A PCI port's queues need no argument.
+fn with_queue_devargs(args: &[String], nq: u32) -> Vec<String> {
+    let mut out = args.to_vec();
+    if nq <= 1 {
+        return out;
+    }
+    let mut vdev_next = false;
+    for a in out.iter_mut() {
+        let (prefix, spec) = match a.strip_prefix("--vdev=") {
+            Some(v) => ("--vdev=", v.to_string()),
+            None if vdev_next => ("", a.clone()),
+            None => {
+                vdev_next = a == "--vdev";
+                continue;
+            }
+        };
+        vdev_next = false;
+        let dev = spec.split(',').next().unwrap_or("");
+        let key = if dev.starts_with("net_af_packet") || dev.starts_with("eth_af_packet") {
+            "qpairs"
+        } else if dev.starts_with("net_af_xdp") || dev.starts_with("eth_af_xdp") {
+            "queue_count"
+        } else {
+            continue;
+        };
+        if !spec.split(',').any(|p| p.starts_with(&format!("{key}="))) {
+            *a = format!("{prefix}{spec},{key}={nq}");
+        }
+    }
+    out
+}
+
 /// Per-lcore cache of every pool.
 const POOL_CACHE: u32 = 256;
 
@@ -421,4 +456,43 @@ fn resolve(q: &mut DpdkQueue, us: &Us, target: IpAddr) -> Option<MacAddr> {
         q.wait(Duration::from_millis(1));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_queue_devargs;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn queue_counts_go_to_the_vdevs_that_take_them() {
+        let a = v(&[
+            "--vdev=net_af_packet0,iface=x",
+            "--vdev",
+            "net_af_xdp1,iface=y",
+            "-l",
+            "0",
+        ]);
+        assert_eq!(with_queue_devargs(&a, 1), a);
+        assert_eq!(
+            with_queue_devargs(&a, 3),
+            v(&[
+                "--vdev=net_af_packet0,iface=x,qpairs=3",
+                "--vdev",
+                "net_af_xdp1,iface=y,queue_count=3",
+                "-l",
+                "0"
+            ])
+        );
+        // The user's own count stays; other devices are left alone.
+        let b = v(&[
+            "--vdev=net_af_xdp0,iface=x,queue_count=1",
+            "--vdev=net_null0",
+            "-a",
+            "0000:81:00.0",
+        ]);
+        assert_eq!(with_queue_devargs(&b, 2), b);
+    }
 }

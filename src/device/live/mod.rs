@@ -38,6 +38,32 @@ pub(crate) fn unavailable(reason: String) -> Error {
     }
 }
 
+/// Whether this kernel runs XDP programs over live frames for us at all: a program that
+/// drops its one frame, run once (nothing is sent). Asked once per process. Refused, the
+/// reason says how (a kernel before 5.18; a kernel or sandbox policy that forbids it even
+/// to root: EPERM, seen on a 6.18 VM whose capability bounding set lacked cap_sys_resource).
+pub(crate) fn kernel_runs_live_frames() -> Result<()> {
+    static ANSWER: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    let a = ANSWER.get_or_init(|| {
+        use std::os::fd::AsFd;
+        let prog = crate::sys::bpf::load_xdp_drop()
+            .map_err(|e| format!("loading a one-instruction XDP program: {e}"))?;
+        let mut frame = [0u8; 60];
+        frame[12] = 0x08;
+        match crate::sys::bpf::prog_run_live(prog.as_fd(), &frame, 1, 1) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(
+                "this kernel runs no XDP program over live frames (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18+)".into(),
+            ),
+            Err(e) => Err(format!(
+                "this kernel refuses to run XDP programs over live frames (BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES: {e}), though the program loaded"
+            )),
+        }
+    });
+    a.clone().map_err(unavailable)
+}
+
 /// The interface live frames are redirected to.
 pub(crate) struct Target {
     /// Name.
@@ -125,6 +151,7 @@ pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
     let ifname = path.ifname.clone();
     let ifindex = path.ifi.index;
     let (steer, reasons) = take_redirects(ifindex, &ifname)?;
+    kernel_runs_live_frames()?;
     let dst_mac = path.dst_mac(cfg)?;
     let flows = path.flows(cfg, dst_mac);
     let info = BackendInfo {
@@ -219,6 +246,7 @@ pub(crate) fn open_target(ifname: &str) -> Result<LiveTarget> {
     let mtu =
         netdev::if_mtu(ifname).map_err(|e| Error::io(format!("reading the MTU of {ifname}"), e))?;
     let (steer, reasons) = take_redirects(ifindex, ifname)?;
+    kernel_runs_live_frames()?;
     let info = BackendInfo {
         backend: "live",
         mode: "live-frames".into(),
