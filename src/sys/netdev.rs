@@ -76,6 +76,40 @@ pub(crate) fn if_running(name: &str) -> io::Result<bool> {
     Ok(f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
 }
 
+/// `struct ethtool_channels` (`ETHTOOL_GCHANNELS`).
+#[repr(C)]
+#[derive(Default)]
+struct Channels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// The combined channels an interface has now (`ethtool -l`; 0 if it reports none, as veth
+/// does, with separate RX and TX counts).
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+pub(crate) fn if_combined_channels(name: &str) -> io::Result<u32> {
+    const ETHTOOL_GCHANNELS: u32 = 0x3c;
+    let mut ch = Channels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    let mut r = ifreq(name)?;
+    r.ifr_ifru.ifru_data = (&mut ch as *mut Channels).cast();
+    let s =
+        std::net::UdpSocket::bind("0.0.0.0:0").or_else(|_| std::net::UdpSocket::bind("[::]:0"))?;
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GCHANNELS writes a `struct ethtool_channels` (36
+    // bytes) through ifru_data, which points to `ch`, live for the call.
+    syscall!(ioctl(s.as_raw_fd(), libc::SIOCETHTOOL, &mut r))?;
+    Ok(ch.combined_count)
+}
+
 /// `struct ethtool_drvinfo` (`ETHTOOL_GDRVINFO`), as far as the driver name.
 #[repr(C)]
 struct DrvInfo {

@@ -63,7 +63,9 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
             "{nq} queues: at most {MAX_QUEUES}"
         )));
     }
-    let user_args = with_queue_devargs(&cfg.dpdk.eal_args, nq);
+    let user_args = with_queue_devargs(&cfg.dpdk.eal_args, nq, |i| {
+        netdev::if_combined_channels(i).unwrap_or(0)
+    });
     let eal = sys::eal_init(&user_args).map_err(|e| unavailable(format!("EAL: {e}")))?;
     let count = sys::port_count();
     let port = cfg.dpdk.port;
@@ -83,8 +85,18 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
         sys::port_info(port).map_err(|e| unavailable(format!("reading DPDK port {port}: {e}")))?;
     let mut reasons = Vec::new();
     if (nq as u16) > info.max_tx_queues.min(info.max_rx_queues) {
+        let why = match info.driver.as_str() {
+            "net_af_xdp" => format!(
+                " (net_af_xdp opens at most the combined channels of its interface: {})",
+                kernel_iface(cfg, &info)
+                    .and_then(|k| netdev::if_combined_channels(&k).ok())
+                    .map_or("unknown".to_string(), |c| c.to_string())
+            ),
+            "net_af_packet" => format!(" (net_af_packet makes at most {AF_PACKET_MAX_QPAIRS})"),
+            _ => String::new(),
+        };
         return Err(Error::InvalidOption(format!(
-            "{nq} queues asked for, and DPDK port {port} ({}) has {} TX / {} RX",
+            "{nq} queues asked for, and DPDK port {port} ({}) has {} TX / {} RX{why}",
             info.driver, info.max_tx_queues, info.max_rx_queues
         )));
     }
@@ -351,10 +363,15 @@ fn guard_pmd_program(
     crate::sys::watchdog::Watchdog::arm_netlink(msg, fd).ok()
 }
 
+/// Queue pairs net_af_packet makes at most (`RTE_PMD_AF_PACKET_MAX_RINGS`).
+const AF_PACKET_MAX_QPAIRS: u32 = 16;
+
 /// The user's EAL arguments with the queue count `nq` (above 1) given to the vdevs whose
-/// PMDs take it as a device argument and were not told one: `qpairs=` (net_af_packet),
-/// `queue_count=` (net_af_xdp). A PCI port's queues need no argument.
-fn with_queue_devargs(args: &[String], nq: u32) -> Vec<String> {
+/// PMDs take it as a device argument and were not told one: `qpairs=` (net_af_packet, up
+/// to 16), `queue_count=` (net_af_xdp, up to the combined channels of its interface, as
+/// `combined(iface)` says: the PMD refuses more). Beyond that the PMD opens its default,
+/// and the queue check names the limit. A PCI port's queues need no argument.
+fn with_queue_devargs(args: &[String], nq: u32, combined: impl Fn(&str) -> u32) -> Vec<String> {
     let mut out = args.to_vec();
     if nq <= 1 {
         return out;
@@ -371,14 +388,18 @@ fn with_queue_devargs(args: &[String], nq: u32) -> Vec<String> {
         };
         vdev_next = false;
         let dev = spec.split(',').next().unwrap_or("");
-        let key = if dev.starts_with("net_af_packet") || dev.starts_with("eth_af_packet") {
-            "qpairs"
+        let iface = spec
+            .split(',')
+            .find_map(|p| p.strip_prefix("iface="))
+            .unwrap_or("");
+        let (key, max) = if dev.starts_with("net_af_packet") || dev.starts_with("eth_af_packet") {
+            ("qpairs", AF_PACKET_MAX_QPAIRS)
         } else if dev.starts_with("net_af_xdp") || dev.starts_with("eth_af_xdp") {
-            "queue_count"
+            ("queue_count", combined(iface))
         } else {
             continue;
         };
-        if !spec.split(',').any(|p| p.starts_with(&format!("{key}="))) {
+        if nq <= max && !spec.split(',').any(|p| p.starts_with(&format!("{key}="))) {
             *a = format!("{prefix}{spec},{key}={nq}");
         }
     }
@@ -475,9 +496,10 @@ mod tests {
             "-l",
             "0",
         ]);
-        assert_eq!(with_queue_devargs(&a, 1), a);
+        let four = |_: &str| 4;
+        assert_eq!(with_queue_devargs(&a, 1, four), a);
         assert_eq!(
-            with_queue_devargs(&a, 3),
+            with_queue_devargs(&a, 3, four),
             v(&[
                 "--vdev=net_af_packet0,iface=x,qpairs=3",
                 "--vdev",
@@ -493,6 +515,16 @@ mod tests {
             "-a",
             "0000:81:00.0",
         ]);
-        assert_eq!(with_queue_devargs(&b, 2), b);
+        assert_eq!(with_queue_devargs(&b, 2, four), b);
+        // More than the PMD can open: left to its default (the queue check then says why).
+        assert_eq!(with_queue_devargs(&a, 17, |_| 32)[0], a[0]);
+        assert_eq!(with_queue_devargs(&a, 5, four)[2], a[2]);
+        // The interface the PMD takes is the one asked about.
+        let asked = std::cell::RefCell::new(Vec::new());
+        with_queue_devargs(&a, 2, |i| {
+            asked.borrow_mut().push(i.to_string());
+            1
+        });
+        assert_eq!(asked.into_inner(), ["y"]);
     }
 }
