@@ -645,9 +645,13 @@ fn zero_copy_file_truncated_mid_send_is_an_error_not_a_crash() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let guard = ChildGuard(Some(c));
-    // Truncated once the peer has seen the send going (event, not time).
+    let mut guard = ChildGuard(Some(c));
+    // Truncated once the peer has seen the send going (event, not time; a sender that ended
+    // first is a failure, not a hang).
     while peer_rx_packets(&lab) < before + 2000 {
+        if let Some(Ok(Some(st))) = guard.0.as_mut().map(|c| c.try_wait()) {
+            panic!("the sender ended before the truncation: {st}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     std::fs::File::options()

@@ -143,7 +143,8 @@ impl<D: TxQueue> ZeroCopy<'_, D> {
         }
         // Mapped already, this version of it (a file changed since is mapped again: a
         // truncated and rewritten file has new pages; the pinned ones are the old).
-        if self.queues.first().and_then(|q| q.mapped_file()) != Some(file.version()) {
+        let version = Some(file.version());
+        if !self.queues.iter().all(|q| q.mapped_file() == version) {
             if let Err(why) = files.map(self.queues, file)? {
                 return Ok(Err(why));
             }

@@ -1,6 +1,8 @@
 //! A file being sent: opened and mapped read-only once per operation, read into frames by the
 //! kernel (`preadv`) or through the mapping, with truncation by another process reported as
-//! [`Error::FileTruncated`], never as SIGBUS or as zeros on the wire.
+//! [`Error::FileTruncated`], never as SIGBUS or as zeros reported sent. (On DPDK's zero-copy
+//! road the PMD copies the pages inside `tx_burst`, after the last size check: frames of
+//! zeros may leave before the send ends in that error; see `device/dpdk/files.rs`.)
 
 use std::fs::File;
 use std::io::{self, IoSliceMut};

@@ -426,19 +426,24 @@ pub fn killed_sender_end(lab: &Lab, to: SocketAddr, path: &Path, send_args: &[&s
             }
         }
     });
-    let mut sender = lab
-        .command(Side::A, xsend_bin())
-        .args(["send", path.to_str().unwrap(), "--to", &to.to_string()])
-        .args(send_args)
-        .spawn()
-        .unwrap();
+    // (Killed by the guard too if an assertion fails first.)
+    let mut sender = ChildGuard(Some(
+        lab.command(Side::A, xsend_bin())
+            .args(["send", path.to_str().unwrap(), "--to", &to.to_string()])
+            .args(send_args)
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = sender.0.as_ref().map_or(0, |c| c.id() as i32);
     assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok("4 MiB"));
     // Stopped, the sender still holds its port: the peer's window updates reach it.
     // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(sender.id() as i32, libc::SIGSTOP) };
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
     assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok("idle"));
     // Now killed with an idle peer: nothing the peer sends would tell it.
-    sender.kill().unwrap();
-    sender.wait().unwrap();
+    if let Some(mut c) = sender.0.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
     reader.join().unwrap()
 }

@@ -45,14 +45,24 @@ impl KernelBlind {
             N.fetch_add(1, Ordering::Relaxed)
         );
         let fam = if peer.is_ipv4() { "ip" } else { "ip6" };
+        let what = || format!("nft: a rule keeping the kernel's TCP off {iface}");
+        if !iface
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
+            return Err(nft_error(
+                what(),
+                "the interface name has characters an nftables rule cannot quote safely",
+            ));
+        }
+        // One line, one transaction: the table, its chain and the rule, or nothing.
         let script = format!(
-            "add table inet {table} {{ flags owner; }}\nadd chain inet {table} input {{ type filter hook input priority -400; policy accept; }}\nadd rule inet {table} input iifname \"{iface}\" {fam} saddr {} {fam} daddr {} tcp sport {} tcp dport {} drop\nlist table inet {table}\n",
+            "add table inet {table} {{ flags owner; }}; add chain inet {table} input {{ type filter hook input priority -400; policy accept; }}; add rule inet {table} input iifname \"{iface}\" {fam} saddr {} {fam} daddr {} tcp sport {} tcp dport {} drop\nlist table inet {table}\n",
             peer.ip(),
             local.ip(),
             peer.port(),
             local.port()
         );
-        let what = || format!("nft: a rule keeping the kernel's TCP off {iface}");
         let mut child = Command::new("nft")
             .arg("-i")
             .stdin(Stdio::piped())
@@ -81,11 +91,16 @@ impl KernelBlind {
         let (tx, rx) = mpsc::channel::<std::result::Result<(), String>>();
         let tx2 = tx.clone();
         std::thread::spawn(move || {
-            let mut seen = false;
+            let (mut seen, mut rule) = (false, false);
             for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
                 seen |= line.starts_with("table inet");
+                rule |= seen && line.trim_end().ends_with(" drop");
                 if seen && line == "}" {
-                    let _ = tx.send(Ok(()));
+                    let _ = tx.send(if rule {
+                        Ok(())
+                    } else {
+                        Err("the table holds no drop rule".into())
+                    });
                 }
             }
             let _ = tx.send(Err("nft exited".into()));
@@ -105,14 +120,17 @@ impl KernelBlind {
         if let Some(Err(e)) = wrote {
             return Err(Error::io(what(), e));
         }
-        match rx.recv_timeout(CONFIRM) {
-            Ok(Ok(())) => Ok(blind),
-            Ok(Err(msg)) => Err(nft_error(what(), msg)),
-            Err(_) => Err(nft_error(
+        let r = match rx.recv_timeout(CONFIRM) {
+            Ok(Ok(())) => return Ok(blind),
+            Ok(Err(msg)) => nft_error(what(), msg),
+            Err(_) => nft_error(
                 what(),
                 format!("nft did not confirm the table in {} s", CONFIRM.as_secs()),
-            )),
-        }
+            ),
+        };
+        // (A wedged nft must not hang the way out: the drop's wait.)
+        let _ = blind.child.kill();
+        Err(r)
     }
 }
 

@@ -11,8 +11,10 @@
 //!
 //! A queue maps the file itself ([`MappedFile::remap`]): its frames point at its own mapping,
 //! which outlives them whichever job ends first. Truncation is checked around every batch as
-//! on every zero-copy road (`engine/zc.rs`); a page the PMD reads past the file's new end is
-//! read as zeros (`sys::sigbus`), and the size check after the batch fails the send.
+//! on every zero-copy road (`engine/zc.rs`), and each flush checks whether the PMD read a
+//! page past the file's new end through the queue's mapping. Unlike pinned AF_XDP pages,
+//! such a page is read as zeros (`sys::sigbus`) and the PMD copies them into its frame
+//! within `tx_burst`: frames of zeros may leave before the send ends in `FileTruncated`.
 
 use std::sync::Arc;
 
@@ -38,6 +40,10 @@ pub(super) fn gathers(driver: &str) -> std::result::Result<(), String> {
     })
 }
 
+/// Bare mbufs a queue has at most: each attached one holds a reference of its shared info,
+/// whose count is 16 bits.
+const MAX_SEGS_PER_QUEUE: u32 = 32_768;
+
 /// Maps files into a port's queues for zero-copy payloads.
 pub(crate) struct DpdkFiles {
     /// Whether the PMD takes files, or why not.
@@ -60,30 +66,39 @@ impl FileMapper<DpdkQueue> for DpdkFiles {
         if file.size() == 0 {
             return Ok(Err("an empty file".into()));
         }
-        let map = Arc::new(file.remap()?);
+        // (The version first: a file changed meanwhile is then mapped again next time.)
         let version = file.version();
+        let map = Arc::new(file.remap()?);
+        // All queues or none: frames of the file mapped before still point at it, so they
+        // leave first; then every queue gets the new file, or (a pool or shared info that
+        // cannot be made) none keeps any, so no queue sends an old mapping's bytes.
+        let mut made = Vec::with_capacity(queues.len());
         for q in queues.iter_mut() {
-            // Frames of the file mapped before still point at it: they leave first.
             q.drain()?;
-            let segs = match q.file.take() {
-                Some(old) => old.into_segs(),
+            let segs = match q.file.take().and_then(QueueFile::into_segs) {
+                Some(segs) => segs,
                 None => {
                     let name = (self.pool_name)("x");
-                    match Mempool::new_bare(&name, self.segs_per_queue, BURST as u32 * 8) {
+                    let n = self.segs_per_queue.min(MAX_SEGS_PER_QUEUE);
+                    match Mempool::new_bare(&name, n, BURST as u32 * 8) {
                         Ok(p) => Arc::new(p),
                         Err(e) => {
-                            return Ok(Err(format!(
-                                "a pool of {} mbufs for file pages: {e}",
-                                self.segs_per_queue
-                            )))
+                            queues.iter_mut().for_each(|q| q.file = None);
+                            return Ok(Err(format!("a pool of {n} mbufs for file pages: {e}")));
                         }
                     }
                 }
             };
             match QueueFile::new(map.clone(), version, segs) {
-                Ok(f) => q.file = Some(f),
-                Err(e) => return Ok(Err(format!("external buffers' shared info: {e}"))),
+                Ok(f) => made.push(f),
+                Err(e) => {
+                    queues.iter_mut().for_each(|q| q.file = None);
+                    return Ok(Err(format!("external buffers' shared info: {e}")));
+                }
             }
+        }
+        for (q, f) in queues.iter_mut().zip(made) {
+            q.file = Some(f);
         }
         Ok(Ok(()))
     }

@@ -346,18 +346,19 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
 /// closing the port (SIGKILL): the program would otherwise stay, and keep the peer's
 /// answers from the kernel's TCP (the dead sockets' rings live as long as the TCP
 /// watchdog does). Only that very program is detached (`XDP_FLAGS_REPLACE`). None when no
-/// program is attached, it is `before` (there before the PMD started), or the switch
+/// program is attached, one (`before`) was there before the PMD started, or the switch
 /// cannot be made (best effort, as the TCP watchdog).
 fn guard_pmd_program(
     ifindex: u32,
     before: Option<(u32, u32)>,
 ) -> Option<crate::sys::watchdog::Watchdog> {
     use std::os::fd::AsRawFd;
-    let (id, mode) = crate::sys::bpf::xdp_attached(ifindex).ok()??;
-    if before.is_some_and(|(b, _)| b == id) {
-        // Not the PMD's: it was there before.
+    if before.is_some() {
+        // A program was there before the PMD started (the PMD's is then not alone, or not
+        // the one on the interface): never detach what may be someone else's.
         return None;
     }
+    let (id, mode) = crate::sys::bpf::xdp_attached(ifindex).ok()??;
     let fd = crate::sys::bpf::prog_fd_by_id(id).ok()?;
     let msg = net::rtnl::xdp_detach_request(ifindex, mode, fd.as_raw_fd(), 1);
     crate::sys::watchdog::Watchdog::arm_netlink(msg, fd).ok()

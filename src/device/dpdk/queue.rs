@@ -58,8 +58,18 @@ pub(super) struct QueueFile {
     version: crate::payload::FileVersion,
     /// The external buffers' shared info, holding the mapping.
     shared: ExtShared,
-    /// Bare mbufs (no data room) that carry the file's pages.
-    segs: Arc<Mempool>,
+    /// Bare mbufs (no data room) that carry the file's pages (None once handed on).
+    segs: Option<Arc<Mempool>>,
+}
+
+impl Drop for QueueFile {
+    fn drop(&mut self) {
+        if self.shared.busy() {
+            // A PMD still holds frames of ours (the shared info keeps the mapping): the
+            // pool their bare mbufs go back to must stay too.
+            std::mem::forget(self.segs.take());
+        }
+    }
 }
 
 impl QueueFile {
@@ -74,17 +84,25 @@ impl QueueFile {
             shared: ExtShared::new(backing)?,
             map,
             version,
-            segs,
+            segs: Some(segs),
         })
+    }
+
+    /// An error if the PMD read a page of the file past its end through this mapping (it
+    /// shrank: the frame carried zeros).
+    fn check_read(&self) -> Result<()> {
+        if self.map.read_fault() {
+            return Err(self.map.truncated(self.map.size()));
+        }
+        Ok(())
     }
 }
 
 impl QueueFile {
     /// Its pool of bare mbufs, for the next file (every frame of this one has left).
-    pub(super) fn into_segs(self) -> Arc<Mempool> {
-        let QueueFile { free, segs, .. } = self;
-        drop(free);
-        segs
+    pub(super) fn into_segs(mut self) -> Option<Arc<Mempool>> {
+        self.free.clear();
+        self.segs.take()
     }
 }
 
@@ -342,7 +360,7 @@ impl TxQueue for DpdkQueue {
                 break;
             }
         }
-        Ok(())
+        self.file.as_ref().map_or(Ok(()), QueueFile::check_read)
     }
 
     fn reap(&mut self) -> usize {
@@ -372,6 +390,7 @@ impl TxQueue for DpdkQueue {
         for _ in 0..4 {
             sys::tx_nudge(self.port.id(), self.queue);
         }
+        self.file.as_ref().map_or(Ok(()), QueueFile::check_read)?;
         self.check_link()
     }
 
@@ -452,6 +471,7 @@ impl DpdkQueue {
     /// A bare mbuf for a file's pages, handing waiting frames to the PMD (which frees the
     /// bare mbufs of those it sent) when there is none.
     fn alloc_seg(&mut self) -> Result<Mbuf> {
+        let mut since = None::<Instant>;
         loop {
             let Some(f) = &mut self.file else {
                 return Err(no_file());
@@ -459,11 +479,25 @@ impl DpdkQueue {
             if let Some(s) = f.free.pop() {
                 return Ok(s);
             }
-            if f.segs.alloc_bulk(&mut f.free, BURST) || f.segs.alloc_bulk(&mut f.free, 1) {
+            let Some(segs) = &f.segs else {
+                return Err(no_file());
+            };
+            if segs.alloc_bulk(&mut f.free, BURST) || segs.alloc_bulk(&mut f.free, 1) {
                 continue;
             }
             if self.push_out()? == 0 {
-                self.stalled()?;
+                // The PMD holds every bare mbuf (and takes none of ours): it has STALL to free
+                // some.
+                let t = *since.get_or_insert_with(Instant::now);
+                if t.elapsed() > STALL {
+                    return Err(Error::io(
+                        format!("DPDK TX on {} queue {}", self.name, self.queue),
+                        std::io::Error::other(format!(
+                            "stalled: no mbuf for file pages came back for {} s",
+                            STALL.as_secs()
+                        )),
+                    ));
+                }
                 std::thread::yield_now();
             }
         }

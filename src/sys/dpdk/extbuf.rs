@@ -41,8 +41,12 @@ impl ExtShared {
         })
     }
 
-    /// Mbufs attached to it right now (tests).
-    #[cfg(test)]
+    /// True if mbufs are attached to it right now.
+    pub(crate) fn busy(&self) -> bool {
+        self.users() > 0
+    }
+
+    /// Mbufs attached to it right now.
     pub(crate) fn users(&self) -> u16 {
         // SAFETY: a live shared info (ours until drop).
         unsafe { ffi::xs_ext_shinfo_users(self.info.as_ptr()) }
