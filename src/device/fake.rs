@@ -46,10 +46,16 @@ impl FakeQueue {
 }
 
 /// What a device does with a `CHECKSUM_PARTIAL` frame: sum from the L4 header to the end over
-/// the pseudo-header sum left in the field, store the complement.
+/// the pseudo-header sum left in the field, store the complement (a UDP checksum of 0 goes as
+/// 0xffff, as the kernel's `CSUM_MANGLED_0`: 0 there means "no checksum").
 pub(crate) fn complete_checksum(frame: &mut [u8], (start, offset): CsumRequest) {
-    let (start, field) = (start as usize, start as usize + offset as usize);
-    let c = checksum::finish(checksum::sum(&frame[start..]));
+    /// The checksum field's offset in a UDP header.
+    const UDP_CHECK: u16 = 6;
+    let (start_at, field) = (start as usize, start as usize + offset as usize);
+    let c = match checksum::finish(checksum::sum(&frame[start_at..])) {
+        0 if offset == UDP_CHECK => 0xffff,
+        c => c,
+    };
     frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -134,4 +140,21 @@ impl RxQueue for FakeQueue {
     }
 
     fn wait(&mut self, _timeout: Duration) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_checksum;
+
+    #[test]
+    fn a_udp_checksum_of_zero_goes_as_all_ones_and_tcp_stays_zero() {
+        // The words sum to 0xffff: the complement is 0.
+        let mut udp = [0xff, 0xff, 0, 0, 0, 0, 0, 0];
+        complete_checksum(&mut udp, (0, 6));
+        assert_eq!(&udp[6..8], &[0xff, 0xff]);
+        let mut tcp = [0u8; 20];
+        tcp[..2].copy_from_slice(&[0xff, 0xff]);
+        complete_checksum(&mut tcp, (0, 16));
+        assert_eq!(&tcp[16..18], &[0, 0]);
+    }
 }
