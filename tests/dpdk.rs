@@ -519,35 +519,49 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     no_runtime_dirs_left();
 }
 
+/// An endless generator run over `pmd` in side A, once it reports progress; the rest of its
+/// stderr lines.
+fn endless_bench(
+    lab: &Lab,
+    pmd: &str,
+) -> (
+    ChildGuard,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
+    let to = format!("{}:9", lab.ip4_b);
+    let mut c = lab
+        .command(Side::A, xsend_bin())
+        .args([
+            "bench",
+            "--to",
+            &to,
+            "--backend",
+            "dpdk",
+            "--duration",
+            "600",
+        ])
+        .args(["--dpdk-args", &vdev(pmd, lab)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = c.stderr.take().unwrap();
+    let guard = ChildGuard(Some(c));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+    assert!(lines.any(|l| l.map(|l| l.contains("packets/s")).unwrap_or(false)));
+    (guard, lines)
+}
+
 #[test]
 fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     need_root!();
     let lab = lab();
-    let to = format!("{}:9", lab.ip4_b);
     // Ctrl-C during an endless generator run on net_af_xdp: reported, exit 130, the PMD's
     // XDP program and the EAL's runtime directory gone. SIGKILL: the program is detached by
     // the switch the port armed (waited for, at most 10 s: it acts as the process ends); the
     // runtime directory goes with the next DPDK process (the one below).
     for sig in [libc::SIGINT, libc::SIGKILL] {
-        let mut c = lab
-            .command(Side::A, xsend_bin())
-            .args([
-                "bench",
-                "--to",
-                &to,
-                "--backend",
-                "dpdk",
-                "--duration",
-                "600",
-            ])
-            .args(["--dpdk-args", &vdev("net_af_xdp", &lab)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(c.stderr.take().unwrap()));
-        assert!(lines.any(|l| l.map(|l| l.contains("packets/s")).unwrap_or(false)));
-        let guard = ChildGuard(Some(c));
+        let (guard, _lines) = endless_bench(&lab, "net_af_xdp");
         // SAFETY: kill(2) of our own child.
         unsafe { libc::kill(guard.0.as_ref().unwrap().id() as i32, sig) };
         let out = guard.wait_output();
@@ -571,26 +585,7 @@ fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     }
 
     // The interface deleted during a long send: an error naming it, not a hang.
-    let c = lab
-        .command(Side::A, xsend_bin())
-        .args([
-            "bench",
-            "--to",
-            &to,
-            "--backend",
-            "dpdk",
-            "--duration",
-            "600",
-        ])
-        .args(["--dpdk-args", &vdev("net_af_packet", &lab)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(c));
-    let err = guard.0.as_mut().unwrap().stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
-    assert!(lines.any(|l| l.map(|l| l.contains("packets/s")).unwrap_or(false)));
+    let (guard, lines) = endless_bench(&lab, "net_af_packet");
     ip_ok(&lab, Side::A, "ip", &["link", "del", &lab.if_a]);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let out = guard.wait_output();

@@ -22,9 +22,16 @@ pub fn root_or_skip(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    let msg = format!("{test}: needs root (network namespaces, veth) and is NOT RUNNING");
+    not_running(format!(
+        "{test}: needs root (network namespaces, veth) and is NOT RUNNING; CI must run the tests as root"
+    ))
+}
+
+/// A test that cannot run here: in CI a panic with `msg` (it must fail there), elsewhere a
+/// loud notice; false.
+fn not_running(msg: String) -> bool {
     if std::env::var_os("CI").is_some() {
-        panic!("{msg}; CI must run the tests as root");
+        panic!("{msg}");
     }
     eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
     false
@@ -36,12 +43,7 @@ pub fn live_or_skip(test: &str) -> bool {
     let Err(e) = xsend::gen::Generator::live_frames_supported() else {
         return true;
     };
-    let msg = format!("{test}: needs live frames and is NOT RUNNING: {e}");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
-    false
+    not_running(format!("{test}: needs live frames and is NOT RUNNING: {e}"))
 }
 
 /// `return` from the test unless it can run: root, and live frames.

@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use super::open::pool_name;
 use super::queue::{DpdkQueue, QueueFile, BURST};
 use crate::device::{FileMapper, TxQueue};
 use crate::error::Result;
@@ -50,8 +51,6 @@ pub(crate) struct DpdkFiles {
     pub(super) gathers: std::result::Result<(), String>,
     /// Bare mbufs per queue (frames in flight at once: the TX ring, bursts, cache).
     pub(super) segs_per_queue: u32,
-    /// Names the bare pools.
-    pub(super) pool_name: fn(&str) -> String,
 }
 
 impl FileMapper<DpdkQueue> for DpdkFiles {
@@ -78,7 +77,7 @@ impl FileMapper<DpdkQueue> for DpdkFiles {
             let segs = match q.file.take().and_then(QueueFile::into_segs) {
                 Some(segs) => segs,
                 None => {
-                    let name = (self.pool_name)("x");
+                    let name = pool_name("x");
                     let n = self.segs_per_queue.min(MAX_SEGS_PER_QUEUE);
                     match Mempool::new_bare(&name, n, BURST as u32 * 8) {
                         Ok(p) => Arc::new(p),

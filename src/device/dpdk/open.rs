@@ -160,7 +160,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
         Proto::Tcp => offload::TCP_CKSUM,
     };
     let has_l4 = info.tx_offload_capa & l4 != 0;
-    let offloads = match (cfg.checksum, has_l4) {
+    let l4_offload = match (cfg.checksum, has_l4) {
         (ChecksumChoice::Software, _) => 0,
         (ChecksumChoice::Offload, false) => {
             return Err(unavailable(format!(
@@ -179,7 +179,8 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
     };
     // Chained mbufs (file pages) where the PMD takes them and says so.
     let gather = gathers(&info.driver);
-    let offloads = offloads
+    let csum_offload = l4_offload != 0;
+    let offloads = l4_offload
         | if gather.is_ok() {
             info.tx_offload_capa & offload::MULTI_SEGS
         } else {
@@ -234,7 +235,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
     let caps = Caps {
         buf_capacity: data_room as usize,
         max_frame,
-        csum_offload: offloads & l4 != 0,
+        csum_offload,
         max_segs: 1,
         zero_copy: false,
         persistent_bufs: true,
@@ -309,14 +310,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
         ring_size: Some(tx_desc as u32),
         frame_size: Some(data_room as u32),
         segments: Some(1),
-        checksum: Some(
-            if offloads & l4 != 0 {
-                "offload"
-            } else {
-                "software"
-            }
-            .into(),
-        ),
+        checksum: Some(if csum_offload { "offload" } else { "software" }.into()),
         dst_mac: Some(dst_mac.to_string()),
         driver: Some(info.driver.clone()),
         dpdk_port: Some(port),
@@ -327,7 +321,6 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
     let files = DpdkFiles {
         gathers: gather,
         segs_per_queue: tx_need,
-        pool_name,
     };
     Ok((
         Port {
@@ -411,7 +404,7 @@ fn with_queue_devargs(args: &[String], nq: u32, combined: impl Fn(&str) -> u32) 
 const POOL_CACHE: u32 = 256;
 
 /// A pool name unique in the process.
-fn pool_name(what: &str) -> String {
+pub(super) fn pool_name(what: &str) -> String {
     static POOLS: AtomicU32 = AtomicU32::new(0);
     format!(
         "xs{}{what}{}",

@@ -96,9 +96,7 @@ impl QueueFile {
         }
         Ok(())
     }
-}
 
-impl QueueFile {
     /// Its pool of bare mbufs, for the next file (every frame of this one has left).
     pub(super) fn into_segs(mut self) -> Option<Arc<Mempool>> {
         self.free.clear();
@@ -433,6 +431,7 @@ impl TxQueue for DpdkQueue {
             }
         };
         let Some(f) = &self.file else {
+            self.free(buf);
             return Err(no_file());
         };
         let (flags, l2, l3) = offload_fields(&mut buf, csum);
