@@ -12,6 +12,8 @@ XSEND_APT_PACKAGES=(
   xdp-tools
   # the DPDK backend (feature `dpdk`): DPDK 22.11, its PMD plugins, dpdk-testpmd (benchmarks)
   libdpdk-dev dpdk dpdk-dev
+  # the VM of scripts/livevm.sh, for the live-frames tests on kernels that refuse live frames
+  qemu-system-x86 busybox-static kmod xz-utils util-linux
   # the PNG plots of `xsend ndr --plot` (their text)
   fonts-dejavu-core
 )

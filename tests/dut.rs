@@ -47,11 +47,11 @@ fn frames_cross_the_dut_and_the_policer_accounts_for_every_loss() {
                 ],
             );
             assert_eq!(v["backend"], backend, "{v}");
-            assert_eq!(v["packets"], 20000, "{v}");
+            let sent = left_the_port(&v, 20000);
             assert_eq!(
                 sink.frames().unwrap() - before,
-                20000,
-                "{backend}: every frame crossed the DUT"
+                sent,
+                "{backend}: every frame that left crossed the DUT"
             );
         }
         assert_eq!(lab.policed().unwrap(), 0);
@@ -63,8 +63,7 @@ fn frames_cross_the_dut_and_the_policer_accounts_for_every_loss() {
     .unwrap();
     let sink = lab.sink_b(true).unwrap();
     let v = bench_in_a(&lab, &["--to", to, "--count", "30000", "--pps", "100k"]);
-    let sent = v["packets"].as_u64().unwrap();
-    assert_eq!(sent, 30000, "{v}");
+    let sent = left_the_port(&v, 30000);
     let got = sink.frames().unwrap();
     let policed = lab.policed().unwrap();
     assert!(
@@ -120,11 +119,14 @@ fn the_receiving_port_counts_what_the_dut_forwards_and_drops() {
     };
     for backend in ["live", "xdp"] {
         let v = run(backend);
-        assert_eq!(v["packets"], 20000, "{v}");
+        let sent = left_the_port(&v, 20000);
+        let refused = 20000 - sent;
         let r = &v["rx"];
-        assert_eq!(r["received"], 20000, "{backend}: {r}");
-        assert_eq!(r["lost"], 0, "{backend}: {r}");
-        assert_eq!(r["gaps"], 0, "{backend}: {r}");
+        assert_eq!(r["received"], sent, "{backend}: {r}");
+        assert_eq!(r["lost"], refused, "{backend}: {r}");
+        if refused == 0 {
+            assert_eq!(r["gaps"], 0, "{backend}: {r}");
+        }
         assert_eq!(r["duplicated"], 0, "{backend}: {r}");
         assert_eq!(r["unknown_stream"], 0, "{backend}: {r}");
         let p50 = r["latency"]["p50_us"].as_f64().unwrap_or(-1.0);
@@ -148,18 +150,39 @@ fn the_receiving_port_counts_what_the_dut_forwards_and_drops() {
     for backend in ["live", "xdp"] {
         let before = nft_dropped(&nft("list chain inet t c"));
         let v = run(backend);
+        let sent = left_the_port(&v, 20000);
+        let refused = 20000 - sent;
         let dropped = nft_dropped(&nft("list chain inet t c")) - before;
-        assert_eq!(dropped, 2000, "{backend}: nft dropped every 10th frame");
         let r = &v["rx"];
-        assert_eq!(r["received"], 18000, "{backend}: {r}");
-        assert_eq!(r["lost"], dropped, "{backend}: {r}");
-        assert_eq!(r["seq_lost"], dropped, "{backend}: {r}");
-        assert_eq!(
-            r["gaps"], dropped,
-            "{backend}: one gap per dropped frame: {r}"
-        );
+        assert_eq!(r["received"], sent - dropped, "{backend}: {r}");
+        assert_eq!(r["lost"], dropped + refused, "{backend}: {r}");
+        assert_eq!(r["seq_lost"], dropped + refused, "{backend}: {r}");
+        if refused == 0 {
+            assert_eq!(dropped, 2000, "{backend}: nft dropped every 10th frame");
+            assert_eq!(
+                r["gaps"], dropped,
+                "{backend}: one gap per dropped frame: {r}"
+            );
+        }
         assert_eq!(r["duplicated"], 0, "{backend}: {r}");
     }
+}
+
+/// The frames of a `--count count` run that left port A: all of them, but for what the sending
+/// veth refused, which the report counts (`dropped`: its ring to the peer was full, as under
+/// a slow receiver such as an emulated VM's) and which must make up the difference.
+fn left_the_port(v: &serde_json::Value, count: u64) -> u64 {
+    let sent = v["packets"].as_u64().expect("packets");
+    let refused = v["dropped"].as_u64().unwrap_or(0);
+    assert_eq!(
+        sent + refused,
+        count,
+        "every frame sent or counted as refused: {v}"
+    );
+    if refused > 0 {
+        eprintln!("note: the sending veth refused {refused} frame(s) under load");
+    }
+    sent
 }
 
 /// The packet count of the first `counter packets N` in `nft list` output.

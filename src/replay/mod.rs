@@ -190,7 +190,7 @@ fn go_live(
         e if auto => live::unavailable(e.chain()),
         e => e,
     };
-    let t = live::open_target(&spec.iface).map_err(fall)?;
+    let t = live::open_target(&spec.iface, auto).map_err(fall)?;
     // Ethernet header and one VLAN tag over the MTU, and what a ring record holds.
     let link_max = t.mtu as usize + 18;
     let max = link_max.min(live::REC_DATA);

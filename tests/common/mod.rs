@@ -37,21 +37,62 @@ fn not_running(msg: String) -> bool {
     false
 }
 
-/// True if this kernel runs XDP programs over live frames here. Otherwise: in CI a panic
-/// (a test that cannot run must fail there), elsewhere a loud notice and an early return.
-pub fn live_or_skip(test: &str) -> bool {
+/// True if this kernel runs XDP programs over live frames: the test goes on here.
+///
+/// Otherwise (some kernels refuse `BPF_F_TEST_XDP_LIVE_FRAMES` to root with EPERM, this
+/// project's CI VM among them) the same test, `test` being its path in this binary, is run
+/// in a VM with Debian's stock kernel (`scripts/livevm.sh`): its result there is this test's
+/// (a failure there panics here), and false is returned, for the body has run. A VM that
+/// cannot start is a test that cannot run: in CI a panic, elsewhere a loud notice. Inside
+/// the VM a refusal is that too.
+pub fn live_here_or_in_vm(test: &str) -> bool {
     let Err(e) = xsend::gen::Generator::live_frames_supported() else {
         return true;
     };
-    not_running(format!("{test}: needs live frames and is NOT RUNNING: {e}"))
+    if std::env::var_os("XSEND_LIVEVM").is_some() {
+        return not_running(format!(
+            "{test}: needs live frames and is NOT RUNNING, even in the VM: {e}"
+        ));
+    }
+    eprintln!("{test}: this kernel refuses live frames ({e}); running the test in a VM");
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/livevm.sh");
+    let out = std::process::Command::new(script)
+        .args(["run", "--"])
+        .arg(&exe)
+        .args(["--exact", test, "--test-threads=1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running scripts/livevm.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("---- in the VM ----\n{stdout}{stderr}---- end of the VM ----");
+    match out.status.code() {
+        // The test ran in the VM, and exactly this one test passed.
+        Some(0) if stdout.contains("test result: ok. 1 passed") => false,
+        Some(0) => panic!("{test}: the VM ran no test by that name:\n{stdout}"),
+        // livevm.sh could not prepare or start the VM (2), or the VM died (3).
+        Some(2) | Some(3) | None => not_running(format!(
+            "{test}: needs live frames, which this kernel refuses ({e}), and the VM to run it in did not start: {stderr}"
+        )),
+        Some(c) => panic!("{test}: failed in the VM (exit {c}); its output is above"),
+    }
 }
 
-/// `return` from the test unless it can run: root, and live frames.
+/// `return` from the test unless it can run here: root, and live frames (or else the test
+/// runs in a VM, see [`live_here_or_in_vm`], and its result there is this test's).
 #[macro_export]
 macro_rules! need_live {
     () => {
         need_root!();
-        if !common::live_or_skip(module_path!()) {
+        fn __here() {}
+        // "binary::path::to::test::__here" -> "path::to::test", the test's name in libtest.
+        let here = std::any::type_name_of_val(&__here);
+        let test = here
+            .split_once("::")
+            .map_or(here, |(_, rest)| rest)
+            .trim_end_matches("::__here");
+        if !common::live_here_or_in_vm(test) {
             return;
         }
     };

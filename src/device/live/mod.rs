@@ -20,7 +20,7 @@ use crate::device::net::{self, LinkStats, XDP_ACT_NDO_XMIT};
 use crate::device::path::Path;
 use crate::device::xdp::Steer;
 use crate::error::{Error, Result};
-use crate::options::ConnConfig;
+use crate::options::{ConnConfig, GenBackend};
 use crate::report::BackendInfo;
 use crate::sansio::framer::Flow;
 use crate::sys::netdev;
@@ -150,7 +150,8 @@ pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
     let path = Path::resolve(cfg, runners, "live")?;
     let ifname = path.ifname.clone();
     let ifindex = path.ifi.index;
-    let (steer, reasons) = take_redirects(ifindex, &ifname)?;
+    let auto = cfg.gen_backend == GenBackend::Auto;
+    let (steer, reasons) = take_redirects(ifindex, &ifname, auto)?;
     kernel_runs_live_frames()?;
     let dst_mac = path.dst_mac(cfg)?;
     let flows = path.flows(cfg, dst_mac);
@@ -178,8 +179,10 @@ pub(crate) fn open(cfg: &ConnConfig, runners: u32) -> Result<LivePort> {
 
 /// Check that `ifname` takes redirected frames (`ndo_xdp_xmit`), loading xsend's XDP program
 /// on it where its driver needs one for that; returns that program (held for the run) and
-/// what was done about it.
-fn take_redirects(ifindex: u32, ifname: &str) -> Result<(Option<Steer>, Vec<String>)> {
+/// what was done about it. Where the kernel does not say (no XDP features before Linux 6.3),
+/// a frame the target refuses is dropped unseen: `auto` (another path to fall back on) does
+/// not take that risk and refuses; an explicit choice of live frames goes on, with the reason.
+fn take_redirects(ifindex: u32, ifname: &str, auto: bool) -> Result<(Option<Steer>, Vec<String>)> {
     let mut reasons = Vec::new();
     let driver = netdev::if_driver(ifname).unwrap_or_default();
     let mut steer = None;
@@ -213,6 +216,11 @@ fn take_redirects(ifindex: u32, ifname: &str) -> Result<(Option<Steer>, Vec<Stri
                 }
             }
         }
+        None if auto => {
+            return Err(unavailable(format!(
+                "the kernel does not report XDP features (no netdev generic netlink family, Linux < 6.3), so whether {ifname} takes redirected frames cannot be known and refused frames would be dropped unseen (--backend live takes it anyway)"
+            )))
+        }
         None => reasons.push(
             "the kernel does not report XDP features (no netdev generic netlink family): the target's acceptance is seen only in its counters".into(),
         ),
@@ -233,8 +241,9 @@ pub(crate) struct LiveTarget {
     _hold: Option<Steer>,
 }
 
-/// Open `ifname` as a live-frames target.
-pub(crate) fn open_target(ifname: &str) -> Result<LiveTarget> {
+/// Open `ifname` as a live-frames target (`auto`: the caller has another path to fall back
+/// on, see [`take_redirects`]).
+pub(crate) fn open_target(ifname: &str, auto: bool) -> Result<LiveTarget> {
     let ifindex = netdev::if_nametoindex(ifname).ok_or_else(|| Error::InterfaceNotFound {
         name: ifname.to_string(),
     })?;
@@ -245,7 +254,7 @@ pub(crate) fn open_target(ifname: &str) -> Result<LiveTarget> {
     target.check_up()?;
     let mtu =
         netdev::if_mtu(ifname).map_err(|e| Error::io(format!("reading the MTU of {ifname}"), e))?;
-    let (steer, reasons) = take_redirects(ifindex, ifname)?;
+    let (steer, reasons) = take_redirects(ifindex, ifname, auto)?;
     kernel_runs_live_frames()?;
     let info = BackendInfo {
         backend: "live",
