@@ -259,7 +259,7 @@ pub(crate) fn open(cfg: &ConnConfig) -> Result<(Port<DpdkQueue>, DpdkFiles)> {
         .collect();
     let dst_mac = match cfg.dst_mac {
         Some(m) => m,
-        None => resolve(&mut queues[0], &us, next_hop).ok_or_else(|| {
+        None => resolve(&mut queues, &us, next_hop).ok_or_else(|| {
             unavailable(format!(
                 "no {} answer from {next_hop} on DPDK port {port} ({}) in {} s: is the peer on this link? (give --dst-mac)",
                 if next_hop.is_ipv4() { "ARP" } else { "neighbor discovery" },
@@ -445,30 +445,35 @@ fn umem_pools(nq: u32, n: u32, max_frame: usize) -> Result<(Vec<Arc<Mempool>>, u
     Ok((pools, room, obj))
 }
 
-/// The next hop's MAC, asked over the port (ARP or an NS every 200 ms, up to 3 s).
-fn resolve(q: &mut DpdkQueue, us: &Us, target: IpAddr) -> Option<MacAddr> {
+/// The next hop's MAC, asked over the port (ARP or an NS every 200 ms, up to 3 s) on the
+/// first queue. The answer is looked for on every queue: the PMD may spread what it receives
+/// over them (net_af_packet's `qpairs` fan out by hash), so it can arrive on any.
+fn resolve(queues: &mut [DpdkQueue], us: &Us, target: IpAddr) -> Option<MacAddr> {
     let mut req = [0u8; neigh::MAX_FRAME];
     let n = neigh::request(&mut req, us, target)?;
     let start = Instant::now();
     let mut asked = None::<Instant>;
     while start.elapsed() < RESOLVE_TIMEOUT {
+        let (first, _) = queues.split_first_mut()?;
         if asked.is_none_or(|t| t.elapsed() >= RESOLVE_EVERY) {
-            q.send_now(&req[..n]);
+            first.send_now(&req[..n]);
             asked = Some(Instant::now());
         }
         let mut found = None;
         let mut out = [0u8; neigh::MAX_FRAME];
-        q.recv(|f| {
-            if let Some(Seen::Neighbour { ip, mac }) = neigh::handle(f, us, &mut out)[0] {
-                if ip == target {
-                    found = Some(mac);
+        for q in queues.iter_mut() {
+            q.recv(|f| {
+                if let Some(Seen::Neighbour { ip, mac }) = neigh::handle(f, us, &mut out)[0] {
+                    if ip == target {
+                        found = Some(mac);
+                    }
                 }
-            }
-        });
+            });
+        }
         if found.is_some() {
             return found;
         }
-        q.wait(Duration::from_millis(1));
+        queues[0].wait(Duration::from_millis(1));
     }
     None
 }
