@@ -451,12 +451,14 @@ fn umem_pools(nq: u32, n: u32, max_frame: usize) -> Result<(Vec<Arc<Mempool>>, u
 fn resolve(queues: &mut [DpdkQueue], us: &Us, target: IpAddr) -> Option<MacAddr> {
     let mut req = [0u8; neigh::MAX_FRAME];
     let n = neigh::request(&mut req, us, target)?;
+    if queues.is_empty() {
+        return None;
+    }
     let start = Instant::now();
     let mut asked = None::<Instant>;
     while start.elapsed() < RESOLVE_TIMEOUT {
-        let (first, _) = queues.split_first_mut()?;
         if asked.is_none_or(|t| t.elapsed() >= RESOLVE_EVERY) {
-            first.send_now(&req[..n]);
+            queues[0].send_now(&req[..n]);
             asked = Some(Instant::now());
         }
         let mut found = None;
