@@ -53,6 +53,11 @@ pub fn build(out: &Path) {
         cc.flag(a);
     }
     cc.flag_if_supported("-Wno-unused-parameter");
+    // The shim is linked into executables (xsend, the test binaries), and libdpdk is loaded
+    // with them: DPDK's per-lcore thread-locals (rte_lcore_id() in every mempool get/put)
+    // are then read at a fixed offset from the thread pointer, as in testpmd, instead of
+    // through a `__tls_get_addr` call per burst (cc's default -fPIC implies general-dynamic).
+    cc.flag("-ftls-model=initial-exec");
     cc.compile("xsend_dpdk_shim");
 
     let bindings = bindgen::Builder::default()

@@ -336,7 +336,12 @@ impl TxQueue for DpdkQueue {
         for b in bufs.iter_mut() {
             b.set_tx(len as u16, flags, l2, l3);
         }
-        self.pending.append(bufs);
+        if self.pending.is_empty() {
+            // (The burst becomes the pending list, and the caller gets its empty one: no copy.)
+            std::mem::swap(&mut self.pending, bufs);
+        } else {
+            self.pending.append(bufs);
+        }
         while self.pending.len() >= BURST {
             if self.push_out()? == 0 {
                 break;

@@ -2,8 +2,9 @@
 //! keep their bytes (written whole once by `prime`). Per burst it takes up to [`BURST`]
 //! buffers from the queue at once, re-stamps each (probe header, IPv4 ID and checksum, L4
 //! checksum or TCP sequence number) and submits them together, so the per-packet work is the
-//! stamping alone; the send time in the probe header is read once per burst, the queue's
-//! counters are noted once per burst and the deadline every [`REPORT_EVERY`] packets.
+//! stamping alone; the send time in the probe header is read once per burst (off the TSC
+//! where the kernel keeps time with it: [`FastClock`]), the queue's counters are noted once
+//! per burst and the deadline every [`REPORT_EVERY`] packets.
 
 use hdrhistogram::Histogram;
 
@@ -14,7 +15,7 @@ use crate::error::Result;
 use crate::report::SendStats;
 use crate::sansio::wire::{probe, tcp};
 use crate::stats;
-use crate::sys::clock::monotonic_ns;
+use crate::sys::clock::FastClock;
 
 /// Frames per burst.
 pub(super) const BURST: usize = 32;
@@ -83,6 +84,7 @@ fn stamp_loop<D: TxQueue>(
     let payload = r.frame_len - r.hdr;
     let plen = payload.min(probe::HEADER_LEN);
     let mut clock = CompletionClock::new();
+    let mut now = FastClock::new();
     let mut stats = SendStats::default();
     let mut reported = SendStats::default();
     let mut bufs: Vec<D::Buf> = Vec::with_capacity(2 * BURST);
@@ -98,7 +100,7 @@ fn stamp_loop<D: TxQueue>(
             break Err(e);
         }
         // (They queue anyway: one send time for the burst.)
-        let time = monotonic_ns() as u32;
+        let time = now.now_ns() as u32;
         let n = bufs.len();
         for b in bufs.iter_mut() {
             let probe = probe::Repr {
@@ -120,6 +122,7 @@ fn stamp_loop<D: TxQueue>(
         if stats.packets - reported.packets >= REPORT_EVERY {
             let (b, k) = totals.add(stats, &mut reported);
             ctx.progress(b, k);
+            now.tick();
             if over(std::time::Instant::now()) {
                 break Ok(());
             }
@@ -129,5 +132,8 @@ fn stamp_loop<D: TxQueue>(
         dev.free(b);
     }
     super::finish(dev, result, &mut clock, stats, &mut reported, totals)?;
-    Ok((stats, [clock.hist, stats::histogram(), stats::histogram()]))
+    Ok((
+        stats,
+        [clock.into_hist(), stats::histogram(), stats::histogram()],
+    ))
 }
