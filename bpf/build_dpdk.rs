@@ -57,6 +57,8 @@ pub fn build(out: &Path) {
     // with them: DPDK's per-lcore thread-locals (rte_lcore_id() in every mempool get/put)
     // are then read at a fixed offset from the thread pointer, as in testpmd, instead of
     // through a `__tls_get_addr` call per burst (cc's default -fPIC implies general-dynamic).
+    // Valid because the shim only ever links into executables (xsend, tests, benches) that
+    // load librte_eal at start-up; a cdylib dlopen'ed with it would need the default model.
     cc.flag("-ftls-model=initial-exec");
     cc.compile("xsend_dpdk_shim");
 

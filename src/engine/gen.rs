@@ -129,7 +129,9 @@ impl CompletionClock {
 
     /// The completion-time histogram.
     fn into_hist(mut self) -> Histogram<u64> {
-        stats::record(&mut self.hist, 0, self.instant);
+        if self.instant > 0 {
+            stats::record(&mut self.hist, 0, self.instant);
+        }
         self.hist
     }
 
