@@ -50,7 +50,13 @@ fn ok(out: &std::process::Output) -> serde_json::Value {
 
 /// This process's children must not leave EAL runtime directories behind.
 fn no_runtime_dirs_left() {
-    let left: Vec<String> = std::fs::read_dir("/var/run/dpdk")
+    let left = runtime_dirs_left();
+    assert!(left.is_empty(), "left in /var/run/dpdk: {left:?}");
+}
+
+/// EAL runtime directories of xsend processes that have ended.
+fn runtime_dirs_left() -> Vec<String> {
+    std::fs::read_dir("/var/run/dpdk")
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -62,8 +68,7 @@ fn no_runtime_dirs_left() {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left in /var/run/dpdk: {left:?}");
+        .unwrap_or_default()
 }
 
 #[test]
@@ -528,6 +533,18 @@ fn endless_bench(
     ChildGuard,
     std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
 ) {
+    endless_bench_with(lab, &vdev(pmd, lab), &[])
+}
+
+/// An endless generator run with EAL arguments `eal` (and `extra` arguments) in side A.
+fn endless_bench_with(
+    lab: &Lab,
+    eal: &str,
+    extra: &[&str],
+) -> (
+    ChildGuard,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
     let to = format!("{}:9", lab.ip4_b);
     let mut c = lab
         .command(Side::A, xsend_bin())
@@ -540,7 +557,8 @@ fn endless_bench(
             "--duration",
             "600",
         ])
-        .args(["--dpdk-args", &vdev(pmd, lab)])
+        .args(["--dpdk-args", eal])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -552,18 +570,30 @@ fn endless_bench(
     (guard, lines)
 }
 
+/// Wait (at most 10 s: the switches act as the process ends) until `done`.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let t0 = std::time::Instant::now();
+    while !done() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
 #[test]
 fn interface_gone_mid_send_and_ctrl_c_clean_up() {
     need_root!();
     let lab = lab();
     // Ctrl-C during an endless generator run on net_af_xdp: reported, exit 130, the PMD's
     // XDP program and the EAL's runtime directory gone. SIGKILL: the program is detached by
-    // the switch the port armed (waited for, at most 10 s: it acts as the process ends); the
-    // runtime directory goes with the next DPDK process (the one below).
+    // the switch the port armed, and the runtime directory removed by the one the EAL armed
+    // (both waited for: they act as the process ends).
     for sig in [libc::SIGINT, libc::SIGKILL] {
         let (guard, _lines) = endless_bench(&lab, "net_af_xdp");
+        let pid = guard.0.as_ref().unwrap().id();
+        let dir = format!("/var/run/dpdk/xsend-{pid}");
+        assert!(Path::new(&dir).exists(), "no {dir} while it runs");
         // SAFETY: kill(2) of our own child.
-        unsafe { libc::kill(guard.0.as_ref().unwrap().id() as i32, sig) };
+        unsafe { libc::kill(pid as i32, sig) };
         let out = guard.wait_output();
         if sig == libc::SIGINT {
             assert_eq!(out.status.code(), Some(130));
@@ -573,15 +603,15 @@ fn interface_gone_mid_send_and_ctrl_c_clean_up() {
             );
             no_runtime_dirs_left();
         } else {
-            let t0 = std::time::Instant::now();
-            while xdp_attached(&lab, Side::A) && t0.elapsed() < std::time::Duration::from_secs(10) {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
             assert!(
-                !xdp_attached(&lab, Side::A),
+                eventually(|| !xdp_attached(&lab, Side::A)),
                 "the PMD's XDP program left after SIGKILL"
             );
         }
+        assert!(
+            eventually(|| !Path::new(&dir).exists()),
+            "{dir} left after signal {sig}"
+        );
     }
 
     // The interface deleted during a long send: an error naming it, not a hang.
@@ -696,5 +726,114 @@ fn killed_tcp_sender_resets_the_peer_over_af_packet_and_af_xdp() {
             .unwrap();
         let t = String::from_utf8_lossy(&t.stdout);
         assert!(!t.contains("xsend_"), "{pmd}: {t}");
+    }
+}
+
+const NR_HUGEPAGES: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+
+/// Free 2 MiB huge pages now.
+fn huge_free() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Huge pages reserved for a test, the machine's count restored on drop.
+struct HugePages(u64);
+impl HugePages {
+    /// `n` more 2 MiB pages than the machine has; `None` (said loudly) if it cannot give them.
+    fn reserve(n: u64) -> Option<Self> {
+        let old: u64 = std::fs::read_to_string(NR_HUGEPAGES)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())?;
+        let guard = HugePages(old);
+        let _ = std::fs::write(NR_HUGEPAGES, format!("{}", old + n));
+        if huge_free() < n {
+            not_running(format!(
+                "huge_pages: the kernel gave fewer than {n} free 2 MiB huge pages; NOT RUNNING"
+            ));
+            return None;
+        }
+        Some(guard)
+    }
+}
+impl Drop for HugePages {
+    fn drop(&mut self) {
+        let _ = std::fs::write(NR_HUGEPAGES, format!("{}", self.0));
+    }
+}
+
+/// Files of xsend processes in any mounted hugetlbfs.
+fn hugetlbfs_files() -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"hugetlbfs")).then(|| f[1].to_string())
+        })
+        .flat_map(|m| {
+            std::fs::read_dir(&m)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path().display().to_string())
+                        .filter(|p| p.contains("xsend-"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// With huge pages (a real NIC's memory; here `-m 64` on net_null) the EAL's memory is in
+/// memfds (`--in-memory`): after an exit, a Ctrl-C and a SIGKILL every huge page it took is
+/// free again, nothing of ours is in hugetlbfs and the runtime directory is gone.
+#[test]
+fn huge_pages_are_given_back_after_exit_ctrl_c_and_sigkill() {
+    need_root!();
+    let Some(_pages) = HugePages::reserve(48) else {
+        return;
+    };
+    let lab = lab();
+    let free0 = huge_free();
+    let eal = "--vdev=net_null0 -m 64";
+    let ip = lab.ip4_a.to_string();
+    let addr = ["--src-ip", &ip, "--dst-mac", &lab.mac_b];
+    let to = format!("{}:9", lab.ip4_b);
+    let mut args = vec!["bench", "--to", &to, "--count", "100000", "--json"];
+    args.extend(addr);
+    let v = ok(&dpdk_in_a(&lab, eal, &args));
+    assert!(
+        v["eal_args"].to_string().contains("--in-memory"),
+        "{}",
+        v["eal_args"]
+    );
+    for sig in [None, Some(libc::SIGINT), Some(libc::SIGKILL)] {
+        if let Some(sig) = sig {
+            let (guard, _lines) = endless_bench_with(&lab, eal, &addr);
+            assert!(huge_free() < free0, "the run took no huge pages");
+            // SAFETY: kill(2) of our own child.
+            unsafe { libc::kill(guard.0.as_ref().unwrap().id() as i32, sig) };
+            let out = guard.wait_output();
+            if sig == libc::SIGINT {
+                assert_eq!(out.status.code(), Some(130));
+            }
+        }
+        // (After a SIGKILL the pages go when the last user of the memory, the switch that
+        // removes the runtime directory, has exited.)
+        assert!(
+            eventually(|| huge_free() == free0),
+            "after {sig:?}: {} of {free0} huge pages free",
+            huge_free()
+        );
+        assert_eq!(hugetlbfs_files(), Vec::<String>::new(), "after {sig:?}");
+        assert!(
+            eventually(|| runtime_dirs_left().is_empty()),
+            "after {sig:?}: left in /var/run/dpdk: {:?}",
+            runtime_dirs_left()
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! the process dies without closing it (SIGKILL, a crash), a small child process makes the
 //! peer learn of it, instead of leaving it ESTABLISHED forever. The same switch can send a
 //! netlink message instead ([`Watchdog::arm_netlink`]): DPDK's net_af_xdp attaches its XDP
-//! program without a link, and a killed process would leave it on the interface.
+//! program without a link, and a killed process would leave it on the interface. And it can
+//! remove a directory ([`Watchdog::arm_remove_dir`]): the EAL's runtime directory, which DPDK
+//! creates for every process and a killed one would leave behind.
 //!
 //! How: the child holds the read end of a pipe whose write end only this process holds. When
 //! the process is gone, the read returns end-of-file; the child then sends the peer, through
@@ -52,15 +54,29 @@ struct Args {
     events: Vec<Event>,
 }
 
-/// One message the child sends `at_ms` after the parent is gone.
+/// What the child does `at_ms` after the parent is gone.
 #[derive(Debug)]
 struct Event {
     at_ms: u64,
-    fd: i32,
-    msg: Vec<u8>,
-    /// The destination address (a raw `sockaddr`).
-    dst: Vec<u8>,
+    action: Action,
 }
+
+#[derive(Debug)]
+enum Action {
+    /// Send `msg` on `fd` to `dst` (a raw `sockaddr`).
+    Send { fd: i32, msg: Vec<u8>, dst: Vec<u8> },
+    /// Unlink the entries of the directory open as `dir` (files: the EAL makes no
+    /// subdirectories), then the directory `path` itself; `buf` is the child's
+    /// `getdents64` buffer, written by it alone.
+    RemoveDir {
+        dir: i32,
+        path: std::ffi::CString,
+        buf: Box<[std::cell::UnsafeCell<u8>]>,
+    },
+}
+
+/// The child's `getdents64` buffer.
+const DENTS_BUF: usize = 4096;
 
 /// The child's stack.
 const STACK: usize = 64 << 10;
@@ -103,9 +119,11 @@ impl Watchdog {
             .iter()
             .map(|&at_ms| Event {
                 at_ms,
-                fd: raw.as_raw_fd(),
-                msg: segment.to_vec(),
-                dst: dst.clone(),
+                action: Action::Send {
+                    fd: raw.as_raw_fd(),
+                    msg: segment.to_vec(),
+                    dst: dst.clone(),
+                },
             })
             .collect();
         Self::spawn(vec![raw], events)
@@ -140,11 +158,43 @@ impl Watchdog {
         };
         let events = vec![Event {
             at_ms: 0,
-            fd: nl.as_raw_fd(),
-            msg,
-            dst,
+            action: Action::Send {
+                fd: nl.as_raw_fd(),
+                msg,
+                dst,
+            },
         }];
         Self::spawn(vec![nl, keep], events)
+    }
+
+    /// Arm a switch that removes the directory `path` and the files in it as soon as this
+    /// process is gone (the EAL's runtime directory). Drop it only after removing the
+    /// directory yourself: a switch dropped first has nothing left to guard.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    pub(crate) fn arm_remove_dir(path: &std::path::Path) -> io::Result<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+        // SAFETY: open(2) of a NUL-terminated path; the descriptor is owned right below.
+        let dir = cvt(unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        // SAFETY: a new descriptor nothing else owns.
+        let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+        let events = vec![Event {
+            at_ms: 0,
+            action: Action::RemoveDir {
+                dir: dir.as_raw_fd(),
+                path: c,
+                buf: (0..DENTS_BUF)
+                    .map(|_| std::cell::UnsafeCell::new(0))
+                    .collect(),
+            },
+        }];
+        Self::spawn(vec![dir], events)
     }
 
     /// Start the child with `keep` (its copies; ours close) and `events`.
@@ -288,22 +338,98 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                     );
                 }
                 waited = e.at_ms;
-                raw_syscall(
-                    libc::SYS_sendto,
-                    [
-                        e.fd as usize,
-                        e.msg.as_ptr() as usize,
-                        e.msg.len(),
-                        0,
-                        e.dst.as_ptr() as usize,
-                        e.dst.len(),
-                    ],
-                );
+                match &e.action {
+                    Action::Send { fd, msg, dst } => {
+                        raw_syscall(
+                            libc::SYS_sendto,
+                            [
+                                *fd as usize,
+                                msg.as_ptr() as usize,
+                                msg.len(),
+                                0,
+                                dst.as_ptr() as usize,
+                                dst.len(),
+                            ],
+                        );
+                    }
+                    Action::RemoveDir { dir, path, buf } => remove_dir(*dir, path, buf),
+                }
             }
         }
         raw_syscall(libc::SYS_exit, [0; 6]);
     }
     0
+}
+
+/// The child's removal of a directory of files: passes over its entries (unlinking while
+/// reading may skip some: read again from the start) until one finds nothing to unlink, then
+/// the directory.
+///
+/// # Safety
+/// Raw system calls only (see [`child`]); `buf` is written by this child alone.
+unsafe fn remove_dir(dir: i32, path: &std::ffi::CStr, buf: &[std::cell::UnsafeCell<u8>]) {
+    let b = std::cell::UnsafeCell::raw_get(buf.as_ptr());
+    for _ in 0..64 {
+        // SAFETY: lseek and getdents64 on our own descriptor into our own buffer.
+        let n = unsafe {
+            raw_syscall(
+                libc::SYS_lseek,
+                [dir as usize, 0, libc::SEEK_SET as usize, 0, 0, 0],
+            );
+            raw_syscall(
+                libc::SYS_getdents64,
+                [dir as usize, b as usize, buf.len(), 0, 0, 0],
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        let mut unlinked = false;
+        let mut off = 0usize;
+        // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+        while off + 19 < n as usize {
+            // SAFETY: within the `n` bytes the kernel wrote; reclen keeps records apart.
+            let (reclen, name) = unsafe {
+                let r = b.add(off);
+                (r.add(16).cast::<u16>().read_unaligned() as usize, r.add(19))
+            };
+            if reclen == 0 {
+                break;
+            }
+            // SAFETY: d_name is NUL-terminated within the record.
+            let dot = unsafe {
+                *name == b'.' && (*name.add(1) == 0 || (*name.add(1) == b'.' && *name.add(2) == 0))
+            };
+            if !dot {
+                // SAFETY: unlinkat of a NUL-terminated name in our directory.
+                let r = unsafe {
+                    raw_syscall(
+                        libc::SYS_unlinkat,
+                        [dir as usize, name as usize, 0, 0, 0, 0],
+                    )
+                };
+                unlinked |= r == 0;
+            }
+            off += reclen;
+        }
+        if !unlinked {
+            break;
+        }
+    }
+    // SAFETY: rmdir of a NUL-terminated path (unlinkat with AT_REMOVEDIR).
+    unsafe {
+        raw_syscall(
+            libc::SYS_unlinkat,
+            [
+                libc::AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                libc::AT_REMOVEDIR as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
 }
 
 /// A Linux system call without libc: the result, or `-errno`; nothing is written anywhere

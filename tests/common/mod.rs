@@ -29,7 +29,7 @@ pub fn root_or_skip(test: &str) -> bool {
 
 /// A test that cannot run here: in CI a panic with `msg` (it must fail there), elsewhere a
 /// loud notice; false.
-fn not_running(msg: String) -> bool {
+pub fn not_running(msg: String) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{msg}");
     }

@@ -101,8 +101,8 @@ pub(crate) struct XdpArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4094))]
     pub(crate) vlan: Option<u16>,
     /// DPDK: EAL arguments, split at spaces, e.g. "--vdev=net_af_xdp0,iface=eth1" or
-    /// "-a 0000:81:00.0" (xsend adds a file prefix of its own, --no-shconf, and without a
-    /// PCI device --no-pci --no-huge -m 256).
+    /// "-a 0000:81:00.0" (xsend adds a file prefix of its own, --in-memory with huge pages,
+    /// and without a PCI device --no-pci --no-huge -m 256 --no-shconf).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) dpdk_args: Option<String>,
     /// DPDK: the port to send on.

@@ -1,5 +1,6 @@
 //! The EAL: initialised once per process with our defaults around the user's arguments,
-//! cleaned up at exit (ports closed, `rte_eal_cleanup`, runtime directory removed).
+//! cleaned up at exit (ports closed, `rte_eal_cleanup`, runtime directory removed; after a
+//! SIGKILL a dead man's switch removes the directory).
 
 use std::ffi::CString;
 use std::io;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use super::ffi;
+use crate::sys::watchdog::Watchdog;
 
 /// What the EAL was started with.
 #[derive(Debug, Clone)]
@@ -61,7 +63,10 @@ fn has(args: &[String], names: &[&str]) -> bool {
 
 /// The EAL's arguments: ours (quiet logs, a file prefix of our own, no shared config, no
 /// telemetry socket, the main lcore on a CPU we may run on, and — when no PCI device is
-/// named — no PCI scan and no hugepages) followed by the user's.
+/// named — no PCI scan and no hugepages) followed by the user's. With hugepages (a PCI port,
+/// or the user's `-m`/`--socket-mem`), `--in-memory` rather than `--no-shconf` alone: the
+/// EAL's memory is then memfd-backed, with no `<prefix>map_N` files in hugetlbfs, which
+/// `--no-shconf` leaves behind (their huge pages taken) after every exit, not only a kill.
 pub(crate) fn eal_args(user: &[String], cpu: usize, prefix: &str) -> Vec<String> {
     let mut a: Vec<String> = vec!["--log-level=*:warning".into()];
     if !has(user, &["-l", "-c", "--lcores"]) {
@@ -70,17 +75,9 @@ pub(crate) fn eal_args(user: &[String], cpu: usize, prefix: &str) -> Vec<String>
     if !has(user, &["--file-prefix"]) {
         a.push(format!("--file-prefix={prefix}"));
     }
-    if !has(user, &["--in-memory", "--no-shconf"]) {
-        a.push("--no-shconf".into());
-    }
-    if !has(user, &["--telemetry", "--no-telemetry"]) {
-        a.push("--no-telemetry".into());
-    }
     let pci = has(user, &["-a", "--allow", "-w", "-b", "--block"]);
-    if !pci && !has(user, &["--no-pci"]) {
-        a.push("--no-pci".into());
-    }
-    if !pci
+    // (DPDK 22.11 refuses --in-memory together with --no-huge.)
+    let no_huge = !pci
         && !has(
             user,
             &[
@@ -90,8 +87,18 @@ pub(crate) fn eal_args(user: &[String], cpu: usize, prefix: &str) -> Vec<String>
                 "--huge-dir",
                 "--in-memory",
             ],
-        )
-    {
+        );
+    let huge = !no_huge && !has(user, &["--no-huge"]);
+    if !has(user, &["--in-memory", "--no-shconf"]) {
+        a.push(if huge { "--in-memory" } else { "--no-shconf" }.into());
+    }
+    if !has(user, &["--telemetry", "--no-telemetry"]) {
+        a.push("--no-telemetry".into());
+    }
+    if !pci && !has(user, &["--no-pci"]) {
+        a.push("--no-pci".into());
+    }
+    if no_huge {
         a.push("--no-huge".into());
         a.push("-m256".into());
     }
@@ -169,6 +176,14 @@ fn init(user: &[String]) -> io::Result<EalInfo> {
     }
     if !existed {
         let _ = CLEANUP_DIR.set(runtime_dir.clone());
+        // A SIGKILL runs no atexit: a switch removes the directory as the process ends
+        // (without one, the next xsend to start DPDK removes it: remove_stale).
+        let w = Watchdog::arm_remove_dir(&runtime_dir);
+        if let Ok(w) = w {
+            if let Ok(mut g) = DIR_SWITCH.lock() {
+                *g = Some(w);
+            }
+        }
     }
     // SAFETY: registers a plain extern "C" function with no captured state.
     unsafe { libc::atexit(cleanup) };
@@ -176,6 +191,8 @@ fn init(user: &[String]) -> io::Result<EalInfo> {
 }
 
 static CLEANUP_DIR: OnceLock<PathBuf> = OnceLock::new();
+/// The switch that removes [`CLEANUP_DIR`] if this process is killed.
+static DIR_SWITCH: Mutex<Option<Watchdog>> = Mutex::new(None);
 
 /// At exit: close the ports still open, clean up the EAL, remove its runtime directory.
 extern "C" fn cleanup() {
@@ -193,4 +210,6 @@ extern "C" fn cleanup() {
         // (DPDK's base directory stays: another process may be starting in it.)
         let _ = std::fs::remove_dir_all(d);
     }
+    // Removed: the switch leaves (dropping it waits for it to exit).
+    drop(DIR_SWITCH.lock().ok().and_then(|mut g| g.take()));
 }

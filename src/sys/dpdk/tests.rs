@@ -36,12 +36,33 @@ fn eal_args_put_ours_first_and_respect_the_users() {
             "--vdev=net_null0"
         ]
     );
-    // A PCI port: hugepages and the PCI bus are the user's.
+    // A PCI port: hugepages and the PCI bus are the user's; memory in memfds, not files.
     let a = eal_args(&["-a".into(), "0000:81:00.0".into()], 0, "p");
     assert!(
-        !a.iter().any(|x| x == "--no-pci" || x == "--no-huge"),
+        !a.iter()
+            .any(|x| x == "--no-pci" || x == "--no-huge" || x == "--no-shconf"),
         "{a:?}"
     );
+    assert!(a.iter().any(|x| x == "--in-memory"), "{a:?}");
+    // Hugepages asked for on a vdev: the same.
+    let a = eal_args(
+        &["--vdev=net_null0".into(), "-m".into(), "64".into()],
+        0,
+        "p",
+    );
+    assert!(a.iter().any(|x| x == "--in-memory"), "{a:?}");
+    assert!(!a.iter().any(|x| x == "--no-huge"), "{a:?}");
+    // The user's own --no-huge with a size: no --in-memory (22.11 refuses the pair).
+    let a = eal_args(&["--no-huge".into(), "-m512".into()], 0, "p");
+    assert!(a.iter().any(|x| x == "--no-shconf"), "{a:?}");
+    assert!(!a.iter().any(|x| x == "--in-memory"), "{a:?}");
+    // The user's --no-shconf is theirs to keep.
+    let a = eal_args(
+        &["-a".into(), "0000:81:00.0".into(), "--no-shconf".into()],
+        0,
+        "p",
+    );
+    assert!(!a.iter().any(|x| x == "--in-memory"), "{a:?}");
     let a = eal_args(&["-l".into(), "3".into(), "--in-memory".into()], 0, "p");
     assert!(
         !a.iter()
