@@ -49,9 +49,11 @@ fn ok(out: &std::process::Output) -> serde_json::Value {
 }
 
 /// This process's children must not leave EAL runtime directories behind.
+/// (A killed process's directory goes a moment after the process, with its switch: waited
+/// for.)
 fn no_runtime_dirs_left() {
-    let left = runtime_dirs_left();
-    assert!(left.is_empty(), "left in /var/run/dpdk: {left:?}");
+    let gone = eventually(|| runtime_dirs_left().is_empty());
+    assert!(gone, "left in /var/run/dpdk: {:?}", runtime_dirs_left());
 }
 
 /// EAL runtime directories of xsend processes that have ended.
@@ -731,14 +733,12 @@ fn killed_tcp_sender_resets_the_peer_over_af_packet_and_af_xdp() {
 
 const NR_HUGEPAGES: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
 
-/// Free 2 MiB huge pages now.
+/// Free 2 MiB huge pages now (of that size: /proc/meminfo counts the default size only).
 fn huge_free() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap()
+        .unwrap_or(0)
 }
 
 /// Huge pages reserved for a test, the machine's count restored on drop.
@@ -746,9 +746,15 @@ struct HugePages(u64);
 impl HugePages {
     /// `n` more 2 MiB pages than the machine has; `None` (said loudly) if it cannot give them.
     fn reserve(n: u64) -> Option<Self> {
-        let old: u64 = std::fs::read_to_string(NR_HUGEPAGES)
+        let Some(old) = std::fs::read_to_string(NR_HUGEPAGES)
             .ok()
-            .and_then(|v| v.trim().parse().ok())?;
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            not_running(format!(
+                "huge_pages: no 2 MiB huge pages on this kernel ({NR_HUGEPAGES}); NOT RUNNING"
+            ));
+            return None;
+        };
         let guard = HugePages(old);
         let _ = std::fs::write(NR_HUGEPAGES, format!("{}", old + n));
         if huge_free() < n {

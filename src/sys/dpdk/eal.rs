@@ -88,7 +88,9 @@ pub(crate) fn eal_args(user: &[String], cpu: usize, prefix: &str) -> Vec<String>
                 "--in-memory",
             ],
         );
-    let huge = !no_huge && !has(user, &["--no-huge"]);
+    // (It also refuses --in-memory with --legacy-mem or --huge-unlink=never: those keep
+    // --no-shconf.)
+    let huge = !no_huge && !has(user, &["--no-huge", "--legacy-mem", "--huge-unlink"]);
     if !has(user, &["--in-memory", "--no-shconf"]) {
         a.push(if huge { "--in-memory" } else { "--no-shconf" }.into());
     }

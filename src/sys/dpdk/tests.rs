@@ -56,6 +56,12 @@ fn eal_args_put_ours_first_and_respect_the_users() {
     let a = eal_args(&["--no-huge".into(), "-m512".into()], 0, "p");
     assert!(a.iter().any(|x| x == "--no-shconf"), "{a:?}");
     assert!(!a.iter().any(|x| x == "--in-memory"), "{a:?}");
+    // Options 22.11 refuses beside --in-memory: --no-shconf then.
+    for o in ["--legacy-mem", "--huge-unlink=never"] {
+        let a = eal_args(&["-a".into(), "0000:81:00.0".into(), o.into()], 0, "p");
+        assert!(!a.iter().any(|x| x == "--in-memory"), "{a:?}");
+        assert!(a.iter().any(|x| x == "--no-shconf"), "{a:?}");
+    }
     // The user's --no-shconf is theirs to keep.
     let a = eal_args(
         &["-a".into(), "0000:81:00.0".into(), "--no-shconf".into()],
