@@ -75,25 +75,25 @@ impl FastClock {
     #[inline]
     pub(crate) fn now_ns(&mut self) -> u64 {
         let ns = match self.tsc.as_mut() {
-            Some(t) if t.mult != 0 => {
-                let ticks = rdtsc().saturating_sub(t.base.0);
-                if ticks < t.anchor_ticks {
-                    t.base.1 + ((ticks as u128 * t.mult as u128) >> 32) as u64
-                } else {
-                    self.anchors += 1;
-                    t.anchor()
-                }
-            }
-            Some(t) => {
-                let ns = monotonic_ns();
-                if ns.saturating_sub(t.base.1) < ANCHOR_NS {
-                    ns
-                } else {
-                    self.anchors += 1;
-                    t.anchor()
-                }
-            }
             None => monotonic_ns(),
+            Some(t) => {
+                // (Off the line once drawn, off the vDSO before: either way, a new anchor
+                // when the last is ANCHOR_NS old.)
+                let (ns, stale) = if t.mult != 0 {
+                    let ticks = rdtsc().saturating_sub(t.base.0);
+                    let ns = t.base.1 + ((ticks as u128 * t.mult as u128) >> 32) as u64;
+                    (ns, ticks >= t.anchor_ticks)
+                } else {
+                    let ns = monotonic_ns();
+                    (ns, ns.saturating_sub(t.base.1) >= ANCHOR_NS)
+                };
+                if stale {
+                    self.anchors += 1;
+                    t.anchor()
+                } else {
+                    ns
+                }
+            }
         };
         self.last = self.last.max(ns);
         self.last
@@ -109,17 +109,17 @@ impl TscLine {
             p.0.saturating_sub(self.first.0),
             p.1.saturating_sub(self.first.1),
         );
-        if dt == 0 || dns == 0 {
-            return p.1;
-        }
-        let mult = ((dns as u128) << 32).checked_div(dt as u128).unwrap_or(0) as u64;
+        let mult = if dt == 0 {
+            0
+        } else {
+            (((dns as u128) << 32) / dt as u128).min(u64::MAX as u128) as u64
+        };
         if mult == 0 {
             return p.1;
         }
         self.mult = mult;
-        self.anchor_ticks = ((ANCHOR_NS as u128) << 32)
-            .checked_div(mult as u128)
-            .map_or(u64::MAX, |t| t.min(u64::MAX as u128) as u64);
+        self.anchor_ticks =
+            (((ANCHOR_NS as u128) << 32) / mult as u128).min(u64::MAX as u128) as u64;
         self.base = p;
         p.1
     }

@@ -180,8 +180,7 @@ fn init(user: &[String]) -> io::Result<EalInfo> {
         let _ = CLEANUP_DIR.set(runtime_dir.clone());
         // A SIGKILL runs no atexit: a switch removes the directory as the process ends
         // (without one, the next xsend to start DPDK removes it: remove_stale).
-        let w = Watchdog::arm_remove_dir(&runtime_dir);
-        if let Ok(w) = w {
+        if let Ok(w) = Watchdog::arm_remove_dir(&runtime_dir) {
             if let Ok(mut g) = DIR_SWITCH.lock() {
                 *g = Some(w);
             }
